@@ -1,0 +1,24 @@
+//! Host-side bindings for the Spin interfaces in `host/wit` (WASI and wasi:http come from
+//! wasmtime-wasi and wasmtime-wasi-http). Every import is trappable so a bad resource handle
+//! traps the guest instead of being reported as a store error.
+
+wasmtime::component::bindgen!({
+    path: "wit",
+    world: "oms:host/platform",
+    imports: { default: trappable },
+    with: {
+        "fermyon:spin/key-value.store": crate::key_value::OpenStore,
+        "wasi:keyvalue/store.bucket": crate::key_value::OpenStore,
+        "wasi:keyvalue/atomics.cas": crate::key_value::Cas,
+        "fermyon:spin/redis.connection": crate::queue::RedisConnection,
+    },
+});
+
+/// The export a queue-triggered component implements.
+pub mod redis_trigger {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "oms:host/redis-trigger",
+        exports: { default: async },
+    });
+}

@@ -1,0 +1,298 @@
+//! The HTTP trigger: a hyper server that routes each request (Spin route syntax, most specific
+//! wins) to its component, with Spin's `spin-*` request headers. Host-side failures are RFC 9457
+//! problem documents: 404 no route, 413 body too large, 504 the guest ran past its deadline,
+//! 500 the guest trapped, 503 no instance slot free. The host keeps serving after any of them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use crate::manifest::App;
+use crate::routes::{RouteMatch, RoutePattern, Router};
+use crate::runtime::{is_deadline, Runtime};
+
+/// The HTTP trigger of one app.
+pub struct HttpTrigger {
+    runtime: Arc<Runtime>,
+    router: Router<String>,
+}
+
+impl HttpTrigger {
+    /// Routes of the app's `[[trigger.http]]` entries.
+    pub fn new(app: &App, runtime: Arc<Runtime>) -> HttpTrigger {
+        let routes = app
+            .http_triggers
+            .iter()
+            .map(|t| (t.route.clone(), t.component.clone()))
+            .collect();
+        HttpTrigger {
+            runtime,
+            router: Router::new(routes),
+        }
+    }
+
+    /// Accepts connections until the listener fails.
+    ///
+    /// # Errors
+    /// When accepting a connection fails.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, client) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr()?;
+            let this = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let this = this.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(this.handle(req, client, local).await)
+                    }
+                });
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(%client, error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        local: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let (component, response) = match self.router.route(&path) {
+            None => (
+                None,
+                problem(
+                    StatusCode::NOT_FOUND,
+                    "No route",
+                    &format!("no route matches {path}"),
+                ),
+            ),
+            Some((route, id, matched)) => {
+                let response = self.dispatch(id, route, matched, req, client, local).await;
+                (Some(id.clone()), response)
+            }
+        };
+        tracing::info!(
+            %method, %path, component = component.as_deref().unwrap_or("-"),
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        id: &str,
+        route: &RoutePattern,
+        matched: RouteMatch,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        local: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let Some(component) = self.runtime.component(id) else {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Component not loaded",
+                id,
+            );
+        };
+        let Some(pre) = component.http.clone() else {
+            return problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Component not loaded",
+                id,
+            );
+        };
+        let limit = self.runtime.limits.max_body_bytes;
+        let too_large = || {
+            problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body too large",
+                &format!("the request body exceeds the limit of {limit} bytes"),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return too_large();
+        }
+        let (mut parts, body) = req.into_parts();
+        let body = match Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return too_large()
+            }
+            Err(e) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "Unreadable request body",
+                    &e.to_string(),
+                );
+            }
+        };
+
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| local.to_string());
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let full_url = format!("http://{host}{path_and_query}");
+        let Ok(uri) = full_url.parse::<http::Uri>() else {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "Bad request target",
+                &path_and_query,
+            );
+        };
+        parts.uri = uri;
+        let h = &mut parts.headers;
+        let mut set = |name: &str, value: &str| {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                h.insert(n, v);
+            }
+        };
+        set("spin-full-url", &full_url);
+        set("spin-path-info", &matched.path_info);
+        set("spin-matched-route", route.as_str());
+        set("spin-raw-component-route", route.as_str());
+        set("spin-component-route", route.base());
+        set("spin-base-path", "/");
+        set("spin-client-addr", &client.to_string());
+        for (name, value) in &matched.params {
+            set(&format!("spin-path-match-{name}"), value);
+        }
+        let request = Request::from_parts(parts, Full::new(body));
+
+        let deadline = self.runtime.limits.http_deadline;
+        let mut store = self.runtime.new_store(&component, deadline);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let prepared = (|| {
+            let req = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, request)?;
+            let out = store.data_mut().http().new_response_outparam(sender)?;
+            Ok::<_, wasmtime::Error>((req, out))
+        })();
+        let (req, out) = match prepared {
+            Ok(p) => p,
+            Err(e) => return internal(id, &e),
+        };
+        let id_owned = component.id.clone();
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                tracing::warn!(component = %id_owned, error = ?code, "guest answered with an error code");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Component error",
+                    &format!("{code:?}"),
+                )
+            }
+            Err(_) => match task.await {
+                Ok(Err(e)) if is_deadline(&e) => {
+                    tracing::warn!(component = %id_owned, deadline_ms = deadline.as_millis() as u64, "guest ran past its deadline: interrupted");
+                    problem(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "Component timed out",
+                        &format!(
+                            "component {id_owned} did not finish within {} ms",
+                            deadline.as_millis()
+                        ),
+                    )
+                }
+                Ok(Err(e)) if is_pool_exhausted(&e) => problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many concurrent requests",
+                    "no instance slot is free; retry shortly",
+                ),
+                Ok(Err(e)) => internal(&id_owned, &e),
+                Ok(Ok(())) => problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "No response",
+                    &format!("component {id_owned} returned without setting a response"),
+                ),
+                Err(join) => internal(&id_owned, &wasmtime::Error::msg(join.to_string())),
+            },
+        }
+    }
+}
+
+fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("maximum concurrent") || text.contains("pooling allocator")
+}
+
+fn internal(component: &str, e: &wasmtime::Error) -> Response<HyperOutgoingBody> {
+    tracing::error!(%component, error = %format!("{e:?}"), "component failed");
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Component failed",
+        &format!("component {component} failed; see the host log"),
+    )
+}
+
+/// An RFC 9457 problem document from the host itself.
+pub fn problem(status: StatusCode, title: &str, detail: &str) -> Response<HyperOutgoingBody> {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    })
+    .to_string();
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}

@@ -1,0 +1,182 @@
+//! `oms`: the OMS's local Spin-compatible host.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use oms_host::queue::{EmbeddedQueue, RetryPolicy};
+use oms_host::runtime::Limits;
+use oms_host::up::{state_dir, up, UpOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "oms",
+    version,
+    about = "Run a Spin app (the edge OMS) locally on wasmtime"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the app described by a Spin manifest (like `spin up`).
+    Up(UpArgs),
+    /// Inspect the embedded queue: counts, dead letters, re-drive.
+    Queue {
+        /// The manifest (locates the state folder).
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// State folder (default: .oms beside the manifest).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// Messages by channel, component and state.
+    Stats,
+    /// Dead letters with their last error.
+    Dead,
+    /// Re-drive dead letters (all, or one by id).
+    Retry {
+        /// Only this message.
+        #[arg(long)]
+        id: Option<i64>,
+    },
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    /// The manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Spin runtime config file (key-value stores).
+    #[arg(long)]
+    runtime_config_file: Option<PathBuf>,
+    /// State folder: key-value, queue, compile cache (default: .oms beside the manifest).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Longest an HTTP request may run in a component, in ms (504 beyond).
+    #[arg(long, default_value_t = 1000)]
+    http_deadline_ms: u64,
+    /// Longest a queue message may run in a component, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    queue_deadline_ms: u64,
+    /// Largest guest linear memory, in MiB.
+    #[arg(long, default_value_t = 128)]
+    memory_limit_mib: usize,
+    /// Largest request body, in bytes (413 beyond).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Deliveries of a queue message before it is dead-lettered.
+    #[arg(long, default_value_t = 8)]
+    queue_max_attempts: u32,
+    /// First retry delay of a failed message, in ms (doubles per attempt).
+    #[arg(long, default_value_t = 250)]
+    queue_retry_base_ms: u64,
+    /// Longest retry delay, in ms.
+    #[arg(long, default_value_t = 60_000)]
+    queue_retry_max_ms: u64,
+    /// Queue messages handled at once.
+    #[arg(long, default_value_t = 16)]
+    queue_concurrency: usize,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OMS_LOG")
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(a) => {
+            let opts = UpOptions {
+                manifest: a.manifest,
+                listen: a.listen,
+                runtime_config: a.runtime_config_file,
+                state_dir: a.state_dir,
+                limits: Limits {
+                    http_deadline: Duration::from_millis(a.http_deadline_ms),
+                    queue_deadline: Duration::from_millis(a.queue_deadline_ms),
+                    memory_bytes: a.memory_limit_mib << 20,
+                    max_body_bytes: a.max_body_bytes,
+                    ..Limits::default()
+                },
+                retry: RetryPolicy {
+                    max_attempts: a.queue_max_attempts.max(1),
+                    base_delay: Duration::from_millis(a.queue_retry_base_ms),
+                    max_delay: Duration::from_millis(a.queue_retry_max_ms),
+                },
+                queue_concurrency: a.queue_concurrency.max(1),
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(up(opts))
+        }
+        Command::Queue {
+            manifest,
+            state_dir: dir,
+            action,
+        } => {
+            let path = state_dir(&manifest, dir.as_ref()).join("queue.db");
+            anyhow::ensure!(
+                path.exists(),
+                "no queue at {} (has `oms up` run here?)",
+                path.display()
+            );
+            let policy = RetryPolicy {
+                max_attempts: 1,
+                base_delay: Duration::ZERO,
+                max_delay: Duration::ZERO,
+            };
+            let queue = EmbeddedQueue::open(&path, Default::default(), policy)?;
+            match action {
+                QueueAction::Stats => {
+                    println!(
+                        "{:<24} {:<16} {:<9} {:>7}",
+                        "CHANNEL", "COMPONENT", "STATE", "COUNT"
+                    );
+                    for (channel, component, state, n) in queue.stats()? {
+                        println!("{channel:<24} {component:<16} {state:<9} {n:>7}");
+                    }
+                }
+                QueueAction::Dead => {
+                    for d in queue.dead_letters()? {
+                        println!(
+                            "#{} {} -> {} after {} attempts: {}\n    payload: {}",
+                            d.id, d.channel, d.component, d.attempts, d.last_error, d.payload
+                        );
+                    }
+                }
+                QueueAction::Retry { id } => {
+                    let n = queue.retry_dead(id)?;
+                    println!("{n} dead letter(s) queued again; a running `oms up` delivers them");
+                }
+            }
+            Ok(())
+        }
+    }
+}

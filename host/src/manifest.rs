@@ -1,0 +1,449 @@
+//! Spin application manifest (`spin.toml`, `spin_manifest_version = 2`): the subset `oms up`
+//! runs, parsed and checked up front so a bad manifest fails at start with the file and field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::outbound::AllowedHosts;
+use crate::routes::RoutePattern;
+use crate::variables::Template;
+use crate::Error;
+
+/// A checked application manifest.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The manifest file, for error messages.
+    pub file: PathBuf,
+    /// The folder relative paths are resolved against.
+    pub dir: PathBuf,
+    /// `[application] name`.
+    pub name: String,
+    /// `[variables]`: application variables by name.
+    pub variables: BTreeMap<String, VariableDecl>,
+    /// `[component.<id>]` by id.
+    pub components: BTreeMap<String, Component>,
+    /// `[[trigger.http]]` in manifest order.
+    pub http_triggers: Vec<HttpTrigger>,
+    /// `[[trigger.redis]]` in manifest order.
+    pub redis_triggers: Vec<RedisTrigger>,
+}
+
+/// An application variable declaration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VariableDecl {
+    /// Value used when no provider sets one.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// Start fails when no value is provided.
+    #[serde(default)]
+    pub required: bool,
+    /// Never logged.
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// A component: its Wasm source and the capabilities the manifest grants it.
+#[derive(Debug, Clone)]
+pub struct Component {
+    /// The component id (the `[component.<id>]` key).
+    pub id: String,
+    /// Path of the `.wasm` file (core module or component).
+    pub source: PathBuf,
+    /// Key-value store labels it may open.
+    pub key_value_stores: Vec<String>,
+    /// Where it may send outbound HTTP requests.
+    pub allowed_outbound_hosts: AllowedHosts,
+    /// Its variables: name → template over application variables.
+    pub variables: BTreeMap<String, Template>,
+    /// Environment variables set in its WASI context.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// An HTTP trigger: a route served by a component.
+#[derive(Debug, Clone)]
+pub struct HttpTrigger {
+    /// The route pattern.
+    pub route: RoutePattern,
+    /// The component id.
+    pub component: String,
+}
+
+/// A Redis trigger: a channel whose messages go to a component.
+#[derive(Debug, Clone)]
+pub struct RedisTrigger {
+    /// The Redis address (the trigger's own or the application default).
+    pub address: String,
+    /// The channel subscribed to.
+    pub channel: String,
+    /// The component id.
+    pub component: String,
+}
+
+#[derive(Deserialize)]
+struct RawManifest {
+    spin_manifest_version: toml::Value,
+    application: RawApplication,
+    #[serde(default)]
+    variables: BTreeMap<String, VariableDecl>,
+    #[serde(default)]
+    trigger: BTreeMap<String, Vec<toml::Table>>,
+    #[serde(default)]
+    component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Deserialize)]
+struct RawApplication {
+    name: String,
+    #[serde(default)]
+    trigger: RawAppTriggers,
+}
+
+#[derive(Deserialize, Default)]
+struct RawAppTriggers {
+    redis: Option<RawAppRedis>,
+}
+
+#[derive(Deserialize)]
+struct RawAppRedis {
+    address: String,
+}
+
+#[derive(Deserialize)]
+struct RawComponent {
+    source: toml::Value,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttpTrigger {
+    #[serde(default)]
+    id: Option<String>,
+    route: toml::Value,
+    component: String,
+    #[serde(default)]
+    executor: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRedisTrigger {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+    channel: String,
+    component: String,
+}
+
+impl App {
+    /// Reads and checks a manifest file.
+    ///
+    /// # Errors
+    /// [`Error::Manifest`] naming the file and the offending field for anything malformed or
+    /// inconsistent (unknown component, bad route, undeclared variable, bad host pattern,
+    /// unsupported trigger type, unknown key-value store when `known_stores` is given).
+    pub fn load(file: &Path, known_stores: &[String]) -> Result<App, Error> {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::Manifest {
+            file: file.to_path_buf(),
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(file, &text, known_stores)
+    }
+
+    /// Parses and checks manifest text (see [`App::load`]).
+    ///
+    /// # Errors
+    /// As [`App::load`].
+    pub fn parse(file: &Path, text: &str, known_stores: &[String]) -> Result<App, Error> {
+        let err = |field: &str, message: String| Error::Manifest {
+            file: file.to_path_buf(),
+            field: field.to_string(),
+            message,
+        };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            err(
+                "",
+                e.to_string()
+                    .trim_end()
+                    .replace("TOML parse error", "invalid manifest"),
+            )
+        })?;
+        if raw.spin_manifest_version.as_integer() != Some(2) {
+            return Err(err(
+                "spin_manifest_version",
+                format!(
+                    "only manifest version 2 is supported (got {})",
+                    raw.spin_manifest_version
+                ),
+            ));
+        }
+        let dir = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        for (name, decl) in &raw.variables {
+            check_variable_name(name).map_err(|m| err(&format!("variables.{name}"), m))?;
+            if decl.required && decl.default.is_some() {
+                return Err(err(
+                    &format!("variables.{name}"),
+                    "a variable cannot be both required and have a default".into(),
+                ));
+            }
+        }
+
+        let mut components = BTreeMap::new();
+        for (id, c) in raw.component {
+            let field = |f: &str| format!("component.{id}.{f}");
+            let source = match &c.source {
+                toml::Value::String(s) => dir.join(s),
+                other => {
+                    return Err(err(
+                        &field("source"),
+                        format!("only a local file path is supported (got {other})"),
+                    ))
+                }
+            };
+            for (i, store) in c.key_value_stores.iter().enumerate() {
+                if !known_stores.is_empty() && !known_stores.contains(store) {
+                    return Err(err(
+                        &format!("{}[{i}]", field("key_value_stores")),
+                        format!(
+                            "unknown key-value store {store:?} (defined: {}); define it in the \
+                             runtime config as [key_value_store.{store}]",
+                            known_stores.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let mut variables = BTreeMap::new();
+            for (name, template) in &c.variables {
+                let f = format!("{}.{name}", field("variables"));
+                check_variable_name(name).map_err(|m| err(&f, m))?;
+                let t = Template::parse(template).map_err(|m| err(&f, m))?;
+                for var in t.references() {
+                    if !raw.variables.contains_key(var) {
+                        return Err(err(
+                            &f,
+                            format!("refers to undeclared application variable {var:?}"),
+                        ));
+                    }
+                }
+                variables.insert(name.clone(), t);
+            }
+            let allowed_outbound_hosts = AllowedHosts::parse(&c.allowed_outbound_hosts)
+                .map_err(|(i, m)| err(&format!("{}[{i}]", field("allowed_outbound_hosts")), m))?;
+            components.insert(
+                id.clone(),
+                Component {
+                    id: id.clone(),
+                    source,
+                    key_value_stores: c.key_value_stores,
+                    allowed_outbound_hosts,
+                    variables,
+                    environment: c.environment,
+                },
+            );
+        }
+
+        let component_ref = |field: &str, id: &str| -> Result<String, Error> {
+            if components.contains_key(id) {
+                Ok(id.to_string())
+            } else {
+                let known: Vec<&str> = components.keys().map(String::as_str).collect();
+                Err(err(
+                    field,
+                    format!(
+                        "no component named {id:?} (components: {})",
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ))
+            }
+        };
+
+        let app_redis = raw.application.trigger.redis.map(|r| r.address);
+        let mut http_triggers: Vec<HttpTrigger> = Vec::new();
+        let mut redis_triggers = Vec::new();
+        for (kind, triggers) in raw.trigger {
+            for (i, table) in triggers.into_iter().enumerate() {
+                let field = format!("trigger.{kind}[{i}]");
+                match kind.as_str() {
+                    "http" => {
+                        let t: RawHttpTrigger = toml::Value::Table(table)
+                            .try_into()
+                            .map_err(|e: toml::de::Error| err(&field, e.message().to_string()))?;
+                        let _ = (&t.id, &t.executor);
+                        let route = match &t.route {
+                            toml::Value::String(r) => RoutePattern::parse(r)
+                                .map_err(|m| err(&format!("{field}.route"), m))?,
+                            other => {
+                                return Err(err(
+                                    &format!("{field}.route"),
+                                    format!("expected a route string (got {other})"),
+                                ))
+                            }
+                        };
+                        if let Some(dup) = http_triggers.iter().find(|h| h.route == route) {
+                            return Err(err(
+                                &format!("{field}.route"),
+                                format!(
+                                    "route {route} is already served by component {:?}",
+                                    dup.component
+                                ),
+                            ));
+                        }
+                        let component = component_ref(&format!("{field}.component"), &t.component)?;
+                        http_triggers.push(HttpTrigger { route, component });
+                    }
+                    "redis" => {
+                        let t: RawRedisTrigger = toml::Value::Table(table)
+                            .try_into()
+                            .map_err(|e: toml::de::Error| err(&field, e.message().to_string()))?;
+                        let _ = &t.id;
+                        let address = t.address.or_else(|| app_redis.clone()).ok_or_else(|| {
+                            err(
+                                &format!("{field}.address"),
+                                "no address: set it here or in [application.trigger.redis]".into(),
+                            )
+                        })?;
+                        if t.channel.is_empty() {
+                            return Err(err(
+                                &format!("{field}.channel"),
+                                "must not be empty".into(),
+                            ));
+                        }
+                        let component = component_ref(&format!("{field}.component"), &t.component)?;
+                        redis_triggers.push(RedisTrigger {
+                            address,
+                            channel: t.channel,
+                            component,
+                        });
+                    }
+                    other => {
+                        return Err(err(
+                            &format!("trigger.{other}"),
+                            "unsupported trigger type: oms up runs http and redis triggers".into(),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(App {
+            file: file.to_path_buf(),
+            dir,
+            name: raw.application.name,
+            variables: raw.variables,
+            components,
+            http_triggers,
+            redis_triggers,
+        })
+    }
+}
+
+/// Spin's rule for variable names: lowercase ASCII letters, digits and underscores, starting
+/// with a letter.
+fn check_variable_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid variable name {name:?}: use lowercase letters, digits and '_', starting \
+             with a letter"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "t"
+[application.trigger.redis]
+address = "redis://127.0.0.1:6379"
+[variables]
+token = { required = true, secret = true }
+greeting = { default = "hi" }
+[[trigger.http]]
+route = "/api/..."
+component = "web"
+[[trigger.redis]]
+channel = "orders"
+component = "worker"
+[component.web]
+source = "web.wasm"
+key_value_stores = ["default"]
+allowed_outbound_hosts = ["https://api.example.com"]
+[component.web.variables]
+auth = "Bearer {{ token }}"
+[component.worker]
+source = "worker.wasm"
+"#;
+
+    fn parse(text: &str) -> Result<App, Error> {
+        App::parse(Path::new("dir/spin.toml"), text, &["default".to_string()])
+    }
+
+    #[test]
+    fn parses_a_good_manifest() {
+        let app = parse(GOOD).unwrap();
+        assert_eq!(app.http_triggers.len(), 1);
+        assert_eq!(app.redis_triggers[0].address, "redis://127.0.0.1:6379");
+        assert_eq!(app.components["web"].source, Path::new("dir/web.wasm"));
+    }
+
+    fn field_of(text: &str) -> String {
+        match parse(text) {
+            Err(Error::Manifest { field, .. }) => field,
+            other => panic!("expected a manifest error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        assert_eq!(
+            field_of(&GOOD.replace("component = \"web\"", "component = \"nope\"")),
+            "trigger.http[0].component"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("/api/...", "api")),
+            "trigger.http[0].route"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("[\"default\"]", "[\"cache\"]")),
+            "component.web.key_value_stores[0]"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("{{ token }}", "{{ nope }}")),
+            "component.web.variables.auth"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("https://api.example.com", "api.example.com")),
+            "component.web.allowed_outbound_hosts[0]"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("spin_manifest_version = 2", "spin_manifest_version = 1")),
+            "spin_manifest_version"
+        );
+    }
+}

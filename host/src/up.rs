@@ -1,0 +1,130 @@
+//! `oms up`: load the app and serve it until interrupted.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::http_trigger::HttpTrigger;
+use crate::key_value::KvStores;
+use crate::manifest::App;
+use crate::queue::{EmbeddedQueue, RetryPolicy};
+use crate::runtime::{Limits, Runtime, RuntimeParts};
+use crate::runtime_config::RuntimeConfig;
+use crate::variables::ResolvedVariables;
+
+/// Everything `oms up` is told.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Spin runtime config file, if any.
+    pub runtime_config: Option<PathBuf>,
+    /// State folder (key-value, queue, compile cache); default `.oms` beside the manifest.
+    pub state_dir: Option<PathBuf>,
+    /// Per-request limits.
+    pub limits: Limits,
+    /// Queue retry policy.
+    pub retry: RetryPolicy,
+    /// Queue messages handled at once.
+    pub queue_concurrency: usize,
+}
+
+/// The state folder for a manifest.
+pub fn state_dir(manifest: &std::path::Path, explicit: Option<&PathBuf>) -> PathBuf {
+    explicit.cloned().unwrap_or_else(|| {
+        manifest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .join(".oms")
+    })
+}
+
+/// Loads the app and serves it until Ctrl-C.
+///
+/// # Errors
+/// A bad manifest or runtime config, an unresolvable variable, a component that cannot load,
+/// storage that cannot open, or an address that cannot be bound.
+pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
+    let state = state_dir(&opts.manifest, opts.state_dir.as_ref());
+    let rc = match &opts.runtime_config {
+        Some(file) => RuntimeConfig::load(file, &state)?,
+        None => RuntimeConfig::embedded(&state),
+    };
+    let app = App::load(&opts.manifest, &rc.store_labels())?;
+    let variables = ResolvedVariables::resolve(&app, |k| std::env::var(k).ok())?;
+    let engine = crate::runtime::engine(&opts.limits)
+        .map_err(|e| anyhow::anyhow!("cannot configure wasmtime: {e:#}"))?;
+    let kv = Arc::new(KvStores::open(&rc)?);
+    let queue = if app.redis_triggers.is_empty() {
+        None
+    } else {
+        let mut subscribers: HashMap<String, Vec<String>> = HashMap::new();
+        for t in &app.redis_triggers {
+            subscribers
+                .entry(t.channel.clone())
+                .or_default()
+                .push(t.component.clone());
+        }
+        let path = state.join("queue.db");
+        tracing::info!(path = %path.display(), "embedded queue (redis trigger channels)");
+        Some(Arc::new(EmbeddedQueue::open(
+            &path,
+            subscribers,
+            opts.retry.clone(),
+        )?))
+    };
+    let runtime = Arc::new(Runtime::load(
+        &app,
+        RuntimeParts {
+            engine,
+            cache_dir: state.join("cache"),
+            kv,
+            queue: queue.clone(),
+            variables,
+            limits: opts.limits.clone(),
+        },
+    )?);
+
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Serving http://{addr}");
+    if !app.http_triggers.is_empty() {
+        println!("Available Routes:");
+        for t in &app.http_triggers {
+            println!("  {}: http://{addr}{}", t.component, t.route);
+        }
+    }
+    for t in &app.redis_triggers {
+        println!(
+            "  {}: channel {} ({}, embedded queue)",
+            t.component, t.channel, t.address
+        );
+    }
+
+    if let Some(queue) = queue {
+        tokio::spawn(crate::redis_trigger::run(
+            runtime.clone(),
+            queue,
+            opts.queue_concurrency,
+        ));
+    }
+    let trigger = Arc::new(HttpTrigger::new(&app, runtime));
+    tokio::select! {
+        r = trigger.serve(listener) => r.context("HTTP server failed")?,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted: stopping (messages in flight are re-delivered at next start)");
+        }
+    }
+    // Give in-flight responses a moment; queue rows still in flight are recovered next start.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}

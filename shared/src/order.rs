@@ -1,0 +1,506 @@
+//! An accepted order: what was bought, how it is delivered and paid, and its exact totals.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::address::Address;
+use crate::coordinates::Coordinates;
+use crate::currency::Currency;
+use crate::email::Email;
+use crate::ids::{ChannelId, LocationId, OrderId, Sku};
+use crate::money::{serialize_amount, Money, MoneyError};
+use crate::quantity::Quantity;
+use crate::violation::Violations;
+
+/// Most lines one order may have.
+pub const MAX_LINES: usize = 500;
+/// Most order-level discounts one order may have.
+pub const MAX_DISCOUNTS: usize = 20;
+
+/// Who placed the order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Customer {
+    pub(crate) email: Email,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) name: Option<String>,
+}
+
+impl Customer {
+    /// Contact address for notifications.
+    pub const fn email(&self) -> &Email {
+        &self.email
+    }
+
+    /// Display name, if given.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// One SKU at one price: `quantity × unit_price − discount`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderLine {
+    sku: Sku,
+    quantity: Quantity,
+    #[serde(serialize_with = "serialize_amount")]
+    unit_price: Money,
+    #[serde(serialize_with = "serialize_amount")]
+    discount: Money,
+    #[serde(skip)]
+    gross: Money,
+    #[serde(skip)]
+    net: Money,
+}
+
+impl OrderLine {
+    /// Builds a line, computing its gross (`quantity × unit_price`) and net (gross − discount).
+    ///
+    /// # Errors
+    /// [`MoneyError::CurrencyMismatch`] when price and discount differ in currency,
+    /// [`MoneyError::Arithmetic`] when the discount exceeds the gross amount,
+    /// [`MoneyError::TooLarge`] when the gross is out of range.
+    pub fn new(
+        sku: Sku,
+        quantity: Quantity,
+        unit_price: Money,
+        discount: Money,
+    ) -> Result<Self, MoneyError> {
+        let gross = unit_price.times(quantity.get())?;
+        let net = gross.checked_sub(discount)?;
+        Ok(Self {
+            sku,
+            quantity,
+            unit_price,
+            discount,
+            gross,
+            net,
+        })
+    }
+
+    /// The SKU.
+    pub const fn sku(&self) -> &Sku {
+        &self.sku
+    }
+
+    /// Units ordered.
+    pub const fn quantity(&self) -> Quantity {
+        self.quantity
+    }
+
+    /// Price of one unit before discount.
+    pub const fn unit_price(&self) -> Money {
+        self.unit_price
+    }
+
+    /// Discount on the whole line.
+    pub const fn discount(&self) -> Money {
+        self.discount
+    }
+
+    /// `quantity × unit_price`.
+    pub const fn gross(&self) -> Money {
+        self.gross
+    }
+
+    /// Gross minus the line discount: what the customer pays for this line before
+    /// order-level discounts, shipping and tax.
+    pub const fn net(&self) -> Money {
+        self.net
+    }
+}
+
+/// How the order reaches the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShippingMethod {
+    /// Carrier delivery, standard speed.
+    Standard,
+    /// Carrier delivery, expedited.
+    Express,
+    /// Click-and-collect: the customer picks up at a store.
+    Pickup,
+}
+
+impl ShippingMethod {
+    /// The method as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Express => "express",
+            Self::Pickup => "pickup",
+        }
+    }
+
+    /// Parses the JSON spelling.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [Self::Standard, Self::Express, Self::Pickup]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+}
+
+/// Delivery details. A pickup order names its store and needs no address; a delivered order
+/// needs an address and has no pickup location.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shipping {
+    pub(crate) method: ShippingMethod,
+    #[serde(serialize_with = "serialize_amount")]
+    pub(crate) amount: Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) address: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) pickup_location: Option<LocationId>,
+}
+
+impl Shipping {
+    /// The method.
+    pub const fn method(&self) -> ShippingMethod {
+        self.method
+    }
+
+    /// What the customer pays for shipping.
+    pub const fn amount(&self) -> Money {
+        self.amount
+    }
+
+    /// The delivery address (always present unless the method is pickup).
+    pub const fn address(&self) -> Option<&Address> {
+        self.address.as_ref()
+    }
+
+    /// The store to collect from (present exactly when the method is pickup).
+    pub const fn pickup_location(&self) -> Option<&LocationId> {
+        self.pickup_location.as_ref()
+    }
+}
+
+/// An order-level discount (a coupon or promotion).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Discount {
+    pub(crate) code: String,
+    #[serde(serialize_with = "serialize_amount")]
+    pub(crate) amount: Money,
+}
+
+impl Discount {
+    /// The promotion code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The amount taken off.
+    pub const fn amount(&self) -> Money {
+        self.amount
+    }
+}
+
+/// Where the payment provider's funds stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Funds are held but not taken; nothing can be refunded yet.
+    Authorized,
+    /// Funds are taken; refunds draw against this.
+    Captured,
+}
+
+impl PaymentStatus {
+    /// The status as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorized => "authorized",
+            Self::Captured => "captured",
+        }
+    }
+}
+
+/// The payment backing the order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Payment {
+    pub(crate) reference: String,
+    pub(crate) status: PaymentStatus,
+    #[serde(serialize_with = "serialize_amount")]
+    pub(crate) amount: Money,
+}
+
+impl Payment {
+    /// The provider's reference (e.g. a payment-intent id).
+    pub fn reference(&self) -> &str {
+        &self.reference
+    }
+
+    /// Authorized or captured.
+    pub const fn status(&self) -> PaymentStatus {
+        self.status
+    }
+
+    /// The amount authorized or captured; always equal to the grand total.
+    pub const fn amount(&self) -> Money {
+        self.amount
+    }
+
+    /// What has been captured: the amount when captured, zero when only authorized.
+    pub fn captured(&self) -> Money {
+        match self.status {
+            PaymentStatus::Captured => self.amount,
+            PaymentStatus::Authorized => Money::zero(self.amount.currency()),
+        }
+    }
+}
+
+/// The order's totals, always recomputed from its parts:
+/// `grand_total = subtotal − discount + shipping + tax`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Totals {
+    /// Σ line gross (`quantity × unit_price`).
+    #[serde(serialize_with = "serialize_amount")]
+    pub subtotal: Money,
+    /// Σ line discounts + Σ order-level discounts.
+    #[serde(serialize_with = "serialize_amount")]
+    pub discount: Money,
+    /// The shipping amount.
+    #[serde(serialize_with = "serialize_amount")]
+    pub shipping: Money,
+    /// The tax amount (computed by the storefront's tax engine, carried as given).
+    #[serde(serialize_with = "serialize_amount")]
+    pub tax: Money,
+    /// What the customer pays.
+    #[serde(serialize_with = "serialize_amount")]
+    pub grand_total: Money,
+}
+
+/// Why totals could not be computed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TotalsError {
+    /// Order-level discounts exceed what the lines are worth after their own discounts.
+    DiscountExceedsLines,
+    /// A sum left the supported range.
+    OutOfRange,
+}
+
+impl Totals {
+    /// Recomputes the totals of an order's parts.
+    pub(crate) fn compute(
+        currency: Currency,
+        lines: &[OrderLine],
+        discounts: &[Discount],
+        shipping: Money,
+        tax: Money,
+    ) -> Result<Totals, TotalsError> {
+        let range = |_: MoneyError| TotalsError::OutOfRange;
+        let subtotal = Money::sum(currency, lines.iter().map(OrderLine::gross)).map_err(range)?;
+        let line_net = Money::sum(currency, lines.iter().map(OrderLine::net)).map_err(range)?;
+        let order_discount =
+            Money::sum(currency, discounts.iter().map(Discount::amount)).map_err(range)?;
+        let after_discounts = line_net
+            .checked_sub(order_discount)
+            .map_err(|_| TotalsError::DiscountExceedsLines)?;
+        let discount = subtotal.checked_sub(after_discounts).map_err(range)?;
+        let grand_total = after_discounts
+            .checked_add(shipping)
+            .and_then(|t| t.checked_add(tax))
+            .map_err(range)?;
+        Ok(Totals {
+            subtotal,
+            discount,
+            shipping,
+            tax,
+            grand_total,
+        })
+    }
+}
+
+/// An order that passed intake: every value parsed, every total recomputed and matching what
+/// the client sent, the payment covering the grand total.
+///
+/// Built only by [`Order::from_request`] (or deserializing a stored order, which re-runs the
+/// same checks). Serializes to the request shape plus `id`, `placed_at` and the computed
+/// `totals`; money amounts are strings in the order's currency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "serde_json::Value")]
+pub struct Order {
+    pub(crate) id: OrderId,
+    pub(crate) placed_at: DateTime<Utc>,
+    pub(crate) channel: ChannelId,
+    pub(crate) customer: Customer,
+    pub(crate) currency: Currency,
+    pub(crate) lines: Vec<OrderLine>,
+    pub(crate) shipping: Shipping,
+    pub(crate) discounts: Vec<Discount>,
+    #[serde(serialize_with = "serialize_amount")]
+    pub(crate) tax: Money,
+    pub(crate) totals: Totals,
+    pub(crate) payment: Payment,
+    pub(crate) metadata: BTreeMap<String, String>,
+}
+
+impl Order {
+    /// Parses and validates a storefront order request body, collecting every problem.
+    ///
+    /// `id` and `placed_at` come from the caller (this crate has no clock or randomness).
+    /// See the crate's `tests/fixtures` for the accepted shape and the reported problems.
+    ///
+    /// # Errors
+    /// [`Violations`] listing each problem with its JSON Pointer and a stable code.
+    pub fn from_request(
+        body: &serde_json::Value,
+        id: OrderId,
+        placed_at: DateTime<Utc>,
+    ) -> Result<Order, Violations> {
+        crate::order_intake::parse(body, Some((id, placed_at)))
+    }
+
+    /// The order's id.
+    pub const fn id(&self) -> OrderId {
+        self.id
+    }
+
+    /// When the order was accepted.
+    pub const fn placed_at(&self) -> DateTime<Utc> {
+        self.placed_at
+    }
+
+    /// The sales channel.
+    pub const fn channel(&self) -> &ChannelId {
+        &self.channel
+    }
+
+    /// The customer.
+    pub const fn customer(&self) -> &Customer {
+        &self.customer
+    }
+
+    /// The currency of every amount in the order.
+    pub const fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// The lines, in request order (line indexes are stable and used by refunds and returns).
+    pub fn lines(&self) -> &[OrderLine] {
+        &self.lines
+    }
+
+    /// Delivery details.
+    pub const fn shipping(&self) -> &Shipping {
+        &self.shipping
+    }
+
+    /// Order-level discounts.
+    pub fn discounts(&self) -> &[Discount] {
+        &self.discounts
+    }
+
+    /// The tax amount.
+    pub const fn tax(&self) -> Money {
+        self.tax
+    }
+
+    /// The recomputed totals.
+    pub const fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// The payment.
+    pub const fn payment(&self) -> &Payment {
+        &self.payment
+    }
+
+    /// Free-form string metadata from the channel.
+    pub const fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Units per SKU across all lines (a SKU may appear on several lines).
+    pub fn units_by_sku(&self) -> BTreeMap<Sku, u32> {
+        let mut units = BTreeMap::new();
+        for line in &self.lines {
+            *units.entry(line.sku.clone()).or_insert(0) += line.quantity.get();
+        }
+        units
+    }
+
+    /// Where a delivered order goes, if geocoded; `None` for pickup orders.
+    pub fn destination(&self) -> Option<Coordinates> {
+        self.shipping
+            .address
+            .as_ref()
+            .and_then(Address::coordinates)
+    }
+}
+
+impl TryFrom<serde_json::Value> for Order {
+    type Error = Violations;
+    /// Re-validates a stored order (request shape plus `id` and `placed_at`).
+    fn try_from(value: serde_json::Value) -> Result<Self, Violations> {
+        crate::order_intake::parse(&value, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd(s: &str) -> Money {
+        Money::parse(s, Currency::USD).unwrap()
+    }
+
+    fn line(price: &str, qty: u64, discount: &str) -> OrderLine {
+        OrderLine::new(
+            Sku::parse("SKU-1").unwrap(),
+            Quantity::new(qty).unwrap(),
+            usd(price),
+            usd(discount),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn line_amounts_are_exact() {
+        let l = line("19.99", 3, "2.00");
+        assert_eq!(l.gross(), usd("59.97"));
+        assert_eq!(l.net(), usd("57.97"));
+        assert!(OrderLine::new(
+            Sku::parse("S").unwrap(),
+            Quantity::ONE,
+            usd("1.00"),
+            usd("1.01")
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn totals_add_up() {
+        let lines = [line("19.99", 2, "1.00"), line("0.10", 3, "0.00")];
+        let discounts = [Discount {
+            code: "WELCOME".into(),
+            amount: usd("5.00"),
+        }];
+        let t =
+            Totals::compute(Currency::USD, &lines, &discounts, usd("4.95"), usd("3.20")).unwrap();
+        assert_eq!(t.subtotal, usd("40.28"));
+        assert_eq!(t.discount, usd("6.00"));
+        assert_eq!(t.grand_total, usd("42.43"));
+        let too_much = [Discount {
+            code: "ALL".into(),
+            amount: usd("39.29"),
+        }];
+        assert_eq!(
+            Totals::compute(Currency::USD, &lines, &too_much, usd("0"), usd("0")),
+            Err(TotalsError::DiscountExceedsLines)
+        );
+    }
+
+    #[test]
+    fn captured_is_zero_until_capture() {
+        let mut p = Payment {
+            reference: "pi_1".into(),
+            status: PaymentStatus::Authorized,
+            amount: usd("10.00"),
+        };
+        assert!(p.captured().is_zero());
+        p.status = PaymentStatus::Captured;
+        assert_eq!(p.captured(), usd("10.00"));
+    }
+}

@@ -1,0 +1,936 @@
+//! Order intake: turns a raw JSON request body into an [`Order`], reporting every problem with
+//! its JSON Pointer instead of stopping at the first (serde's derive would).
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::address::{check_line, Address, AddressError, CountryCode, PostalCode};
+use crate::coordinates::{Coordinates, CoordinatesError};
+use crate::currency::Currency;
+use crate::email::Email;
+use crate::ids::{ChannelId, LocationId, OrderId, Sku};
+use crate::money::{Money, MoneyError};
+use crate::order::{
+    Customer, Discount, Order, OrderLine, Payment, PaymentStatus, Shipping, ShippingMethod, Totals,
+    TotalsError, MAX_DISCOUNTS, MAX_LINES,
+};
+use crate::quantity::{Quantity, QuantityError};
+use crate::violation::{escape_token, Violation, ViolationCode, Violations};
+
+const REQUEST_FIELDS: &[&str] = &[
+    "channel",
+    "customer",
+    "currency",
+    "lines",
+    "shipping",
+    "discounts",
+    "tax",
+    "totals",
+    "payment",
+    "metadata",
+];
+/// A stored order also carries what the system assigned at intake.
+const ASSIGNED_FIELDS: &[&str] = &["id", "placed_at"];
+const MAX_METADATA_ENTRIES: usize = 50;
+const MAX_METADATA_KEY: usize = 40;
+const MAX_METADATA_VALUE: usize = 500;
+const MAX_NAME: usize = 200;
+const MAX_DISCOUNT_CODE: usize = 64;
+const MAX_PAYMENT_REFERENCE: usize = 255;
+
+fn child(path: &str, key: &str) -> String {
+    format!("{path}/{}", escape_token(key))
+}
+
+fn money_code(e: &MoneyError) -> ViolationCode {
+    match e {
+        MoneyError::TooManyDecimals { .. } => ViolationCode::DecimalPlaces,
+        MoneyError::Negative(_) => ViolationCode::NegativeAmount,
+        MoneyError::TooLarge => ViolationCode::OutOfRange,
+        MoneyError::Malformed(_)
+        | MoneyError::CurrencyMismatch { .. }
+        | MoneyError::Arithmetic(_) => ViolationCode::InvalidFormat,
+    }
+}
+
+/// Collects violations while walking the document.
+#[derive(Default)]
+struct Reader {
+    out: Vec<Violation>,
+}
+
+impl Reader {
+    fn report(&mut self, path: &str, code: ViolationCode, detail: impl Into<String>) {
+        self.out.push(Violation::new(path, code, detail));
+    }
+
+    /// The value as an object, reporting keys outside `allowed` (sorted, so the report does
+    /// not depend on serde_json's map ordering feature).
+    fn object<'v>(
+        &mut self,
+        value: &'v Value,
+        path: &str,
+        allowed: &[&[&str]],
+    ) -> Option<&'v Map<String, Value>> {
+        let Some(map) = value.as_object() else {
+            self.report(path, ViolationCode::InvalidType, "must be a JSON object");
+            return None;
+        };
+        let mut unknown: Vec<&String> = map
+            .keys()
+            .filter(|k| !allowed.iter().any(|set| set.contains(&k.as_str())))
+            .collect();
+        unknown.sort();
+        for key in unknown {
+            self.report(
+                &child(path, key),
+                ViolationCode::UnknownField,
+                format!("unknown field {key:?}"),
+            );
+        }
+        Some(map)
+    }
+
+    fn required<'v>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<&'v Value> {
+        match map.get(key) {
+            None | Some(Value::Null) => {
+                self.report(
+                    &child(path, key),
+                    ViolationCode::Missing,
+                    format!("{key} is required"),
+                );
+                None
+            }
+            Some(v) => Some(v),
+        }
+    }
+
+    /// Absent and `null` both mean "not given".
+    fn optional<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+        map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn string<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v str> {
+        let s = value.as_str();
+        if s.is_none() {
+            self.report(path, ViolationCode::InvalidType, "must be a string");
+        }
+        s
+    }
+
+    fn parsed<T, E: Display>(
+        &mut self,
+        value: &Value,
+        path: &str,
+        code: impl Fn(&E) -> ViolationCode,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        let text = self.string(value, path)?;
+        parse(text)
+            .map_err(|e| self.report(path, code(&e), e.to_string()))
+            .ok()
+    }
+
+    /// Free text of 1..=max characters without control characters.
+    fn text(&mut self, value: &Value, path: &str, max: usize) -> Option<String> {
+        let text = self.string(value, path)?;
+        if text.trim().is_empty() || text.chars().count() > max {
+            self.report(
+                path,
+                ViolationCode::OutOfRange,
+                format!("must be 1 to {max} characters"),
+            );
+            return None;
+        }
+        if text.chars().any(char::is_control) {
+            self.report(
+                path,
+                ViolationCode::InvalidFormat,
+                "must not contain control characters",
+            );
+            return None;
+        }
+        Some(text.to_owned())
+    }
+
+    /// A money amount. Without a known currency the text is still checked for shape and
+    /// sign, so one bad currency code does not hide every other problem.
+    fn money(&mut self, value: &Value, path: &str, currency: Option<Currency>) -> Option<Money> {
+        let text = match value {
+            Value::String(s) => s,
+            Value::Number(_) => {
+                self.report(
+                    path,
+                    ViolationCode::InvalidType,
+                    "money amounts must be JSON strings such as \"19.99\", not numbers, so they stay exact",
+                );
+                return None;
+            }
+            _ => {
+                self.report(
+                    path,
+                    ViolationCode::InvalidType,
+                    "must be a decimal string such as \"19.99\"",
+                );
+                return None;
+            }
+        };
+        match currency {
+            Some(c) => Money::parse(text, c)
+                .map_err(|e| self.report(path, money_code(&e), e.to_string()))
+                .ok(),
+            None => {
+                // Highest scale in the table: only shape, sign and range can fail here.
+                if let Err(e) = Money::parse(text, Currency::KWD) {
+                    if !matches!(e, MoneyError::TooManyDecimals { .. }) {
+                        self.report(path, money_code(&e), e.to_string());
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn quantity(&mut self, value: &Value, path: &str) -> Option<Quantity> {
+        let Value::Number(n) = value else {
+            self.report(path, ViolationCode::InvalidType, "must be a whole number");
+            return None;
+        };
+        let result = match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => Quantity::new(u),
+            (None, Some(_)) => Err(QuantityError::Zero),
+            (None, None) => {
+                self.report(path, ViolationCode::InvalidType, "must be a whole number");
+                return None;
+            }
+        };
+        result
+            .map_err(|e| self.report(path, ViolationCode::OutOfRange, e.to_string()))
+            .ok()
+    }
+
+    fn array<'v>(
+        &mut self,
+        value: &'v Value,
+        path: &str,
+        min: usize,
+        max: usize,
+    ) -> Option<&'v [Value]> {
+        let Some(items) = value.as_array() else {
+            self.report(path, ViolationCode::InvalidType, "must be an array");
+            return None;
+        };
+        if items.len() < min {
+            self.report(path, ViolationCode::Empty, "must not be empty");
+        } else if items.len() > max {
+            self.report(
+                path,
+                ViolationCode::TooMany,
+                format!("at most {max} entries are allowed"),
+            );
+            return None;
+        }
+        Some(items)
+    }
+}
+
+/// Parses an order document. With `assigned`, it is a request body (no `id`/`placed_at`
+/// allowed, those are given); without, it is a stored order carrying them.
+pub(crate) fn parse(
+    body: &Value,
+    assigned: Option<(OrderId, DateTime<Utc>)>,
+) -> Result<Order, Violations> {
+    let mut r = Reader::default();
+    let allowed: &[&[&str]] = match assigned {
+        Some(_) => &[REQUEST_FIELDS],
+        None => &[REQUEST_FIELDS, ASSIGNED_FIELDS],
+    };
+    let Some(doc) = r.object(body, "", allowed) else {
+        return Err(Violations(r.out));
+    };
+
+    let (id, placed_at) = match assigned {
+        Some((id, at)) => (Some(id), Some(at)),
+        None => {
+            let id = r
+                .required(doc, "", "id")
+                .and_then(|v| r.parsed(v, "/id", |_| ViolationCode::InvalidFormat, OrderId::parse));
+            let at = r.required(doc, "", "placed_at").and_then(|v| {
+                r.parsed(
+                    v,
+                    "/placed_at",
+                    |_| ViolationCode::InvalidFormat,
+                    DateTime::parse_from_rfc3339,
+                )
+            });
+            (id, at.map(|t| t.with_timezone(&Utc)))
+        }
+    };
+
+    let channel = r.required(doc, "", "channel").and_then(|v| {
+        r.parsed(
+            v,
+            "/channel",
+            |_| ViolationCode::InvalidFormat,
+            ChannelId::parse,
+        )
+    });
+    let customer = r
+        .required(doc, "", "customer")
+        .and_then(|v| customer(&mut r, v));
+    let currency = r.required(doc, "", "currency").and_then(|v| {
+        r.parsed(
+            v,
+            "/currency",
+            |_| ViolationCode::UnknownCurrency,
+            Currency::parse,
+        )
+    });
+    let lines = r
+        .required(doc, "", "lines")
+        .and_then(|v| lines(&mut r, v, currency));
+    let shipping = r
+        .required(doc, "", "shipping")
+        .and_then(|v| shipping(&mut r, v, currency));
+    let discounts = match Reader::optional(doc, "discounts") {
+        None => Some(Vec::new()),
+        Some(v) => discounts(&mut r, v, currency),
+    };
+    let tax = r
+        .required(doc, "", "tax")
+        .and_then(|v| r.money(v, "/tax", currency));
+    let claimed = r
+        .required(doc, "", "totals")
+        .and_then(|v| claimed_totals(&mut r, v, currency));
+    let payment = r
+        .required(doc, "", "payment")
+        .and_then(|v| payment(&mut r, v, currency));
+    let metadata = match Reader::optional(doc, "metadata") {
+        None => Some(BTreeMap::new()),
+        Some(v) => metadata(&mut r, v),
+    };
+
+    // Cross-field rules only once every input they need parsed; otherwise they would echo
+    // the field-level problems already reported.
+    let totals = match (currency, &lines, &discounts, &shipping, tax) {
+        (Some(c), Some(lines), Some(discounts), Some(shipping), Some(tax)) => {
+            match Totals::compute(c, lines, discounts, shipping.amount, tax) {
+                Ok(t) => Some(t),
+                Err(TotalsError::DiscountExceedsLines) => {
+                    r.report(
+                        "/discounts",
+                        ViolationCode::DiscountExceedsAmount,
+                        "order discounts exceed the lines' value after line discounts",
+                    );
+                    None
+                }
+                Err(TotalsError::OutOfRange) => {
+                    r.report(
+                        "/totals",
+                        ViolationCode::OutOfRange,
+                        "totals are out of range",
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    if let (Some(t), Some(claimed)) = (&totals, &claimed) {
+        for (name, computed) in [
+            ("subtotal", t.subtotal),
+            ("discount", t.discount),
+            ("shipping", t.shipping),
+            ("tax", t.tax),
+            ("grand_total", t.grand_total),
+        ] {
+            if let Some(given) = claimed.get(name) {
+                if *given != computed {
+                    r.report(
+                        &format!("/totals/{name}"),
+                        ViolationCode::TotalMismatch,
+                        format!("expected {}, got {}", computed.amount(), given.amount()),
+                    );
+                }
+            }
+        }
+    }
+    if let (Some(t), Some(p)) = (&totals, &payment) {
+        if p.amount != t.grand_total {
+            r.report(
+                "/payment/amount",
+                ViolationCode::PaymentMismatch,
+                format!(
+                    "payment of {} does not equal the grand total {}",
+                    p.amount.amount(),
+                    t.grand_total.amount()
+                ),
+            );
+        }
+    }
+
+    match (
+        id, placed_at, channel, customer, currency, lines, shipping, discounts, tax, totals,
+        claimed, payment, metadata,
+    ) {
+        (
+            Some(id),
+            Some(placed_at),
+            Some(channel),
+            Some(customer),
+            Some(currency),
+            Some(lines),
+            Some(shipping),
+            Some(discounts),
+            Some(tax),
+            Some(totals),
+            Some(claimed),
+            Some(payment),
+            Some(metadata),
+        ) if r.out.is_empty() && claimed.len() == 5 => Ok(Order {
+            id,
+            placed_at,
+            channel,
+            customer,
+            currency,
+            lines,
+            shipping,
+            discounts,
+            tax,
+            totals,
+            payment,
+            metadata,
+        }),
+        _ => {
+            // Every path that yields `None` reports first; this only guards that invariant.
+            if r.out.is_empty() {
+                r.report("", ViolationCode::InvalidFormat, "order is incomplete");
+            }
+            Err(Violations(r.out))
+        }
+    }
+}
+
+fn customer(r: &mut Reader, value: &Value) -> Option<Customer> {
+    let map = r.object(value, "/customer", &[&["email", "name"]])?;
+    let email = r.required(map, "/customer", "email").and_then(|v| {
+        r.parsed(
+            v,
+            "/customer/email",
+            |_| ViolationCode::InvalidFormat,
+            Email::parse,
+        )
+    });
+    let name = match Reader::optional(map, "name") {
+        None => Some(None),
+        Some(v) => r.text(v, "/customer/name", MAX_NAME).map(Some),
+    };
+    Some(Customer {
+        email: email?,
+        name: name?,
+    })
+}
+
+fn lines(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option<Vec<OrderLine>> {
+    let items = r.array(value, "/lines", 1, MAX_LINES)?;
+    let parsed: Vec<Option<OrderLine>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| line(r, item, &format!("/lines/{i}"), currency))
+        .collect();
+    if items.is_empty() {
+        return None;
+    }
+    parsed.into_iter().collect()
+}
+
+fn line(
+    r: &mut Reader,
+    value: &Value,
+    path: &str,
+    currency: Option<Currency>,
+) -> Option<OrderLine> {
+    let map = r.object(
+        value,
+        path,
+        &[&["sku", "quantity", "unit_price", "discount"]],
+    )?;
+    let sku = r.required(map, path, "sku").and_then(|v| {
+        r.parsed(
+            v,
+            &child(path, "sku"),
+            |_| ViolationCode::InvalidFormat,
+            Sku::parse,
+        )
+    });
+    let quantity = r
+        .required(map, path, "quantity")
+        .and_then(|v| r.quantity(v, &child(path, "quantity")));
+    let unit_price = r
+        .required(map, path, "unit_price")
+        .and_then(|v| r.money(v, &child(path, "unit_price"), currency));
+    let discount = match Reader::optional(map, "discount") {
+        None => currency.map(Money::zero),
+        Some(v) => r.money(v, &child(path, "discount"), currency),
+    };
+    let (sku, quantity, unit_price, discount) = (sku?, quantity?, unit_price?, discount?);
+    match OrderLine::new(sku, quantity, unit_price, discount) {
+        Ok(line) => Some(line),
+        Err(MoneyError::Arithmetic(_)) => {
+            r.report(
+                &child(path, "discount"),
+                ViolationCode::DiscountExceedsAmount,
+                "line discount exceeds quantity × unit_price",
+            );
+            None
+        }
+        Err(e) => {
+            r.report(path, ViolationCode::OutOfRange, e.to_string());
+            None
+        }
+    }
+}
+
+fn shipping(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option<Shipping> {
+    const P: &str = "/shipping";
+    let map = r.object(
+        value,
+        P,
+        &[&["method", "amount", "address", "pickup_location"]],
+    )?;
+    let method = r.required(map, P, "method").and_then(|v| {
+        r.parsed(
+            v,
+            "/shipping/method",
+            |_| ViolationCode::InvalidFormat,
+            |s| {
+                ShippingMethod::parse(s)
+                    .ok_or("must be one of \"standard\", \"express\", \"pickup\"")
+            },
+        )
+    });
+    let amount = r
+        .required(map, P, "amount")
+        .and_then(|v| r.money(v, "/shipping/amount", currency));
+    let address = match Reader::optional(map, "address") {
+        None => Some(None),
+        Some(v) => address(r, v, "/shipping/address").map(Some),
+    };
+    let pickup_location = match Reader::optional(map, "pickup_location") {
+        None => Some(None),
+        Some(v) => r
+            .parsed(
+                v,
+                "/shipping/pickup_location",
+                |_| ViolationCode::InvalidFormat,
+                LocationId::parse,
+            )
+            .map(Some),
+    };
+    let method = method?;
+    let mut consistent = true;
+    if method == ShippingMethod::Pickup {
+        if map.get("pickup_location").is_none_or(Value::is_null) {
+            r.report(
+                "/shipping/pickup_location",
+                ViolationCode::Missing,
+                "pickup orders must name the store to collect from",
+            );
+            consistent = false;
+        }
+    } else {
+        if map.get("address").is_none_or(Value::is_null) {
+            r.report(
+                "/shipping/address",
+                ViolationCode::Missing,
+                "delivered orders need an address",
+            );
+            consistent = false;
+        }
+        if map.get("pickup_location").is_some_and(|v| !v.is_null()) {
+            r.report(
+                "/shipping/pickup_location",
+                ViolationCode::NotAllowed,
+                "only pickup orders have a pickup location",
+            );
+            consistent = false;
+        }
+    }
+    let (amount, address, pickup_location) = (amount?, address?, pickup_location?);
+    consistent.then_some(Shipping {
+        method,
+        amount,
+        address,
+        pickup_location,
+    })
+}
+
+fn address(r: &mut Reader, value: &Value, path: &str) -> Option<Address> {
+    let map = r.object(
+        value,
+        path,
+        &[&[
+            "country",
+            "postal_code",
+            "line1",
+            "line2",
+            "city",
+            "region",
+            "coordinates",
+        ]],
+    )?;
+    let country = r.required(map, path, "country").and_then(|v| {
+        r.parsed(
+            v,
+            &child(path, "country"),
+            |_| ViolationCode::UnknownCountry,
+            CountryCode::parse,
+        )
+    });
+    let postal_path = child(path, "postal_code");
+    let postal = r.required(map, path, "postal_code").and_then(|v| {
+        let text = r.string(v, &postal_path)?;
+        // The format depends on the country; without one, only its presence is checked.
+        let c = country?;
+        PostalCode::parse(c, text)
+            .map_err(|e| r.report(&postal_path, ViolationCode::InvalidFormat, e.to_string()))
+            .ok()
+    });
+    let line = |r: &mut Reader, field: &'static str, required: bool| -> Option<Option<String>> {
+        let v = if required {
+            r.required(map, path, field)?
+        } else {
+            match Reader::optional(map, field) {
+                None => return Some(None),
+                Some(v) => v,
+            }
+        };
+        r.parsed(
+            v,
+            &child(path, field),
+            |_: &AddressError| ViolationCode::InvalidFormat,
+            |s| check_line(field, s),
+        )
+        .map(Some)
+    };
+    let line1 = line(r, "line1", true);
+    let line2 = line(r, "line2", false);
+    let city = line(r, "city", true);
+    let region = line(r, "region", false);
+    let coordinates = match Reader::optional(map, "coordinates") {
+        None => Some(None),
+        Some(v) => coordinates(r, v, &child(path, "coordinates")).map(Some),
+    };
+    let (country, postal, line1, line2, city, region, coordinates) = (
+        country?,
+        postal?,
+        line1??,
+        line2?,
+        city??,
+        region?,
+        coordinates?,
+    );
+    Address::new(
+        country,
+        postal,
+        &line1,
+        line2.as_deref(),
+        &city,
+        region.as_deref(),
+        coordinates,
+    )
+    .map_err(|e| r.report(path, ViolationCode::InvalidFormat, e.to_string()))
+    .ok()
+}
+
+fn coordinates(r: &mut Reader, value: &Value, path: &str) -> Option<Coordinates> {
+    let map = r.object(value, path, &[&["lat", "lon"]])?;
+    // Each component is checked on its own so both can be reported at once.
+    let component =
+        |r: &mut Reader, key: &str, check: fn(f64) -> Result<Coordinates, CoordinatesError>| {
+            let v = r.required(map, path, key)?;
+            let Some(n) = v.as_f64() else {
+                r.report(
+                    &child(path, key),
+                    ViolationCode::InvalidType,
+                    "must be a number",
+                );
+                return None;
+            };
+            check(n)
+                .map_err(|e| r.report(&child(path, key), ViolationCode::OutOfRange, e.to_string()))
+                .ok()
+                .map(|_| n)
+        };
+    let lat = component(r, "lat", |n| Coordinates::new(n, 0.0));
+    let lon = component(r, "lon", |n| Coordinates::new(0.0, n));
+    Coordinates::new(lat?, lon?).ok()
+}
+
+fn discounts(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option<Vec<Discount>> {
+    let items = r.array(value, "/discounts", 0, MAX_DISCOUNTS)?;
+    let parsed: Vec<Option<Discount>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let path = format!("/discounts/{i}");
+            let map = r.object(item, &path, &[&["code", "amount"]])?;
+            let code = r
+                .required(map, &path, "code")
+                .and_then(|v| r.text(v, &child(&path, "code"), MAX_DISCOUNT_CODE));
+            let amount = r
+                .required(map, &path, "amount")
+                .and_then(|v| r.money(v, &child(&path, "amount"), currency));
+            Some(Discount {
+                code: code?,
+                amount: amount?,
+            })
+        })
+        .collect();
+    parsed.into_iter().collect()
+}
+
+fn claimed_totals(
+    r: &mut Reader,
+    value: &Value,
+    currency: Option<Currency>,
+) -> Option<BTreeMap<&'static str, Money>> {
+    const NAMES: [&str; 5] = ["subtotal", "discount", "shipping", "tax", "grand_total"];
+    let map = r.object(value, "/totals", &[&NAMES])?;
+    let mut claimed = BTreeMap::new();
+    for name in NAMES {
+        if let Some(m) = r
+            .required(map, "/totals", name)
+            .and_then(|v| r.money(v, &child("/totals", name), currency))
+        {
+            claimed.insert(name, m);
+        }
+    }
+    Some(claimed)
+}
+
+fn payment(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option<Payment> {
+    const P: &str = "/payment";
+    let map = r.object(value, P, &[&["reference", "status", "amount"]])?;
+    let reference = r
+        .required(map, P, "reference")
+        .and_then(|v| r.text(v, "/payment/reference", MAX_PAYMENT_REFERENCE));
+    let status = r.required(map, P, "status").and_then(|v| {
+        r.parsed(
+            v,
+            "/payment/status",
+            |_| ViolationCode::InvalidFormat,
+            |s| match s {
+                "authorized" => Ok(PaymentStatus::Authorized),
+                "captured" => Ok(PaymentStatus::Captured),
+                _ => Err("must be \"authorized\" or \"captured\""),
+            },
+        )
+    });
+    let amount = r
+        .required(map, P, "amount")
+        .and_then(|v| r.money(v, "/payment/amount", currency));
+    Some(Payment {
+        reference: reference?,
+        status: status?,
+        amount: amount?,
+    })
+}
+
+fn metadata(r: &mut Reader, value: &Value) -> Option<BTreeMap<String, String>> {
+    let Some(map) = value.as_object() else {
+        r.report(
+            "/metadata",
+            ViolationCode::InvalidType,
+            "must be an object of strings",
+        );
+        return None;
+    };
+    if map.len() > MAX_METADATA_ENTRIES {
+        r.report(
+            "/metadata",
+            ViolationCode::TooMany,
+            format!("at most {MAX_METADATA_ENTRIES} entries are allowed"),
+        );
+        return None;
+    }
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (key, v) in entries {
+        let path = child("/metadata", key);
+        if key.is_empty() || key.chars().count() > MAX_METADATA_KEY {
+            r.report(
+                &path,
+                ViolationCode::OutOfRange,
+                format!("keys must be 1 to {MAX_METADATA_KEY} characters"),
+            );
+            ok = false;
+            continue;
+        }
+        match v.as_str() {
+            Some(s) if s.chars().count() <= MAX_METADATA_VALUE => {
+                out.insert(key.clone(), s.to_owned());
+            }
+            Some(_) => {
+                r.report(
+                    &path,
+                    ViolationCode::OutOfRange,
+                    format!("values must be at most {MAX_METADATA_VALUE} characters"),
+                );
+                ok = false;
+            }
+            None => {
+                r.report(
+                    &path,
+                    ViolationCode::InvalidType,
+                    "metadata values must be strings",
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn body() -> Value {
+        json!({
+            "channel": "web",
+            "customer": {"email": "a@example.com"},
+            "currency": "USD",
+            "lines": [{"sku": "A", "quantity": 2, "unit_price": "1.25"}],
+            "shipping": {"method": "pickup", "amount": "0", "pickup_location": "store-1"},
+            "tax": "0.10",
+            "totals": {"subtotal": "2.50", "discount": "0", "shipping": "0", "tax": "0.10", "grand_total": "2.60"},
+            "payment": {"reference": "p", "status": "authorized", "amount": "2.60"}
+        })
+    }
+
+    fn assigned() -> Option<(OrderId, DateTime<Utc>)> {
+        Some((
+            OrderId::new(Uuid::from_u128(9)),
+            Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
+        ))
+    }
+
+    fn problems(v: &Value) -> Vec<(String, ViolationCode)> {
+        parse(v, assigned())
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|v| (v.field, v.code))
+            .collect()
+    }
+
+    #[test]
+    fn accepts_a_minimal_order_and_defaults_optional_parts() {
+        let order = parse(&body(), assigned()).unwrap();
+        assert!(order.discounts().is_empty());
+        assert!(order.metadata().is_empty());
+        assert!(order.lines()[0].discount().is_zero());
+        assert_eq!(order.totals().grand_total.amount().to_string(), "2.60");
+        // null is the same as absent for optional fields.
+        let mut v = body();
+        v["metadata"] = Value::Null;
+        v["discounts"] = Value::Null;
+        assert!(parse(&v, assigned()).is_ok());
+    }
+
+    #[test]
+    fn stored_orders_carry_id_and_time_and_requests_may_not() {
+        let order = parse(&body(), assigned()).unwrap();
+        let stored = serde_json::to_value(&order).unwrap();
+        assert_eq!(stored["id"], "00000000-0000-0000-0000-000000000009");
+        assert_eq!(stored["placed_at"], "2025-01-01T00:00:00Z");
+        assert_eq!(parse(&stored, None).unwrap(), order);
+        assert_eq!(
+            problems(&stored),
+            [
+                ("/id".to_owned(), ViolationCode::UnknownField),
+                ("/placed_at".to_owned(), ViolationCode::UnknownField)
+            ]
+        );
+        let mut missing = stored.clone();
+        missing.as_object_mut().unwrap().remove("id");
+        assert!(parse(&missing, None)
+            .unwrap_err()
+            .contains("/id", ViolationCode::Missing));
+    }
+
+    #[test]
+    fn money_numbers_get_a_clear_message() {
+        let mut v = body();
+        v["tax"] = json!(0.1);
+        let err = parse(&v, assigned()).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(err.0[0].field, "/tax");
+        assert!(
+            err.0[0].detail.contains("not numbers"),
+            "{}",
+            err.0[0].detail
+        );
+    }
+
+    #[test]
+    fn pointer_tokens_in_unknown_keys_are_escaped() {
+        let mut v = body();
+        v["a/b~c"] = json!(1);
+        assert_eq!(
+            problems(&v),
+            [("/a~1b~0c".to_owned(), ViolationCode::UnknownField)]
+        );
+    }
+
+    #[test]
+    fn collection_limits() {
+        let mut v = body();
+        v["lines"] = Value::Array(vec![body()["lines"][0].clone(); MAX_LINES + 1]);
+        assert_eq!(
+            problems(&v),
+            [("/lines".to_owned(), ViolationCode::TooMany)]
+        );
+        let mut v = body();
+        let many: Map<String, Value> = (0..=MAX_METADATA_ENTRIES)
+            .map(|i| (format!("k{i}"), json!("v")))
+            .collect();
+        v["metadata"] = Value::Object(many);
+        assert_eq!(
+            problems(&v),
+            [("/metadata".to_owned(), ViolationCode::TooMany)]
+        );
+        let mut v = body();
+        v["metadata"] = json!({"k": "x".repeat(MAX_METADATA_VALUE + 1)});
+        assert_eq!(
+            problems(&v),
+            [("/metadata/k".to_owned(), ViolationCode::OutOfRange)]
+        );
+    }
+
+    #[test]
+    fn huge_totals_are_out_of_range_not_a_panic() {
+        let mut v = body();
+        let line = json!({"sku": "A", "quantity": 10_000, "unit_price": "999999999999.99"});
+        v["lines"] = Value::Array(vec![line; 200]);
+        let got = problems(&v);
+        assert!(
+            got.iter().any(|(_, c)| *c == ViolationCode::OutOfRange),
+            "{got:?}"
+        );
+    }
+}

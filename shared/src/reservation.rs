@@ -1,0 +1,302 @@
+//! Stock held for one order, possibly with an expiry.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{LocationId, OrderId, Sku};
+use crate::routing::FulfilmentPlan;
+use crate::stock::{Inventory, StockError, StockLevel};
+
+/// Why a reservation could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReservationError {
+    /// A reservation holds at least one unit.
+    #[error("a reservation must hold at least one unit")]
+    Empty,
+}
+
+/// Units of one SKU held at one location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservedLine {
+    /// The SKU.
+    pub sku: Sku,
+    /// Where the units are held.
+    pub location: LocationId,
+    /// How many.
+    pub units: u32,
+}
+
+/// The stock one order holds. Lines are merged per (SKU, location) and sorted, and zero-unit
+/// lines dropped, so equal holdings compare equal.
+///
+/// `expires_at` (passed in: reservation time plus the policy's time-to-live) lets a sweeper
+/// release holds of orders that were never paid; `None` holds until released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ReservationRepr", into = "ReservationRepr")]
+pub struct Reservation {
+    order_id: OrderId,
+    lines: Vec<ReservedLine>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Reservation {
+    /// Builds a reservation.
+    ///
+    /// # Errors
+    /// [`ReservationError::Empty`] when no line holds a unit.
+    pub fn new(
+        order_id: OrderId,
+        lines: Vec<ReservedLine>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<Self, ReservationError> {
+        let mut merged: BTreeMap<(Sku, LocationId), u32> = BTreeMap::new();
+        for l in lines {
+            if l.units > 0 {
+                let slot = merged.entry((l.sku, l.location)).or_insert(0);
+                *slot = slot.saturating_add(l.units);
+            }
+        }
+        if merged.is_empty() {
+            return Err(ReservationError::Empty);
+        }
+        let lines = merged
+            .into_iter()
+            .map(|((sku, location), units)| ReservedLine {
+                sku,
+                location,
+                units,
+            })
+            .collect();
+        Ok(Self {
+            order_id,
+            lines,
+            expires_at,
+        })
+    }
+
+    /// Holds exactly the units a fulfilment plan takes.
+    ///
+    /// # Errors
+    /// [`ReservationError::Empty`] for an empty plan.
+    pub fn from_plan(
+        order_id: OrderId,
+        plan: &FulfilmentPlan,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<Self, ReservationError> {
+        let lines = plan
+            .units_at()
+            .into_iter()
+            .map(|((sku, location), units)| ReservedLine {
+                sku,
+                location,
+                units,
+            })
+            .collect();
+        Self::new(order_id, lines, expires_at)
+    }
+
+    /// The order holding the stock.
+    pub const fn order_id(&self) -> OrderId {
+        self.order_id
+    }
+
+    /// What is held where, sorted by SKU then location.
+    pub fn lines(&self) -> &[ReservedLine] {
+        &self.lines
+    }
+
+    /// When the hold lapses, if ever.
+    pub const fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires_at
+    }
+
+    /// Whether the hold has lapsed at `now` (expiry instant included).
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    fn apply(
+        &self,
+        inventory: &Inventory,
+        op: fn(&StockLevel, u32) -> Result<StockLevel, StockError>,
+    ) -> Result<Inventory, StockError> {
+        self.lines.iter().try_fold(inventory.clone(), |inv, l| {
+            inv.update(&l.sku, &l.location, |level| op(level, l.units))
+        })
+    }
+
+    /// Reserves every line; all or nothing.
+    ///
+    /// # Errors
+    /// [`StockError::At`] naming the first SKU and location that lacks available units.
+    pub fn hold(&self, inventory: &Inventory) -> Result<Inventory, StockError> {
+        self.apply(inventory, StockLevel::reserve)
+    }
+
+    /// Releases every line (cancellation, expiry); all or nothing.
+    ///
+    /// # Errors
+    /// [`StockError::At`] when a line is not (or no longer) reserved.
+    pub fn release(&self, inventory: &Inventory) -> Result<Inventory, StockError> {
+        self.apply(inventory, StockLevel::release)
+    }
+
+    /// Turns every held line into an allocation at its location; all or nothing.
+    ///
+    /// # Errors
+    /// [`StockError::At`] when a line is not (or no longer) reserved.
+    pub fn allocate(&self, inventory: &Inventory) -> Result<Inventory, StockError> {
+        self.apply(inventory, StockLevel::allocate)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReservationRepr {
+    order_id: OrderId,
+    lines: Vec<ReservedLine>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<ReservationRepr> for Reservation {
+    type Error = ReservationError;
+    fn try_from(r: ReservationRepr) -> Result<Self, ReservationError> {
+        Reservation::new(r.order_id, r.lines, r.expires_at)
+    }
+}
+
+impl From<Reservation> for ReservationRepr {
+    fn from(r: Reservation) -> Self {
+        ReservationRepr {
+            order_id: r.order_id,
+            lines: r.lines,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    fn line(sku: &str, loc: &str, units: u32) -> ReservedLine {
+        ReservedLine {
+            sku: Sku::parse(sku).unwrap(),
+            location: LocationId::parse(loc).unwrap(),
+            units,
+        }
+    }
+
+    fn order(n: u128) -> OrderId {
+        OrderId::new(Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn merges_lines_and_expires() {
+        let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let r = Reservation::new(
+            order(1),
+            vec![
+                line("B", "x", 1),
+                line("A", "x", 2),
+                line("B", "x", 3),
+                line("C", "x", 0),
+            ],
+            Some(at + Duration::minutes(15)),
+        )
+        .unwrap();
+        assert_eq!(r.lines(), [line("A", "x", 2), line("B", "x", 4)]);
+        assert!(!r.is_expired(at + Duration::minutes(14)));
+        assert!(r.is_expired(at + Duration::minutes(15)));
+        assert_eq!(
+            Reservation::new(order(1), vec![line("A", "x", 0)], None),
+            Err(ReservationError::Empty)
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Reservation>(&json).unwrap(), r);
+        assert!(serde_json::from_str::<Reservation>(
+            &json
+                .replace("\"units\":2", "\"units\":0")
+                .replace("\"units\":4", "\"units\":0")
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn hold_is_all_or_nothing() {
+        let mut inv = Inventory::new();
+        inv.set(
+            Sku::parse("A").unwrap(),
+            LocationId::parse("x").unwrap(),
+            StockLevel::with_on_hand(5),
+        );
+        inv.set(
+            Sku::parse("B").unwrap(),
+            LocationId::parse("x").unwrap(),
+            StockLevel::with_on_hand(1),
+        );
+        let r =
+            Reservation::new(order(1), vec![line("A", "x", 2), line("B", "x", 2)], None).unwrap();
+        assert!(r.hold(&inv).is_err());
+        let ok =
+            Reservation::new(order(1), vec![line("A", "x", 2), line("B", "x", 1)], None).unwrap();
+        let held = ok.hold(&inv).unwrap();
+        assert_eq!(
+            held.level(&Sku::parse("A").unwrap(), &LocationId::parse("x").unwrap())
+                .reserved(),
+            2
+        );
+        assert_eq!(ok.release(&held).unwrap(), inv);
+        let allocated = ok.allocate(&held).unwrap();
+        assert_eq!(
+            allocated
+                .level(&Sku::parse("B").unwrap(), &LocationId::parse("x").unwrap())
+                .allocated(),
+            1
+        );
+        assert!(ok.release(&allocated).is_err());
+    }
+
+    proptest! {
+        /// Any interleaving of holds, releases and allocations by several orders keeps every
+        /// level consistent and conserves units: without receipts or shipments the total
+        /// on-hand never changes, and no SKU is ever committed beyond what is on hand.
+        #[test]
+        fn holds_conserve_units(
+            stock in proptest::collection::vec(0u32..6, 4),
+            ops in proptest::collection::vec((0u8..3, 0u128..4, proptest::collection::vec(0u32..4, 4)), 0..40),
+        ) {
+            const CELLS: [(&str, &str); 4] = [("A", "x"), ("A", "y"), ("B", "x"), ("B", "y")];
+            let mut inv = Inventory::new();
+            for ((s, l), n) in CELLS.iter().zip(&stock) {
+                inv.set(Sku::parse(s).unwrap(), LocationId::parse(l).unwrap(), StockLevel::with_on_hand(*n));
+            }
+            let total_on_hand = |inv: &Inventory| inv.iter().map(|(_, _, l)| u64::from(l.on_hand())).sum::<u64>();
+            let start = total_on_hand(&inv);
+            for (kind, who, units) in ops {
+                let lines = CELLS.iter().zip(units).map(|((s, l), u)| line(s, l, u)).collect();
+                let Ok(r) = Reservation::new(order(who), lines, None) else { continue };
+                let result = match kind {
+                    0 => r.hold(&inv),
+                    1 => r.release(&inv),
+                    _ => r.allocate(&inv),
+                };
+                if let Ok(next) = result {
+                    inv = next;
+                }
+                prop_assert_eq!(total_on_hand(&inv), start);
+                for (_, _, l) in inv.iter() {
+                    prop_assert_eq!(
+                        u64::from(l.available()) + u64::from(l.reserved()) + u64::from(l.allocated()),
+                        u64::from(l.on_hand())
+                    );
+                }
+            }
+        }
+    }
+}
