@@ -1,0 +1,21 @@
+//! Glue shared by the OMS Spin components: everything between a component's handler and the
+//! pure domain crate (`oms-domain`). Storage and messaging sit behind traits ([`Kv`], [`Bus`])
+//! with the Spin implementation for Wasm and an in-memory one for native unit tests.
+
+#![deny(missing_docs)]
+
+mod bus;
+mod clock;
+mod http;
+mod idempotency;
+mod kv;
+mod problem;
+mod record;
+
+pub use bus::{Bus, MemBus, SpinBus};
+pub use clock::{new_id, now};
+pub use http::{json_body, json_response, path_match, query_param, read_response, Reply};
+pub use idempotency::{idempotent, Claim, StoredResponse, IDEMPOTENCY_TTL_HOURS};
+pub use kv::{update_json, Change, Kv, KvError, MemKv, SpinKv};
+pub use problem::{FunctionError, Problem};
+pub use record::{keys, OrderRecord, ShipmentRecord, ShipmentStatus};

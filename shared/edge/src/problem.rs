@@ -1,0 +1,143 @@
+//! RFC 9457 problem documents, and the error type handlers return.
+
+use oms_domain::Violation;
+use serde::Serialize;
+use spin_sdk::http::Response;
+
+use crate::kv::KvError;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// This occurrence.
+    pub detail: String,
+    /// The fields at fault (JSON Pointers), for validation problems.
+    #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
+    pub invalid_params: Vec<InvalidParam>,
+}
+
+/// One offending field.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvalidParam {
+    /// JSON Pointer (RFC 6901) or header/path name.
+    pub name: String,
+    /// Machine-readable code.
+    pub code: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl Problem {
+    /// A problem of `status` with a type slug (`https://oms.dev/problems/<slug>`).
+    pub fn new(status: u16, slug: &str, title: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind: format!("https://oms.dev/problems/{slug}"),
+            title: title.to_string(),
+            status,
+            detail: detail.into(),
+            invalid_params: Vec::new(),
+        }
+    }
+
+    /// 422 with every violation named.
+    pub fn invalid(detail: impl Into<String>, violations: &[Violation]) -> Problem {
+        let mut p = Problem::new(422, "validation", "Invalid request", detail);
+        p.invalid_params = violations
+            .iter()
+            .map(|v| InvalidParam {
+                name: v.field.clone(),
+                code: v.code.as_str().to_string(),
+                reason: v.detail.clone(),
+            })
+            .collect();
+        p
+    }
+
+    /// 400/401/422 naming a single field (a header, a path segment, a JSON Pointer).
+    pub fn field(status: u16, slug: &str, title: &str, field: &str, code: &str, reason: impl Into<String>) -> Problem {
+        let reason = reason.into();
+        let mut p = Problem::new(status, slug, title, format!("{field}: {reason}"));
+        p.invalid_params.push(InvalidParam {
+            name: field.to_string(),
+            code: code.to_string(),
+            reason,
+        });
+        p
+    }
+
+    /// 404 for a resource.
+    pub fn not_found(what: &str, id: &str) -> Problem {
+        Problem::new(404, "not-found", "Not found", format!("no {what} {id:?}"))
+    }
+
+    /// 409 for a state conflict.
+    pub fn conflict(detail: impl Into<String>) -> Problem {
+        Problem::new(409, "conflict", "Conflict", detail)
+    }
+
+    /// The HTTP response.
+    pub fn response(&self) -> Response {
+        Response::builder()
+            .status(self.status)
+            .header("content-type", "application/problem+json")
+            .header("cache-control", "no-store")
+            .body(serde_json::to_vec(self).unwrap_or_default())
+            .build()
+    }
+}
+
+/// What a handler fails with: a problem for the client, or an internal error that is logged
+/// and answered with a generic 500.
+#[derive(Debug)]
+pub enum FunctionError {
+    /// Client-visible problem (4xx, or 503 under contention).
+    Problem(Problem),
+    /// Unexpected: logged, generic 500.
+    Internal(String),
+}
+
+impl FunctionError {
+    /// The response; internal errors are logged to stderr (the host's log).
+    pub fn response(&self) -> Response {
+        match self {
+            FunctionError::Problem(p) => p.response(),
+            FunctionError::Internal(e) => {
+                eprintln!("internal error: {e}");
+                Problem::new(500, "internal", "Internal error", "an unexpected error occurred; it has been logged").response()
+            }
+        }
+    }
+}
+
+impl From<Problem> for FunctionError {
+    fn from(p: Problem) -> Self {
+        FunctionError::Problem(p)
+    }
+}
+
+impl From<KvError> for FunctionError {
+    fn from(e: KvError) -> Self {
+        match e {
+            KvError::Contention(key) => FunctionError::Problem(Problem::new(
+                503,
+                "contention",
+                "Busy",
+                format!("too many concurrent updates of {key}; retry"),
+            )),
+            other => FunctionError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for FunctionError {
+    fn from(e: serde_json::Error) -> Self {
+        FunctionError::Internal(format!("json: {e}"))
+    }
+}

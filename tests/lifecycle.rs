@@ -1,0 +1,3 @@
+//! lifecycle tests: the real OMS components through `oms up` over HTTP.
+
+mod support;
