@@ -1,6 +1,10 @@
 //! Glue shared by the OMS Spin components: everything between a component's handler and the
 //! pure domain crate (`oms-domain`). Storage and messaging sit behind traits ([`Kv`], [`Bus`])
 //! with the Spin implementation for Wasm and an in-memory one for native unit tests.
+//!
+//! Stock is stored per (SKU, location) as a [`StockDoc`] (never a bare `StockLevel`): it
+//! records which order holds or has allocated which units, so per-order operations are
+//! idempotent under redelivery.
 
 #![deny(missing_docs)]
 
@@ -11,6 +15,7 @@ mod idempotency;
 mod kv;
 mod problem;
 mod record;
+mod stock;
 
 pub use bus::{Bus, MemBus, SpinBus};
 pub use clock::{new_id, now};
@@ -19,3 +24,4 @@ pub use idempotency::{idempotent, Claim, StoredResponse, IDEMPOTENCY_TTL_HOURS};
 pub use kv::{update_json, Change, Kv, KvError, MemKv, SpinKv};
 pub use problem::{FunctionError, Problem};
 pub use record::{keys, OrderRecord, ShipmentRecord, ShipmentStatus};
+pub use stock::StockDoc;

@@ -22,7 +22,8 @@ pub mod keys {
     pub fn catalog(sku: &str) -> String {
         format!("catalog:{sku}")
     }
-    /// Stock of a SKU at a location: `stock:{sku}:{location}`.
+    /// Stock of a SKU at a location: `stock:{sku}:{location}`, a `StockDoc` (holds and
+    /// allocations per order) — always updated with `update_json`.
     pub fn stock(sku: &str, location: &str) -> String {
         format!("stock:{sku}:{location}")
     }

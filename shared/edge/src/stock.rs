@@ -1,0 +1,188 @@
+//! The stored stock of one SKU at one location (`keys::stock`): the domain's `StockLevel` plus
+//! which order holds or has allocated which units. Every change is one compare-and-swap of this
+//! document, and every per-order operation is idempotent — a redelivered message or a retried
+//! request finds its own hold or allocation already there and changes nothing — so stock is
+//! never reserved, released or shipped twice, whatever the queue redelivers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use oms_domain::{StockError, StockLevel};
+use serde::{Deserialize, Serialize};
+
+/// Stock of one SKU at one location, with per-order holds and allocations.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StockDoc {
+    /// On hand, reserved and allocated units (reserved = Σ holds, allocated = Σ allocations).
+    pub level: StockLevel,
+    /// Units reserved per order id.
+    #[serde(default)]
+    pub holds: BTreeMap<String, u32>,
+    /// Units allocated per order id (to be shipped from here).
+    #[serde(default)]
+    pub allocations: BTreeMap<String, u32>,
+    /// Restocks already applied (tokens such as `return:{id}:{line}`), so a retry adds nothing.
+    #[serde(default)]
+    pub receipts: BTreeSet<String>,
+}
+
+impl StockDoc {
+    /// Units available to promise.
+    pub fn available(&self) -> u32 {
+        self.level.available()
+    }
+
+    /// Units `order` holds here.
+    pub fn held_by(&self, order: &str) -> u32 {
+        self.holds.get(order).copied().unwrap_or(0)
+    }
+
+    /// Units allocated to `order` here.
+    pub fn allocated_to(&self, order: &str) -> u32 {
+        self.allocations.get(order).copied().unwrap_or(0)
+    }
+
+    /// Holds up to `units` for `order` (as many as are available); `(doc, units held)`.
+    /// Idempotent: when the order already holds units here, nothing changes.
+    ///
+    /// # Errors
+    /// [`StockError`] if the level would become inconsistent (cannot happen for `take ≤ ATP`).
+    pub fn hold_up_to(&self, order: &str, units: u32) -> Result<(StockDoc, u32), StockError> {
+        if let Some(held) = self.holds.get(order) {
+            return Ok((self.clone(), *held));
+        }
+        let take = units.min(self.available());
+        if take == 0 {
+            return Ok((self.clone(), 0));
+        }
+        let mut next = self.clone();
+        next.level = self.level.reserve(take)?;
+        next.holds.insert(order.to_string(), take);
+        Ok((next, take))
+    }
+
+    /// Releases everything `order` holds here (no-op when it holds nothing).
+    ///
+    /// # Errors
+    /// [`StockError`] for an inconsistent document.
+    pub fn release(&self, order: &str) -> Result<StockDoc, StockError> {
+        let mut next = self.clone();
+        if let Some(held) = next.holds.remove(order) {
+            next.level = self.level.release(held)?;
+        }
+        Ok(next)
+    }
+
+    /// Allocates exactly `units` to `order`: its hold here is converted first, any remainder
+    /// is reserved from available stock, any excess hold is released. Idempotent when the
+    /// allocation is already in place.
+    ///
+    /// # Errors
+    /// [`StockError::Insufficient`]-style errors when the remainder is not available.
+    pub fn allocate(&self, order: &str, units: u32) -> Result<StockDoc, StockError> {
+        if self.allocated_to(order) == units && self.held_by(order) == 0 {
+            return Ok(self.clone());
+        }
+        let mut next = self.release(order)?;
+        let already = next.allocated_to(order);
+        if units > already {
+            let more = units - already;
+            next.level = next.level.reserve(more)?.allocate(more)?;
+        } else if units < already {
+            // The domain's deallocate turns allocated units back into reserved ones.
+            next.level = next.level.deallocate(already - units)?.release(already - units)?;
+        }
+        if units == 0 {
+            next.allocations.remove(order);
+        } else {
+            next.allocations.insert(order.to_string(), units);
+        }
+        Ok(next)
+    }
+
+    /// Returns `order`'s allocation here to available stock (no-op when none).
+    ///
+    /// # Errors
+    /// [`StockError`] for an inconsistent document.
+    pub fn deallocate(&self, order: &str) -> Result<StockDoc, StockError> {
+        let mut next = self.clone();
+        if let Some(units) = next.allocations.remove(order) {
+            next.level = self.level.deallocate(units)?.release(units)?;
+        }
+        Ok(next)
+    }
+
+    /// Ships `order`'s allocation: the units leave on-hand stock (no-op when none).
+    ///
+    /// # Errors
+    /// [`StockError`] for an inconsistent document.
+    pub fn ship(&self, order: &str) -> Result<StockDoc, StockError> {
+        let mut next = self.clone();
+        if let Some(units) = next.allocations.remove(order) {
+            next.level = self.level.ship(units)?;
+        }
+        Ok(next)
+    }
+
+    /// Adds `units` to on-hand stock once per `token` (a retry with the same token is a no-op).
+    ///
+    /// # Errors
+    /// [`StockError`] on overflow.
+    pub fn receive_once(&self, token: &str, units: u32) -> Result<StockDoc, StockError> {
+        if self.receipts.contains(token) {
+            return Ok(self.clone());
+        }
+        let mut next = self.clone();
+        next.level = self.level.receive(units)?;
+        next.receipts.insert(token.to_string());
+        Ok(next)
+    }
+
+    /// Sets on-hand stock (a count); refused below what is reserved and allocated.
+    ///
+    /// # Errors
+    /// [`StockError`] when `on_hand` is below reserved + allocated.
+    pub fn recount(&self, on_hand: u32) -> Result<StockDoc, StockError> {
+        let mut next = self.clone();
+        next.level = self.level.recount(on_hand)?;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(on_hand: u32) -> StockDoc {
+        StockDoc::default().recount(on_hand).unwrap()
+    }
+
+    #[test]
+    fn holds_allocations_and_shipping_are_idempotent_per_order() {
+        let d = doc(10);
+        let (d, got) = d.hold_up_to("o1", 4).unwrap();
+        assert_eq!((got, d.available()), (4, 6));
+        let (d, again) = d.hold_up_to("o1", 4).unwrap();
+        assert_eq!((again, d.available()), (4, 6), "a redelivery holds nothing more");
+        let (d, partial) = d.hold_up_to("o2", 9).unwrap();
+        assert_eq!((partial, d.available()), (6, 0));
+        let d = d.allocate("o1", 4).unwrap();
+        assert_eq!(d.allocate("o1", 4).unwrap(), d, "allocating again is a no-op");
+        assert_eq!((d.level.reserved(), d.level.allocated()), (6, 4));
+        let d = d.ship("o1").unwrap().ship("o1").unwrap();
+        assert_eq!((d.level.on_hand(), d.level.allocated()), (6, 0));
+        let d = d.release("o2").unwrap().release("o2").unwrap();
+        assert_eq!(d.available(), 6);
+        let d = d.receive_once("return:r1:0", 2).unwrap().receive_once("return:r1:0", 2).unwrap();
+        assert_eq!(d.level.on_hand(), 8);
+    }
+
+    #[test]
+    fn allocation_elsewhere_than_the_hold_takes_available_stock() {
+        let d = doc(3);
+        let d = d.allocate("o1", 2).unwrap();
+        assert_eq!((d.available(), d.allocated_to("o1")), (1, 2));
+        assert!(d.allocate("o2", 2).is_err(), "only one unit is left");
+        let d = d.deallocate("o1").unwrap();
+        assert_eq!(d.available(), 3);
+    }
+}
