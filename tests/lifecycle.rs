@@ -1,3 +1,402 @@
-//! lifecycle tests: the real OMS components through `oms up` over HTTP.
+//! Lifecycle tests: the real OMS components through `oms up` over HTTP — a storefront order
+//! from intake to delivery, pickup and split orders, backorders, the oversell race, reads with
+//! ETags, and the golden set of bad orders.
 
 mod support;
+
+use serde_json::{json, Value};
+use support::oms::{money, Oms, OrderSpec};
+use support::*;
+
+fn availability(oms: &Oms, sku: &str) -> Value {
+    let r = get(&oms.url(&format!("/v1/availability/{sku}")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+fn event_types(oms: &Oms, id: &str) -> Vec<String> {
+    let r = get(&oms.url(&format!("/v1/orders/{id}/events")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_storefront_order_goes_from_intake_to_delivered() {
+    let oms = Oms::start();
+    oms.seed();
+    oms.stock("SKU-1", "wh-west", 10);
+    oms.stock("SKU-2", "wh-west", 10);
+    let spec = OrderSpec {
+        lines: vec![("SKU-1", 2, 1999), ("SKU-2", 1, 500)],
+        tax: 321,
+        ..OrderSpec::default()
+    };
+    let r = oms.place(&spec.body(), "order-1");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let order = oms.wait_status(&id, "routed");
+    assert_eq!(order["shipments"].as_array().unwrap().len(), 1, "{order:#}");
+    assert_eq!(order["shipments"][0]["location"], "wh-west");
+    let a = availability(&oms, "SKU-1");
+    assert_eq!(
+        (
+            a["on_hand"].as_u64(),
+            a["allocated"].as_u64(),
+            a["available"].as_u64()
+        ),
+        (Some(10), Some(2), Some(8))
+    );
+
+    let shipment = order["shipments"][0]["id"].as_str().unwrap().to_string();
+    let shipped = post(
+        &oms.url(&format!("/v1/shipments/{shipment}/shipped")),
+        r#"{"carrier":"ups","tracking":"1Z999"}"#,
+    );
+    assert_eq!(shipped.status, 200, "{}", shipped.body);
+    assert_eq!(oms.order(&id)["status"], "shipped");
+    assert_eq!(
+        availability(&oms, "SKU-1")["on_hand"],
+        8,
+        "shipped units leave on-hand stock"
+    );
+    // A retried update changes nothing.
+    let again = post(
+        &oms.url(&format!("/v1/shipments/{shipment}/shipped")),
+        r#"{"carrier":"ups","tracking":"1Z999"}"#,
+    );
+    assert_eq!(again.status, 200);
+    assert_eq!(availability(&oms, "SKU-1")["on_hand"], 8);
+    let delivered = post(
+        &oms.url(&format!("/v1/shipments/{shipment}/delivered")),
+        "{}",
+    );
+    assert_eq!(delivered.status, 200, "{}", delivered.body);
+    let order = oms.order(&id);
+    assert_eq!(order["status"], "delivered");
+    assert_eq!(order["shipments"][0]["tracking"], "1Z999");
+    assert_eq!(
+        event_types(&oms, &id),
+        [
+            "order.validated",
+            "order.reserved",
+            "order.routed",
+            "order.shipped",
+            "order.delivered"
+        ]
+    );
+}
+
+#[test]
+fn the_same_idempotency_key_replays_and_a_different_body_is_refused() {
+    let oms = Oms::start();
+    oms.seed();
+    oms.stock("SKU-1", "wh-east", 5);
+    let body = OrderSpec::default().body();
+    let first = oms.place(&body, "same-key");
+    let second = oms.place(&body, "same-key");
+    assert_eq!(
+        (first.status, &first.body),
+        (second.status, &second.body),
+        "the original response again"
+    );
+    let other = OrderSpec {
+        lines: vec![("SKU-1", 2, 1999)],
+        ..OrderSpec::default()
+    }
+    .body();
+    let refused = oms.place(&other, "same-key");
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(
+        refused.json()["invalid-params"][0]["name"],
+        "Idempotency-Key"
+    );
+    let missing = send(
+        "POST",
+        &oms.url("/v1/orders"),
+        Some(body.to_string().as_bytes()),
+        &[],
+    );
+    assert_eq!(missing.status, 400);
+    assert_eq!(
+        missing.json()["invalid-params"][0]["name"],
+        "Idempotency-Key"
+    );
+    let id = first.json()["id"].as_str().unwrap().to_string();
+    oms.wait_status(&id, "routed");
+}
+
+#[test]
+fn a_pickup_order_is_routed_only_to_its_store() {
+    let oms = Oms::start();
+    oms.seed();
+    oms.stock("SKU-1", "wh-west", 10);
+    oms.stock("SKU-1", "store-sf", 1);
+    let spec = OrderSpec {
+        method: "pickup",
+        pickup_location: Some("store-sf"),
+        ..OrderSpec::default()
+    };
+    let id = oms.place_ok(&spec.body());
+    let order = oms.wait_status(&id, "routed");
+    let shipments = order["shipments"].as_array().unwrap();
+    assert_eq!(shipments.len(), 1);
+    assert_eq!(shipments[0]["location"], "store-sf");
+    // The store has nothing left: the next pickup order cannot be served from a warehouse.
+    let id2 = oms.place_ok(&spec.body());
+    let rejected = oms.wait_status(&id2, "rejected");
+    assert!(
+        rejected["reason"].as_str().unwrap().contains("SKU-1"),
+        "{rejected:#}"
+    );
+}
+
+#[test]
+fn an_order_no_single_location_can_fill_is_split_within_the_limit() {
+    let oms = Oms::start();
+    oms.seed();
+    oms.admin_put(
+        "/v1/admin/routing-policy",
+        json!({"split_limit": 2, "cost_per_km": "0.01"}),
+    );
+    oms.stock("SKU-1", "wh-east", 3);
+    oms.stock("SKU-1", "wh-west", 2);
+    let id = oms.place_ok(
+        &OrderSpec {
+            lines: vec![("SKU-1", 5, 1999)],
+            ..OrderSpec::default()
+        }
+        .body(),
+    );
+    let order = oms.wait_status(&id, "routed");
+    let mut at: Vec<(String, u64)> = order["shipments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["location"].as_str().unwrap().to_string(),
+                s["lines"][0]["units"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    at.sort();
+    assert_eq!(at, [("wh-east".to_string(), 3), ("wh-west".to_string(), 2)]);
+    assert_eq!(availability(&oms, "SKU-1")["available"], 0);
+}
+
+#[test]
+fn a_shortfall_is_backordered_where_the_policy_allows_and_rejected_where_not() {
+    let oms = Oms::start();
+    oms.seed();
+    oms.stock("SKU-1", "wh-east", 1);
+    oms.stock("SKU-3", "wh-east", 1);
+    oms.admin_put("/v1/admin/backorder/SKU-1", json!({"up_to": 10}));
+    let id = oms.place_ok(
+        &OrderSpec {
+            lines: vec![("SKU-1", 3, 1999)],
+            ..OrderSpec::default()
+        }
+        .body(),
+    );
+    let order = oms.wait_status(&id, "backordered");
+    assert!(
+        order["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SKU-1 short by 2"),
+        "{order:#}"
+    );
+    let id = oms.place_ok(
+        &OrderSpec {
+            lines: vec![("SKU-3", 2, 12000)],
+            ..OrderSpec::default()
+        }
+        .body(),
+    );
+    oms.wait_status(&id, "rejected");
+    assert_eq!(
+        availability(&oms, "SKU-3")["available"],
+        1,
+        "a rejected order holds nothing"
+    );
+}
+
+/// 200 concurrent single-unit orders for one SKU with 50 units across 3 locations: exactly 50
+/// are reserved and routed, no location goes negative, the other 150 are rejected.
+#[test]
+fn two_hundred_concurrent_orders_never_oversell_fifty_units() {
+    let oms = Oms::start_with(&["--queue-concurrency", "8"], &[]);
+    oms.seed();
+    oms.stock("SKU-2", "wh-east", 20);
+    oms.stock("SKU-2", "wh-west", 20);
+    oms.stock("SKU-2", "store-sf", 10);
+    let body = OrderSpec {
+        lines: vec![("SKU-2", 1, 500)],
+        ..OrderSpec::default()
+    }
+    .body();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (oms, body) = (&oms, &body);
+                s.spawn(move || {
+                    (0..25)
+                        .map(|i| {
+                            let r = oms.place(body, &format!("race-{w}-{i}"));
+                            assert_eq!(r.status, 202, "{}", r.body);
+                            r.json()["id"].as_str().unwrap().to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    assert_eq!(ids.len(), 200);
+    let mut routed = 0;
+    let mut rejected = 0;
+    for id in &ids {
+        let order = eventually(std::time::Duration::from_secs(60), "a final status", || {
+            let o = oms.order(id);
+            matches!(o["status"].as_str(), Some("routed" | "rejected")).then_some(o)
+        });
+        match order["status"].as_str() {
+            Some("routed") => routed += 1,
+            _ => rejected += 1,
+        }
+    }
+    assert_eq!((routed, rejected), (50, 150));
+    let a = availability(&oms, "SKU-2");
+    assert_eq!(
+        (
+            a["available"].as_u64(),
+            a["allocated"].as_u64(),
+            a["reserved"].as_u64()
+        ),
+        (Some(0), Some(50), Some(0)),
+        "{a:#}"
+    );
+    for loc in a["locations"].as_array().unwrap() {
+        let (on_hand, allocated) = (
+            loc["on_hand"].as_u64().unwrap(),
+            loc["allocated"].as_u64().unwrap(),
+        );
+        assert!(allocated <= on_hand, "{loc}");
+    }
+}
+
+#[test]
+fn reads_carry_an_etag_and_answer_304_until_the_order_changes() {
+    let oms = Oms::start();
+    oms.seed();
+    oms.stock("SKU-1", "wh-east", 5);
+    let id = oms.place_ok(&OrderSpec::default().body());
+    oms.wait_status(&id, "routed");
+    let url = oms.url(&format!("/v1/orders/{id}"));
+    let first = ureq::get(&url).call().unwrap();
+    let etag = first.header("etag").unwrap().to_string();
+    assert_eq!(first.header("cache-control"), Some("no-cache"));
+    let not_modified = ureq::get(&url).set("if-none-match", &etag).call().unwrap();
+    assert_eq!(not_modified.status(), 304);
+    let shipment = oms.order(&id)["shipments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    post(
+        &oms.url(&format!("/v1/shipments/{shipment}/shipped")),
+        r#"{"carrier":"dhl","tracking":"JD1"}"#,
+    );
+    let changed = ureq::get(&url).set("if-none-match", &etag).call().unwrap();
+    assert_eq!(changed.status(), 200, "a write invalidates the cached read");
+    assert_ne!(changed.header("etag").unwrap(), etag);
+    let avail = ureq::get(&oms.url("/v1/availability/SKU-1"))
+        .call()
+        .unwrap();
+    assert!(avail.header("etag").is_some());
+    assert_eq!(
+        get(&oms.url("/v1/orders/00000000-0000-4000-8000-000000000000")).status,
+        404
+    );
+}
+
+/// Every file in tests/fixtures/orders/invalid is posted as an order; each must be refused
+/// with the status and field codes its `.expected.json` names, and nothing may be stored.
+#[test]
+fn bad_orders_get_problem_documents_naming_the_field_and_change_nothing() {
+    let oms = Oms::start();
+    oms.seed();
+    oms.stock("SKU-1", "wh-east", 5);
+    let dir = repo().join("tests/fixtures/orders/invalid");
+    let mut checked = 0;
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    for path in names {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".json") || name.ends_with(".expected.json") {
+            continue;
+        }
+        let body = std::fs::read(&path).unwrap();
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(path.with_extension("expected.json")).unwrap(),
+        )
+        .unwrap();
+        let r = send(
+            "POST",
+            &oms.url("/v1/orders"),
+            Some(&body),
+            &[("idempotency-key", &format!("bad-{name}"))],
+        );
+        assert_eq!(
+            r.status,
+            expected["status"].as_u64().unwrap() as u16,
+            "{name}: {}",
+            r.body
+        );
+        assert_eq!(r.content_type, "application/problem+json", "{name}");
+        let problem = r.json();
+        let mut got: Vec<(String, String)> = problem["invalid-params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["code"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<(String, String)> = expected["invalid-params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_string(),
+                    p[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "{name}: {problem:#}");
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} bad orders checked");
+    let a = availability(&oms, "SKU-1");
+    assert_eq!(a["available"], 5, "no bad order reserved anything");
+    // And nothing was queued: only a valid order produces an event.
+    let id = oms.place_ok(&OrderSpec::default().body());
+    oms.wait_status(&id, "routed");
+    let _ = money(0);
+}

@@ -82,7 +82,7 @@ impl OrderStatus {
         match self {
             Validated => &[Reserved, Backordered, Rejected, Cancelled],
             Backordered => &[Reserved, Cancelled],
-            Reserved => &[Routed, Cancelled],
+            Reserved => &[Routed, Backordered, Cancelled],
             Routed => &[Routed, PartiallyShipped, Shipped, Cancelled],
             PartiallyShipped => &[PartiallyShipped, Shipped, PartiallyRefunded, Refunded],
             Shipped => &[Delivered, PartiallyRefunded, Refunded],

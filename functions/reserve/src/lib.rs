@@ -1,18 +1,38 @@
-//! reserve: reserves stock for `order.validated` events.
+//! reserve: on `order.validated`, holds stock for the order against availability — one
+//! compare-and-swap per (SKU, location), so concurrent orders never oversell — and moves the
+//! order to `reserved`, `backordered` (shortfall allowed by the SKU's backorder policy) or
+//! `rejected` (holds released, reason recorded), publishing that event.
 //!
-//! Not implemented yet: every message is refused (the handler returns an error), so the queue
-//! retries it and then dead-letters it where an operator sees it. Nothing is acknowledged as done.
+//! Redelivery-safe: holds are per order inside each stock document (a repeat finds its own
+//! hold), the status change is a compare-and-swap from `validated`, and an order already past
+//! this step gets its outcome event re-published (in case a crash came between the store and
+//! the publish).
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
 #![allow(unsafe_code)]
 
+mod reservation;
+
+use oms_domain::EventEnvelope;
+use oms_edge::{new_id, now, SpinBus, SpinKv};
 use spin_sdk::redis_component;
 
 #[redis_component]
 fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "reserve is not implemented yet; refusing message of {} bytes",
-        message.len()
-    )
+    let event: EventEnvelope = match serde_json::from_slice(&message) {
+        Ok(e) => e,
+        Err(e) => {
+            // A message that can never parse would only be retried into the dead letters.
+            eprintln!("reserve: dropping unreadable message: {e}");
+            return Ok(());
+        }
+    };
+    let ttl = spin_sdk::variables::get("reservation_ttl_minutes")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(30);
+    let kv = SpinKv::open_default()?;
+    let bus = SpinBus::open().map_err(anyhow::Error::msg)?;
+    reservation::handle(&kv, &bus, &event, now(), ttl, new_id).map_err(|e| anyhow::anyhow!("{e:?}"))
 }

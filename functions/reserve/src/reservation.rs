@@ -1,0 +1,327 @@
+//! The reservation step over any `Kv` and `Bus`.
+
+use chrono::{DateTime, Duration, Utc};
+use oms_domain::{
+    BackorderPolicy, EventEnvelope, EventType, Location, OrderStatus, PaymentStatus, Reservation,
+    ReservedLine, Sku,
+};
+use oms_edge::{keys, update_json, Bus, Change, FunctionError, Kv, OrderRecord, StockDoc};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Outcome events of this step, for re-publishing on redelivery.
+const OUTCOMES: [EventType; 3] = [
+    EventType::OrderReserved,
+    EventType::OrderBackordered,
+    EventType::OrderRejected,
+];
+
+/// Handles one `order.validated` event.
+///
+/// # Errors
+/// Storage or publish failures (the queue redelivers; the step is idempotent).
+pub fn handle(
+    kv: &impl Kv,
+    bus: &impl Bus,
+    event: &EventEnvelope,
+    now: DateTime<Utc>,
+    ttl_minutes: i64,
+    mut ids: impl FnMut() -> Uuid,
+) -> Result<(), FunctionError> {
+    let order_id = event.order_id().to_string();
+    let Some(record) = kv.get_json::<OrderRecord>(&keys::order(&order_id))? else {
+        eprintln!("reserve: order {order_id} not found; ignoring");
+        return Ok(());
+    };
+    if record.status() != OrderStatus::Validated {
+        return republish(bus, &record);
+    }
+    let order = &record.order;
+    let locations: Vec<Location> = kv.get_json(keys::LOCATIONS)?.unwrap_or_default();
+    let pickup = order.shipping().pickup_location().cloned();
+    let mut candidates: Vec<&Location> = locations
+        .iter()
+        .filter(|l| match &pickup {
+            Some(store) => l.id() == store,
+            None => l.ships(),
+        })
+        .collect();
+    candidates.sort_by(|a, b| (a.priority(), a.id()).cmp(&(b.priority(), b.id())));
+
+    let mut lines = Vec::new();
+    let mut shortfalls: Vec<(Sku, u32)> = Vec::new();
+    for (sku, wanted) in order.units_by_sku() {
+        let mut need = wanted;
+        for loc in &candidates {
+            if need == 0 {
+                break;
+            }
+            let held = hold(kv, &sku, loc, &order_id, need)?;
+            if held > 0 {
+                lines.push(ReservedLine {
+                    sku: sku.clone(),
+                    location: loc.id().clone(),
+                    units: held,
+                });
+                need = need.saturating_sub(held);
+            }
+        }
+        if need > 0 {
+            shortfalls.push((sku, need));
+        }
+    }
+
+    let (to, data, reservation, reason) = if shortfalls.is_empty() {
+        let expires = (order.payment().status() == PaymentStatus::Authorized)
+            .then(|| now + Duration::minutes(ttl_minutes));
+        let reservation = Reservation::new(order.id(), lines.clone(), expires)
+            .map_err(|e| FunctionError::Internal(e.to_string()))?;
+        (
+            OrderStatus::Reserved,
+            json!({"lines": lines, "expires_at": expires}),
+            Some(reservation),
+            None,
+        )
+    } else if backorder_allowed(kv, &shortfalls)? {
+        let reservation = Reservation::new(order.id(), lines.clone(), None).ok();
+        let short = shortfall_json(&shortfalls);
+        (
+            OrderStatus::Backordered,
+            json!({"held": lines, "shortfalls": short}),
+            reservation,
+            Some(describe(&shortfalls)),
+        )
+    } else {
+        for line in &lines {
+            update_json(
+                kv,
+                &keys::stock(line.sku.as_str(), line.location.as_str()),
+                |doc: Option<StockDoc>| {
+                    let next = doc
+                        .unwrap_or_default()
+                        .release(&order_id)
+                        .map_err(|e| FunctionError::Internal(e.to_string()))?;
+                    Ok::<_, FunctionError>(Change::Write(next, ()))
+                },
+            )?;
+        }
+        let short = shortfall_json(&shortfalls);
+        (
+            OrderStatus::Rejected,
+            json!({"reason": "insufficient_stock", "shortfalls": short}),
+            None,
+            Some(describe(&shortfalls)),
+        )
+    };
+
+    let event_id = ids();
+    let published = update_json(kv, &keys::order(&order_id), |cur: Option<OrderRecord>| {
+        let Some(mut rec) = cur else {
+            return Ok(Change::Keep(None));
+        };
+        if rec.status() != OrderStatus::Validated {
+            return Ok(Change::Keep(None));
+        }
+        let event = rec
+            .transition(to, data.clone(), event_id, now)
+            .map_err(|e| FunctionError::Internal(e.to_string()))?;
+        rec.reservation = reservation.clone();
+        rec.reason = reason.clone();
+        Ok::<_, FunctionError>(Change::Write(rec, Some(event)))
+    })?;
+    match published {
+        Some(event) => bus.publish_event(&event).map_err(FunctionError::Internal),
+        // Another delivery of the same event got there first; it publishes.
+        None => Ok(()),
+    }
+}
+
+/// Holds up to `need` units at `loc`; how many the order holds there now.
+fn hold(
+    kv: &impl Kv,
+    sku: &Sku,
+    loc: &Location,
+    order: &str,
+    need: u32,
+) -> Result<u32, FunctionError> {
+    update_json(
+        kv,
+        &keys::stock(sku.as_str(), loc.id().as_str()),
+        |doc: Option<StockDoc>| {
+            let Some(doc) = doc else {
+                return Ok(Change::Keep(0));
+            };
+            let (next, held) = doc
+                .hold_up_to(order, need)
+                .map_err(|e| FunctionError::Internal(e.to_string()))?;
+            if next == doc {
+                Ok::<_, FunctionError>(Change::Keep(held))
+            } else {
+                Ok(Change::Write(next, held))
+            }
+        },
+    )
+}
+
+/// Whether every short SKU's policy allows backordering the shortfall; counts it against the
+/// SKU's outstanding backorders (`backorders:{sku}`) when it does.
+fn backorder_allowed(kv: &impl Kv, shortfalls: &[(Sku, u32)]) -> Result<bool, FunctionError> {
+    for (sku, short) in shortfalls {
+        let policy: BackorderPolicy = kv
+            .get_json(&keys::backorder(sku.as_str()))?
+            .unwrap_or_default();
+        let outstanding: u32 = kv.get_json(&format!("backorders:{sku}"))?.unwrap_or(0);
+        if !policy.allows(outstanding, *short) {
+            return Ok(false);
+        }
+    }
+    for (sku, short) in shortfalls {
+        update_json(kv, &format!("backorders:{sku}"), |cur: Option<u32>| {
+            Ok::<_, FunctionError>(Change::Write(cur.unwrap_or(0) + short, ()))
+        })?;
+    }
+    Ok(true)
+}
+
+fn shortfall_json(shortfalls: &[(Sku, u32)]) -> serde_json::Value {
+    shortfalls
+        .iter()
+        .map(|(s, n)| json!({"sku": s, "units": n}))
+        .collect()
+}
+
+fn describe(shortfalls: &[(Sku, u32)]) -> String {
+    let parts: Vec<String> = shortfalls
+        .iter()
+        .map(|(s, n)| format!("{s} short by {n}"))
+        .collect();
+    format!("insufficient stock: {}", parts.join(", "))
+}
+
+/// The order already went past this step: publish its outcome again (downstream steps and
+/// webhook receivers de-duplicate by event id).
+fn republish(bus: &impl Bus, record: &OrderRecord) -> Result<(), FunctionError> {
+    if let Some(event) = record
+        .events
+        .iter()
+        .rev()
+        .find(|e| OUTCOMES.contains(&e.event_type()))
+    {
+        bus.publish_event(event).map_err(FunctionError::Internal)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_domain::{Coordinates, LocationId, LocationKind, Order, OrderId};
+    use oms_edge::{MemBus, MemKv};
+
+    fn order(qty: u32) -> Order {
+        let body = json!({
+            "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
+            "lines": [{"sku": "SKU-1", "quantity": qty, "unit_price": "1.00"}],
+            "shipping": {"method": "standard", "amount": "0.00",
+                "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
+            "tax": "0.00",
+            "totals": {"subtotal": format!("{qty}.00"), "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": format!("{qty}.00")},
+            "payment": {"reference": "pi_1", "status": "captured", "amount": format!("{qty}.00")}
+        });
+        Order::from_request(&body, OrderId::new(oms_edge::new_id()), oms_edge::now()).unwrap()
+    }
+
+    fn setup(stock: &[(&str, u32)]) -> MemKv {
+        let kv = MemKv::new();
+        let locations: Vec<Location> = stock
+            .iter()
+            .map(|(id, _)| {
+                Location::new(
+                    LocationId::parse(id).unwrap(),
+                    LocationKind::Warehouse,
+                    Coordinates::new(0.0, 0.0).unwrap(),
+                )
+            })
+            .collect();
+        kv.set_json(keys::LOCATIONS, &locations).unwrap();
+        for (id, n) in stock {
+            kv.set_json(
+                &keys::stock("SKU-1", id),
+                &StockDoc::default().recount(*n).unwrap(),
+            )
+            .unwrap();
+        }
+        kv
+    }
+
+    fn place(kv: &MemKv, qty: u32) -> EventEnvelope {
+        let rec = OrderRecord::accept(order(qty), oms_edge::new_id(), oms_edge::now()).unwrap();
+        kv.set_json(&keys::order(&rec.order.id().to_string()), &rec)
+            .unwrap();
+        rec.events[0].clone()
+    }
+
+    fn status(kv: &MemKv, e: &EventEnvelope) -> OrderStatus {
+        kv.get_json::<OrderRecord>(&keys::order(&e.order_id().to_string()))
+            .unwrap()
+            .unwrap()
+            .status()
+    }
+
+    fn available(kv: &MemKv, loc: &str) -> u32 {
+        kv.get_json::<StockDoc>(&keys::stock("SKU-1", loc))
+            .unwrap()
+            .unwrap()
+            .available()
+    }
+
+    #[test]
+    fn reserves_across_locations_and_a_redelivery_changes_nothing() {
+        let kv = setup(&[("a", 2), ("b", 5)]);
+        let bus = MemBus::default();
+        let e = place(&kv, 4);
+        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
+        assert_eq!(status(&kv, &e), OrderStatus::Reserved);
+        assert_eq!((available(&kv, "a"), available(&kv, "b")), (0, 3));
+        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
+        assert_eq!(
+            (available(&kv, "a"), available(&kv, "b")),
+            (0, 3),
+            "no double reservation"
+        );
+        let sent: Vec<String> = bus.sent.borrow().iter().map(|(c, _)| c.clone()).collect();
+        assert_eq!(
+            sent,
+            ["order.reserved", "order.reserved"],
+            "the outcome is re-published, not redone"
+        );
+    }
+
+    #[test]
+    fn a_shortfall_without_backorders_rejects_and_releases() {
+        let kv = setup(&[("a", 3)]);
+        let bus = MemBus::default();
+        let e = place(&kv, 5);
+        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
+        assert_eq!(status(&kv, &e), OrderStatus::Rejected);
+        assert_eq!(available(&kv, "a"), 3);
+    }
+
+    #[test]
+    fn a_shortfall_within_the_backorder_policy_backorders() {
+        let kv = setup(&[("a", 3)]);
+        kv.set_json(&keys::backorder("SKU-1"), &BackorderPolicy::UpTo(2))
+            .unwrap();
+        let bus = MemBus::default();
+        let e = place(&kv, 5);
+        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
+        assert_eq!(status(&kv, &e), OrderStatus::Backordered);
+        let e2 = place(&kv, 1);
+        handle(&kv, &bus, &e2, oms_edge::now(), 30, oms_edge::new_id).unwrap();
+        assert_eq!(
+            status(&kv, &e2),
+            OrderStatus::Rejected,
+            "the backorder allowance is used up"
+        );
+    }
+}
