@@ -34,8 +34,10 @@ impl SpinBus {
     /// # Errors
     /// A message when the variable is missing or the connection is refused.
     pub fn open() -> Result<SpinBus, String> {
-        let address = spin_sdk::variables::get("redis_address").map_err(|e| format!("variable redis_address: {e}"))?;
-        let conn = spin_sdk::redis::Connection::open(&address).map_err(|e| format!("redis {address}: {e}"))?;
+        let address = spin_sdk::variables::get("redis_address")
+            .map_err(|e| format!("variable redis_address: {e}"))?;
+        let conn = spin_sdk::redis::Connection::open(&address)
+            .map_err(|e| format!("redis {address}: {e}"))?;
         Ok(SpinBus { conn })
     }
 }
@@ -57,7 +59,9 @@ pub struct MemBus {
 
 impl Bus for MemBus {
     fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), String> {
-        self.sent.borrow_mut().push((channel.to_string(), payload.to_vec()));
+        self.sent
+            .borrow_mut()
+            .push((channel.to_string(), payload.to_vec()));
         Ok(())
     }
 }

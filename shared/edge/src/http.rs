@@ -34,10 +34,12 @@ pub fn read_response<T: Serialize>(req: &Request, value: &T) -> Response {
     let matches = req
         .header("if-none-match")
         .and_then(|v| v.as_str())
-        .is_some_and(|v| v.split(',').any(|t| {
-            let t = t.trim();
-            t == "*" || t.trim_start_matches("W/") == etag
-        }));
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.trim_start_matches("W/") == etag
+            })
+        });
     let builder = |status| {
         let mut b = Response::builder();
         b.status(status)
@@ -63,10 +65,24 @@ pub fn read_response<T: Serialize>(req: &Request, value: &T) -> Response {
 pub fn json_body(req: &Request) -> Result<serde_json::Value, Problem> {
     let body = req.body();
     if body.is_empty() {
-        return Err(Problem::field(400, "malformed", "Malformed request", "body", "missing", "a JSON body is required"));
+        return Err(Problem::field(
+            400,
+            "malformed",
+            "Malformed request",
+            "body",
+            "missing",
+            "a JSON body is required",
+        ));
     }
     serde_json::from_slice(body).map_err(|e| {
-        Problem::field(400, "malformed", "Malformed request", "body", "invalid_json", format!("not valid JSON: {e}"))
+        Problem::field(
+            400,
+            "malformed",
+            "Malformed request",
+            "body",
+            "invalid_json",
+            format!("not valid JSON: {e}"),
+        )
     })
 }
 

@@ -44,7 +44,12 @@ pub enum Claim {
     Busy,
 }
 
-fn claim<K: Kv>(kv: &K, key: &str, fp: &Fingerprint, now: DateTime<Utc>) -> Result<Claim, FunctionError> {
+fn claim<K: Kv>(
+    kv: &K,
+    key: &str,
+    fp: &Fingerprint,
+    now: DateTime<Utc>,
+) -> Result<Claim, FunctionError> {
     update_json(kv, key, |cur: Option<Entry>| {
         let fresh = Entry {
             fingerprint: fp.as_str().to_string(),
@@ -54,7 +59,9 @@ fn claim<K: Kv>(kv: &K, key: &str, fp: &Fingerprint, now: DateTime<Utc>) -> Resu
         };
         match cur {
             None => Ok(Change::Write(fresh, Claim::New)),
-            Some(e) if e.created_at + Duration::hours(IDEMPOTENCY_TTL_HOURS) < now => Ok(Change::Write(fresh, Claim::New)),
+            Some(e) if e.created_at + Duration::hours(IDEMPOTENCY_TTL_HOURS) < now => {
+                Ok(Change::Write(fresh, Claim::New))
+            }
             Some(e) if e.fingerprint != fp.as_str() => Err(FunctionError::Problem(Problem::field(
                 422,
                 "idempotency-key-reused",
@@ -63,10 +70,16 @@ fn claim<K: Kv>(kv: &K, key: &str, fp: &Fingerprint, now: DateTime<Utc>) -> Resu
                 "key_reused",
                 "this key was used with a different request body",
             ))),
-            Some(Entry { response: Some(r), .. }) => Ok(Change::Keep(Claim::Replay(r))),
-            Some(e) if e.started_at + Duration::seconds(LEASE_SECONDS) < now => {
-                Ok(Change::Write(Entry { started_at: now, ..e }, Claim::New))
-            }
+            Some(Entry {
+                response: Some(r), ..
+            }) => Ok(Change::Keep(Claim::Replay(r))),
+            Some(e) if e.started_at + Duration::seconds(LEASE_SECONDS) < now => Ok(Change::Write(
+                Entry {
+                    started_at: now,
+                    ..e
+                },
+                Claim::New,
+            )),
             Some(_) => Ok(Change::Keep(Claim::Busy)),
         }
     })
@@ -95,18 +108,23 @@ pub fn idempotent<K: Kv>(
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             Claim::Busy => {
-                return Err(Problem::conflict("a request with this Idempotency-Key is still being processed; retry later").into())
+                return Err(Problem::conflict(
+                    "a request with this Idempotency-Key is still being processed; retry later",
+                )
+                .into())
             }
         }
     }
     let outcome = run();
     let response = match &outcome {
         Ok(r) => Some(r.clone()),
-        Err(FunctionError::Problem(p)) if p.status < 500 && p.status != 409 => Some(StoredResponse {
-            status: p.status,
-            content_type: "application/problem+json".into(),
-            body: serde_json::to_string(p).unwrap_or_default(),
-        }),
+        Err(FunctionError::Problem(p)) if p.status < 500 && p.status != 409 => {
+            Some(StoredResponse {
+                status: p.status,
+                content_type: "application/problem+json".into(),
+                body: serde_json::to_string(p).unwrap_or_default(),
+            })
+        }
         Err(_) => None,
     };
     match response {
@@ -133,7 +151,11 @@ mod tests {
     use crate::kv::MemKv;
 
     fn resp(body: &str) -> StoredResponse {
-        StoredResponse { status: 201, content_type: "application/json".into(), body: body.into() }
+        StoredResponse {
+            status: 201,
+            content_type: "application/json".into(),
+            body: body.into(),
+        }
     }
 
     #[test]
@@ -142,8 +164,16 @@ mod tests {
         let fp = Fingerprint::of_json(&serde_json::json!({"a": 1}));
         let now = || DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
         let mut runs = 0;
-        let first = idempotent(&kv, "k", &fp, now, || { runs += 1; Ok(resp("one")) }).unwrap();
-        let again = idempotent(&kv, "k", &fp, now, || { runs += 1; Ok(resp("two")) }).unwrap();
+        let first = idempotent(&kv, "k", &fp, now, || {
+            runs += 1;
+            Ok(resp("one"))
+        })
+        .unwrap();
+        let again = idempotent(&kv, "k", &fp, now, || {
+            runs += 1;
+            Ok(resp("two"))
+        })
+        .unwrap();
         assert_eq!((first, again.body.as_str(), runs), (resp("one"), "one", 1));
         let other = Fingerprint::of_json(&serde_json::json!({"a": 2}));
         match idempotent(&kv, "k", &other, now, || Ok(resp("x"))) {

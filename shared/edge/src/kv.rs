@@ -269,9 +269,14 @@ mod tests {
             Ok::<_, KvError>(Change::Write(cur.unwrap_or(0) + 1, cur.unwrap_or(0) + 1))
         })
         .unwrap();
-        assert_eq!(n, 11, "the write that lost the race was redone on the new value");
-        let kept: u32 = update_json(&kv, "n", |cur: Option<u32>| Ok::<_, KvError>(Change::Keep(cur.unwrap())))
-            .unwrap();
+        assert_eq!(
+            n, 11,
+            "the write that lost the race was redone on the new value"
+        );
+        let kept: u32 = update_json(&kv, "n", |cur: Option<u32>| {
+            Ok::<_, KvError>(Change::Keep(cur.unwrap()))
+        })
+        .unwrap();
         assert_eq!(kept, 11);
     }
 }

@@ -61,7 +61,14 @@ impl Problem {
     }
 
     /// 400/401/422 naming a single field (a header, a path segment, a JSON Pointer).
-    pub fn field(status: u16, slug: &str, title: &str, field: &str, code: &str, reason: impl Into<String>) -> Problem {
+    pub fn field(
+        status: u16,
+        slug: &str,
+        title: &str,
+        field: &str,
+        code: &str,
+        reason: impl Into<String>,
+    ) -> Problem {
         let reason = reason.into();
         let mut p = Problem::new(status, slug, title, format!("{field}: {reason}"));
         p.invalid_params.push(InvalidParam {
@@ -110,7 +117,13 @@ impl FunctionError {
             FunctionError::Problem(p) => p.response(),
             FunctionError::Internal(e) => {
                 eprintln!("internal error: {e}");
-                Problem::new(500, "internal", "Internal error", "an unexpected error occurred; it has been logged").response()
+                Problem::new(
+                    500,
+                    "internal",
+                    "Internal error",
+                    "an unexpected error occurred; it has been logged",
+                )
+                .response()
             }
         }
     }

@@ -119,7 +119,11 @@ impl OrderRecord {
     ///
     /// # Errors
     /// Never in practice (the first event of a new timeline is always legal).
-    pub fn accept(order: Order, event_id: Uuid, now: DateTime<Utc>) -> Result<OrderRecord, TimelineError> {
+    pub fn accept(
+        order: Order,
+        event_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<OrderRecord, TimelineError> {
         let mut timeline = Timeline::new(order.id());
         timeline.transition(OrderStatus::Validated, event_id, now, serde_json::json!({}))?;
         let ledger = RefundLedger::for_order(&order);

@@ -89,7 +89,10 @@ impl StockDoc {
             next.level = next.level.reserve(more)?.allocate(more)?;
         } else if units < already {
             // The domain's deallocate turns allocated units back into reserved ones.
-            next.level = next.level.deallocate(already - units)?.release(already - units)?;
+            next.level = next
+                .level
+                .deallocate(already - units)?
+                .release(already - units)?;
         }
         if units == 0 {
             next.allocations.remove(order);
@@ -162,17 +165,29 @@ mod tests {
         let (d, got) = d.hold_up_to("o1", 4).unwrap();
         assert_eq!((got, d.available()), (4, 6));
         let (d, again) = d.hold_up_to("o1", 4).unwrap();
-        assert_eq!((again, d.available()), (4, 6), "a redelivery holds nothing more");
+        assert_eq!(
+            (again, d.available()),
+            (4, 6),
+            "a redelivery holds nothing more"
+        );
         let (d, partial) = d.hold_up_to("o2", 9).unwrap();
         assert_eq!((partial, d.available()), (6, 0));
         let d = d.allocate("o1", 4).unwrap();
-        assert_eq!(d.allocate("o1", 4).unwrap(), d, "allocating again is a no-op");
+        assert_eq!(
+            d.allocate("o1", 4).unwrap(),
+            d,
+            "allocating again is a no-op"
+        );
         assert_eq!((d.level.reserved(), d.level.allocated()), (6, 4));
         let d = d.ship("o1").unwrap().ship("o1").unwrap();
         assert_eq!((d.level.on_hand(), d.level.allocated()), (6, 0));
         let d = d.release("o2").unwrap().release("o2").unwrap();
         assert_eq!(d.available(), 6);
-        let d = d.receive_once("return:r1:0", 2).unwrap().receive_once("return:r1:0", 2).unwrap();
+        let d = d
+            .receive_once("return:r1:0", 2)
+            .unwrap()
+            .receive_once("return:r1:0", 2)
+            .unwrap();
         assert_eq!(d.level.on_hand(), 8);
     }
 
