@@ -400,3 +400,156 @@ fn bad_orders_get_problem_documents_naming_the_field_and_change_nothing() {
     oms.wait_status(&id, "routed");
     let _ = money(0);
 }
+
+mod marketplace {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    use support::oms::{SHOPIFY_CHANNEL, SHOPIFY_SECRET, STANDARD_CHANNEL, STANDARD_SECRET};
+
+    fn hmac_b64(key: &[u8], data: &[u8]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+        mac.update(data);
+        B64.encode(mac.finalize().into_bytes())
+    }
+
+    fn shopify_payload(id: u64) -> String {
+        json!({
+            "id": id, "name": "#1001", "email": "buyer@example.com", "currency": "USD",
+            "financial_status": "paid",
+            "line_items": [{"sku": "SKU-1", "quantity": 2, "price": "19.99", "total_discount": "1.00"}],
+            "shipping_lines": [{"price": "4.50", "code": "standard"}],
+            "shipping_address": {"country_code": "US", "zip": "10001", "address1": "5 Ave", "city": "New York",
+                                  "latitude": 40.75, "longitude": -73.99},
+            "customer": {"first_name": "Grace", "last_name": "Hopper"},
+            "total_discounts": "1.00", "total_tax": "3.00", "total_price": "46.48"
+        })
+        .to_string()
+    }
+
+    fn post_shopify(oms: &Oms, body: &str, signature: &str) -> Reply {
+        send(
+            "POST",
+            &oms.url(&format!("/v1/channels/{SHOPIFY_CHANNEL}/orders")),
+            Some(body.as_bytes()),
+            &[
+                ("x-shopify-hmac-sha256", signature),
+                ("content-type", "application/json"),
+            ],
+        )
+    }
+
+    #[test]
+    fn shopify_orders_are_verified_mapped_and_never_duplicated() {
+        let oms = Oms::start();
+        oms.seed();
+        oms.stock("SKU-1", "wh-east", 10);
+        let body = shopify_payload(820982911946154508);
+        let sig = hmac_b64(SHOPIFY_SECRET.as_bytes(), body.as_bytes());
+        let first = post_shopify(&oms, &body, &sig);
+        assert_eq!(first.status, 202, "{}", first.body);
+        let id = first.json()["id"].as_str().unwrap().to_string();
+        let order = oms.wait_status(&id, "routed");
+        assert_eq!(order["channel"], SHOPIFY_CHANNEL);
+        assert_eq!(order["totals"]["grand_total"], "46.48");
+        assert_eq!(order["payment"]["status"], "captured");
+        // Shopify redelivers: same order id, no second order.
+        let again = post_shopify(&oms, &body, &sig);
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(
+            (again.json()["id"].as_str(), again.json()["status"].as_str()),
+            (Some(id.as_str()), Some("duplicate"))
+        );
+        assert_eq!(availability_of(&oms, "SKU-1"), 8, "two units, once");
+        // A forged or missing signature: 401 and nothing stored.
+        let other = shopify_payload(42);
+        let forged = post_shopify(&oms, &other, &hmac_b64(b"wrong secret", other.as_bytes()));
+        assert_eq!(forged.status, 401, "{}", forged.body);
+        assert_eq!(
+            forged.json()["invalid-params"][0]["name"],
+            "X-Shopify-Hmac-Sha256"
+        );
+        let unsigned = send(
+            "POST",
+            &oms.url(&format!("/v1/channels/{SHOPIFY_CHANNEL}/orders")),
+            Some(other.as_bytes()),
+            &[],
+        );
+        assert_eq!(unsigned.status, 401);
+        let good = post_shopify(
+            &oms,
+            &other,
+            &hmac_b64(SHOPIFY_SECRET.as_bytes(), other.as_bytes()),
+        );
+        assert_eq!(
+            good.status, 202,
+            "the forged attempt left no trace: {}",
+            good.body
+        );
+        assert_eq!(post_shopify(&oms, "{}", "x").status, 401);
+        assert_eq!(
+            send(
+                "POST",
+                &oms.url("/v1/channels/nobody/orders"),
+                Some(b"{}"),
+                &[]
+            )
+            .status,
+            404
+        );
+    }
+
+    fn availability_of(oms: &Oms, sku: &str) -> u64 {
+        get(&oms.url(&format!("/v1/availability/{sku}"))).json()["available"]
+            .as_u64()
+            .unwrap()
+    }
+
+    #[test]
+    fn standard_webhooks_deliveries_are_verified_and_deduplicated_by_webhook_id() {
+        let oms = Oms::start();
+        oms.seed();
+        oms.stock("SKU-1", "wh-east", 10);
+        let body = OrderSpec::default().body().to_string();
+        let key = B64
+            .decode(STANDARD_SECRET.trim_start_matches("whsec_"))
+            .unwrap();
+        let deliver = |msg_id: &str, ts: i64, body: &str, key: &[u8]| {
+            let sig = hmac_b64(key, format!("{msg_id}.{ts}.{body}").as_bytes());
+            send(
+                "POST",
+                &oms.url(&format!("/v1/channels/{STANDARD_CHANNEL}/orders")),
+                Some(body.as_bytes()),
+                &[
+                    ("webhook-id", msg_id),
+                    ("webhook-timestamp", &ts.to_string()),
+                    ("webhook-signature", &format!("v1,{sig}")),
+                ],
+            )
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let first = deliver("msg_2Lf", now, &body, &key);
+        assert_eq!(first.status, 202, "{}", first.body);
+        let id = first.json()["id"].as_str().unwrap().to_string();
+        assert_eq!(oms.wait_status(&id, "routed")["channel"], STANDARD_CHANNEL);
+        let again = deliver("msg_2Lf", now, &body, &key);
+        assert_eq!(
+            (again.status, again.json()["id"].as_str()),
+            (200, Some(id.as_str()))
+        );
+        let stale = deliver("msg_old", now - 600, &body, &key);
+        assert_eq!(stale.status, 401);
+        assert_eq!(
+            stale.json()["invalid-params"][0]["name"],
+            "webhook-timestamp"
+        );
+        let forged = deliver("msg_x", now, &body, b"not the key");
+        assert_eq!(forged.status, 401);
+        assert_eq!(availability_of(&oms, "SKU-1"), 9, "one order, once");
+    }
+}
