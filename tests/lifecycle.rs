@@ -553,3 +553,31 @@ mod marketplace {
         assert_eq!(availability_of(&oms, "SKU-1"), 9, "one order, once");
     }
 }
+
+/// The served OpenAPI document describes every HTTP route in spin.toml.
+#[test]
+fn the_openapi_document_is_served_and_covers_every_route() {
+    let oms = Oms::start();
+    let r = get(&oms.url("/v1/openapi.json"));
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(repo().join("spin.toml")).unwrap()).unwrap();
+    for trigger in manifest["trigger"]["http"].as_array().unwrap() {
+        let route = trigger["route"].as_str().unwrap();
+        let openapi_form: String = route
+            .split('/')
+            .map(|s| match s.strip_prefix(':') {
+                Some(p) => format!("{{{p}}}"),
+                None => s.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let covered = match openapi_form.strip_suffix("/...") {
+            Some(prefix) => paths.iter().any(|p| p.starts_with(&format!("{prefix}/"))),
+            None => paths.contains(&openapi_form),
+        };
+        assert!(covered, "route {route} is not in the OpenAPI document");
+    }
+}
