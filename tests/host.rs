@@ -363,8 +363,14 @@ fn bad_manifests_are_reported_with_file_and_field() {
 /// The OMS manifest itself loads every lifecycle component and serves its routes.
 #[test]
 fn the_oms_manifest_serves_its_routes() {
-    require_wasm(&["validate", "reserve", "route", "notify", "refund", "query", "admin"]);
-    let host = Host::start(&repo().join("spin.toml"), &[], &[("SPIN_VARIABLE_ADMIN_TOKEN", "t")]);
+    require_wasm(&[
+        "validate", "reserve", "route", "notify", "refund", "query", "admin",
+    ]);
+    let host = Host::start(
+        &repo().join("spin.toml"),
+        &[],
+        &[("SPIN_VARIABLE_ADMIN_TOKEN", "t")],
+    );
     let r = post(&host.url("/v1/orders"), "{}");
     assert_ne!(r.status, 404, "{}", r.body);
     assert_eq!(r.content_type, "application/problem+json", "{}", r.body);

@@ -37,7 +37,9 @@ impl Oms {
 
     /// Starts the OMS with extra `oms up` args and environment.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Oms {
-        require_wasm(&["validate", "reserve", "route", "notify", "refund", "query", "admin"]);
+        require_wasm(&[
+            "validate", "reserve", "route", "notify", "refund", "query", "admin",
+        ]);
         let channels = json!({
             SHOPIFY_CHANNEL: {"kind": "shopify", "secret": SHOPIFY_SECRET},
             STANDARD_CHANNEL: {"kind": "standard", "secret": STANDARD_SECRET},
@@ -67,20 +69,34 @@ impl Oms {
             "PUT",
             &self.url(path),
             Some(body.to_string().as_bytes()),
-            &[("authorization", &auth), ("content-type", "application/json")],
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
         );
-        assert!((200..300).contains(&r.status), "PUT {path}: {} {}", r.status, r.body);
+        assert!(
+            (200..300).contains(&r.status),
+            "PUT {path}: {} {}",
+            r.status,
+            r.body
+        );
         r.json()
     }
 
     /// Catalog price (USD) of a SKU, in cents.
     pub fn price(&self, sku: &str, cents: i64) {
-        self.admin_put(&format!("/v1/admin/catalog/{sku}"), json!({"USD": money(cents)}));
+        self.admin_put(
+            &format!("/v1/admin/catalog/{sku}"),
+            json!({"USD": money(cents)}),
+        );
     }
 
     /// On-hand stock of a SKU at a location.
     pub fn stock(&self, sku: &str, location: &str, on_hand: u32) {
-        self.admin_put(&format!("/v1/admin/stock/{sku}/{location}"), json!({"on_hand": on_hand}));
+        self.admin_put(
+            &format!("/v1/admin/stock/{sku}/{location}"),
+            json!({"on_hand": on_hand}),
+        );
     }
 
     /// The standard test network: two warehouses and a store (San Francisco), 3 SKUs.
@@ -110,13 +126,22 @@ impl Oms {
             "POST",
             &self.url("/v1/orders"),
             Some(body.to_string().as_bytes()),
-            &[("idempotency-key", key), ("content-type", "application/json")],
+            &[
+                ("idempotency-key", key),
+                ("content-type", "application/json"),
+            ],
         )
     }
 
     /// Places an order and returns its id (panics unless 202).
     pub fn place_ok(&self, body: &Value) -> String {
-        let key = format!("k-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+        let key = format!(
+            "k-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
         let r = self.place(body, &key);
         assert_eq!(r.status, 202, "{}", r.body);
         r.json()["id"].as_str().unwrap().to_string()
@@ -133,19 +158,26 @@ impl Oms {
     pub fn wait_status(&self, id: &str, status: &str) -> Value {
         let mut last = Value::Null;
         let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            eventually(Duration::from_secs(20), &format!("order {id} to be {status}"), || {
-                let r = get(&self.url(&format!("/v1/orders/{id}")));
-                if r.status == 200 {
-                    last = r.json();
-                    (last["status"] == status).then(|| last.clone())
-                } else {
-                    None
-                }
-            })
+            eventually(
+                Duration::from_secs(20),
+                &format!("order {id} to be {status}"),
+                || {
+                    let r = get(&self.url(&format!("/v1/orders/{id}")));
+                    if r.status == 200 {
+                        last = r.json();
+                        (last["status"] == status).then(|| last.clone())
+                    } else {
+                        None
+                    }
+                },
+            )
         }));
         match found {
             Ok(v) => v,
-            Err(_) => panic!("order {id} never became {status}; last: {last:#}\nlog:\n{}", self.host.log()),
+            Err(_) => panic!(
+                "order {id} never became {status}; last: {last:#}\nlog:\n{}",
+                self.host.log()
+            ),
         }
     }
 }
@@ -186,7 +218,11 @@ impl OrderSpec {
     /// The JSON body.
     pub fn body(&self) -> Value {
         let subtotal: i64 = self.lines.iter().map(|(_, q, p)| *q as i64 * p).sum();
-        let shipping = if self.method == "pickup" { 0 } else { self.shipping };
+        let shipping = if self.method == "pickup" {
+            0
+        } else {
+            self.shipping
+        };
         let grand = subtotal + shipping + self.tax;
         let lines: Vec<Value> = self
             .lines
