@@ -1,18 +1,121 @@
-//! notify: delivers signed webhooks for `order.*` events.
+//! notify: signed outbound webhooks for every order and return event.
 //!
-//! Not implemented yet: every message is refused (the handler returns an error), so the queue
-//! retries it and then dead-letters it where an operator sees it. Nothing is acknowledged as done.
+//! - **Subscriptions** (`/v1/webhooks`, admin token): a URL, event-type filters (`order.routed`,
+//!   `order.*`, `*`) and a Standard Webhooks secret (`whsec_…`, generated when not given), kept
+//!   in one document under `keys::SUBSCRIPTIONS`. See [`api`].
+//! - **Deliveries** (a queue handler on every event channel): each matching subscriber gets the
+//!   event envelope as JSON, POSTed with `webhook-id` (the event id, stable across retries),
+//!   `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256>`. A 2xx answer
+//!   delivers it; anything else is recorded and the handler fails, so the queue redelivers the
+//!   message with exponential backoff. After `webhook_max_attempts` attempts the webhook is
+//!   dead-lettered: logged, and shown as `dead` under `/v1/webhooks/{id}/deliveries`. Delivery
+//!   records make redelivered messages skip what is already settled, so a subscriber is never
+//!   notified twice by this component; receivers de-duplicate on `webhook-id` for the
+//!   at-least-once cases (a crash between the answer and its record).
+//!
+//! `webhook_max_attempts` should not exceed the queue's own redelivery limit (8 by default on
+//! `oms up`): past it the host dead-letters the message while the webhook still shows
+//! `pending`, until an operator re-drives it (`oms queue retry`).
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
 #![allow(unsafe_code)]
 
-use spin_sdk::redis_component;
+pub mod api;
+mod auth;
+pub mod delivery;
+pub mod dispatch;
+pub mod signature;
+pub mod subscription;
+pub mod transport;
+
+use oms_domain::EventEnvelope;
+use oms_edge::{new_id, now, FunctionError, KvError, SpinKv};
+use spin_sdk::http::{Request, Response};
+use spin_sdk::{http_component, redis_component};
+use uuid::Uuid;
+
+use crate::api::Fresh;
+use crate::signature::GENERATED_KEY_BYTES;
+use crate::transport::WasiHttp;
+
+/// Why handling an event failed (the queue then redelivers it).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A variable is missing or malformed.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The key-value store failed.
+    #[error(transparent)]
+    Store(#[from] KvError),
+    /// Some subscribers have not had the event yet; it must come back.
+    #[error("event {event}: {pending} webhook deliveries pending; retry later")]
+    Pending {
+        /// The event.
+        event: Uuid,
+        /// How many deliveries are left.
+        pending: usize,
+    },
+}
+
+#[http_component]
+fn handle_webhooks(req: Request) -> Response {
+    let token = match spin_sdk::variables::get("admin_token") {
+        Ok(token) => token,
+        Err(e) => return FunctionError::Internal(format!("variable admin_token: {e}")).response(),
+    };
+    let kv = match SpinKv::open_default() {
+        Ok(kv) => kv,
+        Err(e) => return FunctionError::from(e).response(),
+    };
+    api::handle(&req, &kv, &token, now(), fresh())
+}
 
 #[redis_component]
-fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "notify is not implemented yet; refusing message of {} bytes",
-        message.len()
-    )
+fn on_event(message: bytes::Bytes) -> anyhow::Result<()> {
+    let event: EventEnvelope = match serde_json::from_slice(&message) {
+        Ok(event) => event,
+        Err(e) => {
+            // A message that is not an event envelope will never become one: failing would
+            // only make the queue retry it until it is dead-lettered and hold up nothing else.
+            // Acknowledge it and leave a trace instead.
+            eprintln!(
+                "notify: dropping a message that is not an event envelope ({} bytes): {e}",
+                message.len()
+            );
+            return Ok(());
+        }
+    };
+    let max_attempts = max_attempts()?;
+    let kv = SpinKv::open_default().map_err(Error::from)?;
+    let subscriptions = subscription::load(&kv).map_err(Error::from)?;
+    let pass = dispatch::deliver(&kv, &WasiHttp, &subscriptions, &event, max_attempts, now)
+        .map_err(Error::from)?;
+    if pass.needs_retry() {
+        return Err(Error::Pending {
+            event: event.id(),
+            pending: pass.failed + pass.deferred,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The `webhook_max_attempts` variable.
+fn max_attempts() -> Result<u32, Error> {
+    let text = spin_sdk::variables::get("webhook_max_attempts")
+        .map_err(|e| Error::Config(format!("variable webhook_max_attempts: {e}")))?;
+    match text.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(Error::Config(format!(
+            "webhook_max_attempts must be a positive integer, got {text:?}"
+        ))),
+    }
+}
+
+/// A new subscription id and secret key from the host's randomness.
+fn fresh() -> Fresh {
+    let mut key = [0u8; GENERATED_KEY_BYTES];
+    getrandom::fill(&mut key).expect("the host provides randomness");
+    Fresh { id: new_id(), key }
 }

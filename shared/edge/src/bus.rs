@@ -45,7 +45,7 @@ impl SpinBus {
 impl Bus for SpinBus {
     fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), String> {
         self.conn
-            .publish(channel, &payload.to_vec())
+            .publish(channel, payload)
             .map_err(|e| format!("publish to {channel}: {e}"))
     }
 }
