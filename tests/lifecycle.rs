@@ -563,7 +563,8 @@ fn the_openapi_document_is_served_and_covers_every_route() {
     let doc = r.json();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
-    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(repo().join("spin.toml")).unwrap()).unwrap();
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo().join("spin.toml")).unwrap()).unwrap();
     for trigger in manifest["trigger"]["http"].as_array().unwrap() {
         let route = trigger["route"].as_str().unwrap();
         let openapi_form: String = route
@@ -580,4 +581,60 @@ fn the_openapi_document_is_served_and_covers_every_route() {
         };
         assert!(covered, "route {route} is not in the OpenAPI document");
     }
+}
+
+/// An order whose payment is only authorized holds stock until its reservation expires; the
+/// sweeper then cancels it and releases the stock. A captured order is never expired.
+#[test]
+fn unpaid_reservations_expire_and_release_their_stock() {
+    let oms = Oms::start_with(&[], &[("SPIN_VARIABLE_RESERVATION_TTL_MINUTES", "0")]);
+    oms.seed();
+    oms.stock("SKU-1", "wh-east", 1);
+    oms.admin_put("/v1/admin/backorder/SKU-1", json!("unlimited"));
+    let unpaid = OrderSpec {
+        lines: vec![("SKU-1", 3, 1999)],
+        payment_status: "authorized",
+        ..OrderSpec::default()
+    };
+    let id = oms.place_ok(&unpaid.body());
+    let order = oms.wait_status(&id, "backordered");
+    assert!(order["reservation"]["expires_at"].is_string(), "{order:#}");
+    let paid = OrderSpec {
+        lines: vec![("SKU-1", 2, 1999)],
+        ..OrderSpec::default()
+    };
+    let paid_id = oms.place_ok(&paid.body());
+    oms.wait_status(&paid_id, "backordered");
+    assert_eq!(availability(&oms, "SKU-1")["available"], 0);
+
+    let sweep = |token: &str| {
+        send(
+            "POST",
+            &oms.url("/v1/reservations/expire"),
+            None,
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+    };
+    assert_eq!(sweep("wrong").status, 401);
+    let r = sweep(support::oms::ADMIN_TOKEN);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["expired"], json!([id]));
+    let order = oms.order(&id);
+    assert_eq!(order["status"], "cancelled");
+    assert!(order["reason"].as_str().unwrap().contains("expired"));
+    assert_eq!(
+        availability(&oms, "SKU-1")["available"],
+        1,
+        "the unpaid hold went back"
+    );
+    assert_eq!(
+        oms.order(&paid_id)["status"],
+        "backordered",
+        "a captured order keeps its hold"
+    );
+    assert_eq!(
+        sweep(support::oms::ADMIN_TOKEN).json()["expired"],
+        json!([]),
+        "sweeping again changes nothing"
+    );
 }

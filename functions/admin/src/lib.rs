@@ -20,8 +20,8 @@ use oms_domain::{
     ViolationCode,
 };
 use oms_edge::{
-    json_body, json_response, keys, update_json, Change, FunctionError, Kv, Problem, SpinKv,
-    StockDoc,
+    json_body, json_response, keys, require_admin, update_json, Change, FunctionError, Kv, Problem,
+    SpinKv, StockDoc,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -37,7 +37,7 @@ fn handle(req: Request) -> Response {
 }
 
 fn route(req: &Request) -> Result<Response, FunctionError> {
-    authorize(req)?;
+    require_admin(req)?;
     let path = req
         .header("spin-path-info")
         .and_then(|v| v.as_str())
@@ -63,35 +63,6 @@ fn route(req: &Request) -> Result<Response, FunctionError> {
         ["routing-policy"] => put_routing_policy(&kv, &body),
         _ => Err(Problem::not_found("admin resource", &path).into()),
     }
-}
-
-/// Checks `Authorization: Bearer <admin_token>` in constant time.
-fn authorize(req: &Request) -> Result<(), FunctionError> {
-    let expected = spin_sdk::variables::get("admin_token")
-        .map_err(|e| FunctionError::Internal(format!("admin_token variable: {e}")))?;
-    let given = req
-        .header("authorization")
-        .and_then(|v| v.as_str())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if expected.is_empty() || !same {
-        return Err(Problem::field(
-            401,
-            "unauthorized",
-            "Unauthorized",
-            "Authorization",
-            "invalid_token",
-            "a valid admin bearer token is required",
-        )
-        .into());
-    }
-    Ok(())
 }
 
 fn violation(field: &str, code: ViolationCode, detail: impl Into<String>) -> Violation {

@@ -1,31 +1,31 @@
-//! refund: cancellations, refunds and returns (`/v1/orders/{id}/...`, `/v1/returns/...`).
+//! refund: the Spin component for everything that unwinds an order — cancellations before
+//! shipment (releasing the stock held for it), partial and full refunds (never above captured
+//! minus refunded, `Idempotency-Key` required) and returns with inspection before refund
+//! (`requested → received → inspected → refunded`, accepted units restocked where they
+//! shipped from). It emits `order.cancelled`, `order.partially_refunded`, `order.refunded`
+//! and `return.*` events.
 //!
-//! Not implemented yet: every request gets an RFC 9457 problem document with status 501, so a
-//! client can never mistake this stub for a refund.
+//! Handlers are written over [`oms_edge::Kv`] and [`oms_edge::Bus`] with the clock and ids
+//! passed in ([`Ctx`]), so they run natively in unit tests on `MemKv`/`MemBus`; only the Spin
+//! entry point (`entry.rs`) touches the host. Every state change saves first and publishes
+//! second, and every step can be repeated: a retry after a crash completes the step and never
+//! refunds, releases or restocks twice (see each module's notes).
 
-// The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
-// ABI; nothing else in this crate is unsafe.
-#![allow(unsafe_code)]
+mod cancel;
+mod context;
+mod entry;
+mod inspection;
+mod ledger;
+mod order_store;
+mod problems;
+mod refunds;
+mod requests;
+mod returns;
+mod routes;
+mod stock_moves;
 
-use spin_sdk::http::{Request, Response};
-use spin_sdk::http_component;
+pub use context::Ctx;
+pub use routes::handle;
 
-#[http_component]
-fn handle(req: Request) -> Response {
-    not_implemented(req.path())
-}
-
-fn not_implemented(path: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "https://oms.dev/problems/not-implemented",
-        "title": "Not implemented",
-        "status": 501,
-        "detail": "refunds, cancellations and returns are not implemented yet",
-        "instance": path,
-    });
-    Response::builder()
-        .status(501)
-        .header("content-type", "application/problem+json")
-        .body(body.to_string())
-        .build()
-}
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,7 @@
 //! The reservation step over any `Kv` and `Bus`.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use oms_domain::{
     BackorderPolicy, EventEnvelope, EventType, Location, OrderStatus, PaymentStatus, Reservation,
@@ -71,9 +73,10 @@ pub fn handle(
         }
     }
 
+    // Stock held for an order whose payment is only authorized is held for a while only.
+    let expires = (order.payment().status() == PaymentStatus::Authorized)
+        .then(|| now + Duration::minutes(ttl_minutes));
     let (to, data, reservation, reason) = if shortfalls.is_empty() {
-        let expires = (order.payment().status() == PaymentStatus::Authorized)
-            .then(|| now + Duration::minutes(ttl_minutes));
         let reservation = Reservation::new(order.id(), lines.clone(), expires)
             .map_err(|e| FunctionError::Internal(e.to_string()))?;
         (
@@ -83,7 +86,7 @@ pub fn handle(
             None,
         )
     } else if backorder_allowed(kv, &shortfalls)? {
-        let reservation = Reservation::new(order.id(), lines.clone(), None).ok();
+        let reservation = Reservation::new(order.id(), lines.clone(), expires).ok();
         let short = shortfall_json(&shortfalls);
         (
             OrderStatus::Backordered,
@@ -114,6 +117,19 @@ pub fn handle(
         )
     };
 
+    if let Some(at) = reservation.as_ref().and_then(Reservation::expires_at) {
+        // Indexed before the order changes, so the sweeper misses no expiring reservation;
+        // it checks the order itself before acting.
+        update_json(
+            kv,
+            keys::EXPIRING,
+            |cur: Option<BTreeMap<String, DateTime<Utc>>>| {
+                let mut index = cur.unwrap_or_default();
+                index.insert(order_id.clone(), at);
+                Ok::<_, FunctionError>(Change::Write(index, ()))
+            },
+        )?;
+    }
     let event_id = ids();
     let published = update_json(kv, &keys::order(&order_id), |cur: Option<OrderRecord>| {
         let Some(mut rec) = cur else {
@@ -131,8 +147,29 @@ pub fn handle(
     })?;
     match published {
         Some(event) => bus.publish_event(&event).map_err(FunctionError::Internal),
-        // Another delivery of the same event got there first; it publishes.
-        None => Ok(()),
+        // Another delivery of the same event got there first (it publishes), or the order was
+        // cancelled meanwhile: then the holds taken here are nobody's and go back.
+        None => {
+            let status = kv
+                .get_json::<OrderRecord>(&keys::order(&order_id))?
+                .map(|r| r.status());
+            if status == Some(OrderStatus::Cancelled) {
+                for line in &lines {
+                    update_json(
+                        kv,
+                        &keys::stock(line.sku.as_str(), line.location.as_str()),
+                        |doc: Option<StockDoc>| {
+                            let next = doc
+                                .unwrap_or_default()
+                                .release(&order_id)
+                                .map_err(|e| FunctionError::Internal(e.to_string()))?;
+                            Ok::<_, FunctionError>(Change::Write(next, ()))
+                        },
+                    )?;
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -121,7 +121,32 @@ pub fn handle(
     })?;
     match published {
         Some(e) => bus.publish_event(&e).map_err(FunctionError::Internal),
-        None => Ok(()),
+        None => {
+            // The order moved on while we planned. If it was cancelled, the cancel released
+            // only what the record listed: give back what this run allocated.
+            let now_status = kv
+                .get_json::<OrderRecord>(&keys::order(&order_id))?
+                .map(|r| r.status());
+            if now_status == Some(OrderStatus::Cancelled) {
+                if let Some(p) = &plan_opt {
+                    for (sku, loc) in p.units_at().keys() {
+                        update_json(
+                            kv,
+                            &keys::stock(sku.as_str(), loc.as_str()),
+                            |doc: Option<StockDoc>| {
+                                let next = doc
+                                    .unwrap_or_default()
+                                    .deallocate(&order_id)
+                                    .and_then(|d| d.release(&order_id))
+                                    .map_err(|e| FunctionError::Internal(e.to_string()))?;
+                                Ok::<_, FunctionError>(Change::Write(next, ()))
+                            },
+                        )?;
+                    }
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -11,6 +11,9 @@ use crate::problem::{FunctionError, Problem};
 
 /// How long a key is remembered.
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+/// Polls (20 ms apart) for a concurrent first request to finish: under the host's default
+/// 1 s request deadline, so a duplicate gets the replay or a 409, never a timeout.
+const MAX_WAITS: u32 = 35;
 /// After this long an unfinished first request is presumed dead and may be retried.
 const LEASE_SECONDS: i64 = 30;
 
@@ -103,7 +106,7 @@ pub fn idempotent<K: Kv>(
         match claim(kv, key, fp, now())? {
             Claim::Replay(r) => return Ok(r),
             Claim::New => break,
-            Claim::Busy if waited < 100 => {
+            Claim::Busy if waited < MAX_WAITS => {
                 waited += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }

@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+mod auth;
 mod bus;
 mod clock;
 mod http;
@@ -17,6 +18,7 @@ mod problem;
 mod record;
 mod stock;
 
+pub use auth::{constant_time_eq, require_admin};
 pub use bus::{Bus, MemBus, SpinBus};
 pub use clock::{new_id, now};
 pub use http::{json_body, json_response, path_match, query_param, read_response, Reply};

@@ -33,6 +33,8 @@ pub mod keys {
     }
     /// The fulfilment locations (one document).
     pub const LOCATIONS: &str = "locations";
+    /// Orders whose reservation expires (order id → expiry), for the expiry sweeper.
+    pub const EXPIRING: &str = "reservations:expiring";
     /// The routing policy (split limit, cost per km).
     pub const ROUTING_POLICY: &str = "routing-policy";
     /// A marketplace order already taken in: `intake:{channel}:{external id}`.

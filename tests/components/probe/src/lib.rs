@@ -92,7 +92,7 @@ fn handle(req: Request) -> anyhow::Result<Response> {
         (Method::Post, ["publish", channel]) => {
             let address = spin_sdk::variables::get("address")?;
             let conn = spin_sdk::redis::Connection::open(&address)?;
-            conn.publish(channel, &req.body().to_vec())?;
+            conn.publish(channel, req.body())?;
             status(202, "published")
         }
         (Method::Get, ["outbound"]) => {
