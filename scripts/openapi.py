@@ -98,6 +98,7 @@ paths = {
 schemas = {
  "Problem": {"type": "object", "description": "RFC 9457 problem details", "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
    "invalid-params": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string", "description": "JSON Pointer or header"}, "code": {"type": "string"}, "reason": {"type": "string"}}}}}},
+ "Money": {"type": "object", "properties": {"amount": money, "currency": {"type": "string"}}},
  "Accepted": {"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}, "status": {"const": "validated"}, "links": {"type": "object"}}},
  "OrderRequest": {"type": "object", "additionalProperties": False, "required": ["channel", "customer", "currency", "lines", "shipping", "tax", "totals", "payment"], "properties": {
    "channel": {"type": "string"}, "customer": {"type": "object", "properties": {"email": {"type": "string", "format": "email"}, "name": {"type": "string"}}},
@@ -112,7 +113,7 @@ schemas = {
    "metadata": {"type": "object", "additionalProperties": {"type": "string"}}}},
  "OrderView": {"type": "object", "properties": {"id": {"type": "string"}, "status": {"enum": ["validated", "reserved", "backordered", "rejected", "routed", "partially_shipped", "shipped", "delivered", "cancelled", "partially_refunded", "refunded"]},
    "lines": {"type": "array"}, "totals": {"type": "object"}, "reservation": {"type": ["object", "null"]}, "plan": {"type": ["object", "null"]}, "shipments": {"type": "array", "items": ref("Shipment")},
-   "refunds": {"type": "array"}, "refunded_total": money, "refundable": money, "returns": {"type": "array"}, "reason": {"type": ["string", "null"]}}},
+   "refunds": {"type": "array"}, "refunded_total": ref("Money"), "refundable": ref("Money"), "returns": {"type": "array"}, "reason": {"type": ["string", "null"]}}},
  "Shipment": {"type": "object", "properties": {"id": {"type": "string"}, "location": {"type": "string"}, "lines": {"type": "array"}, "status": {"enum": ["allocated", "shipped", "delivered"]}, "carrier": {"type": "string"}, "tracking": {"type": "string"}}},
  "Event": {"type": "object", "properties": {"version": {"type": "integer"}, "id": {"type": "string"}, "type": {"type": "string", "examples": ["order.validated"]}, "order_id": {"type": "string"}, "sequence": {"type": "integer"}, "occurred_at": {"type": "string", "format": "date-time"}, "data": {"type": "object"}}},
  "Availability": {"type": "object", "properties": {"sku": {"type": "string"}, "on_hand": {"type": "integer"}, "reserved": {"type": "integer"}, "allocated": {"type": "integer"}, "available": {"type": "integer"}, "locations": {"type": "array"}}},
