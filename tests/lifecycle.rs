@@ -8,23 +8,6 @@ use serde_json::{json, Value};
 use support::oms::{money, Oms, OrderSpec};
 use support::*;
 
-fn availability(oms: &Oms, sku: &str) -> Value {
-    let r = get(&oms.url(&format!("/v1/availability/{sku}")));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()
-}
-
-fn event_types(oms: &Oms, id: &str) -> Vec<String> {
-    let r = get(&oms.url(&format!("/v1/orders/{id}/events")));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn a_storefront_order_goes_from_intake_to_delivered() {
     let oms = Oms::start();
@@ -42,7 +25,7 @@ fn a_storefront_order_goes_from_intake_to_delivered() {
     let order = oms.wait_status(&id, "routed");
     assert_eq!(order["shipments"].as_array().unwrap().len(), 1, "{order:#}");
     assert_eq!(order["shipments"][0]["location"], "wh-west");
-    let a = availability(&oms, "SKU-1");
+    let a = oms.availability("SKU-1");
     assert_eq!(
         (
             a["on_hand"].as_u64(),
@@ -60,7 +43,7 @@ fn a_storefront_order_goes_from_intake_to_delivered() {
     assert_eq!(shipped.status, 200, "{}", shipped.body);
     assert_eq!(oms.order(&id)["status"], "shipped");
     assert_eq!(
-        availability(&oms, "SKU-1")["on_hand"],
+        oms.availability("SKU-1")["on_hand"],
         8,
         "shipped units leave on-hand stock"
     );
@@ -70,7 +53,7 @@ fn a_storefront_order_goes_from_intake_to_delivered() {
         r#"{"carrier":"ups","tracking":"1Z999"}"#,
     );
     assert_eq!(again.status, 200);
-    assert_eq!(availability(&oms, "SKU-1")["on_hand"], 8);
+    assert_eq!(oms.availability("SKU-1")["on_hand"], 8);
     let delivered = post(
         &oms.url(&format!("/v1/shipments/{shipment}/delivered")),
         "{}",
@@ -80,7 +63,7 @@ fn a_storefront_order_goes_from_intake_to_delivered() {
     assert_eq!(order["status"], "delivered");
     assert_eq!(order["shipments"][0]["tracking"], "1Z999");
     assert_eq!(
-        event_types(&oms, &id),
+        oms.event_types(&id),
         [
             "order.validated",
             "order.reserved",
@@ -186,7 +169,7 @@ fn an_order_no_single_location_can_fill_is_split_within_the_limit() {
         .collect();
     at.sort();
     assert_eq!(at, [("wh-east".to_string(), 3), ("wh-west".to_string(), 2)]);
-    assert_eq!(availability(&oms, "SKU-1")["available"], 0);
+    assert_eq!(oms.availability("SKU-1")["available"], 0);
 }
 
 #[test]
@@ -220,7 +203,7 @@ fn a_shortfall_is_backordered_where_the_policy_allows_and_rejected_where_not() {
     );
     oms.wait_status(&id, "rejected");
     assert_eq!(
-        availability(&oms, "SKU-3")["available"],
+        oms.availability("SKU-3")["available"],
         1,
         "a rejected order holds nothing"
     );
@@ -274,7 +257,7 @@ fn two_hundred_concurrent_orders_never_oversell_fifty_units() {
         }
     }
     assert_eq!((routed, rejected), (50, 150));
-    let a = availability(&oms, "SKU-2");
+    let a = oms.availability("SKU-2");
     assert_eq!(
         (
             a["available"].as_u64(),
@@ -393,7 +376,7 @@ fn bad_orders_get_problem_documents_naming_the_field_and_change_nothing() {
         checked += 1;
     }
     assert!(checked >= 8, "only {checked} bad orders checked");
-    let a = availability(&oms, "SKU-1");
+    let a = oms.availability("SKU-1");
     assert_eq!(a["available"], 5, "no bad order reserved anything");
     // And nothing was queued: only a valid order produces an event.
     let id = oms.place_ok(&OrderSpec::default().body());
@@ -462,7 +445,7 @@ mod marketplace {
             (again.json()["id"].as_str(), again.json()["status"].as_str()),
             (Some(id.as_str()), Some("duplicate"))
         );
-        assert_eq!(availability_of(&oms, "SKU-1"), 8, "two units, once");
+        assert_eq!(oms.availability("SKU-1")["available"], 8, "two units, once");
         // A forged or missing signature: 401 and nothing stored.
         let other = shopify_payload(42);
         let forged = post_shopify(&oms, &other, &hmac_b64(b"wrong secret", other.as_bytes()));
@@ -499,12 +482,6 @@ mod marketplace {
             .status,
             404
         );
-    }
-
-    fn availability_of(oms: &Oms, sku: &str) -> u64 {
-        get(&oms.url(&format!("/v1/availability/{sku}"))).json()["available"]
-            .as_u64()
-            .unwrap()
     }
 
     #[test]
@@ -550,7 +527,7 @@ mod marketplace {
         );
         let forged = deliver("msg_x", now, &body, b"not the key");
         assert_eq!(forged.status, 401);
-        assert_eq!(availability_of(&oms, "SKU-1"), 9, "one order, once");
+        assert_eq!(oms.availability("SKU-1")["available"], 9, "one order, once");
     }
 }
 
@@ -605,7 +582,7 @@ fn unpaid_reservations_expire_and_release_their_stock() {
     };
     let paid_id = oms.place_ok(&paid.body());
     oms.wait_status(&paid_id, "backordered");
-    assert_eq!(availability(&oms, "SKU-1")["available"], 0);
+    assert_eq!(oms.availability("SKU-1")["available"], 0);
 
     let sweep = |token: &str| {
         send(
@@ -623,7 +600,7 @@ fn unpaid_reservations_expire_and_release_their_stock() {
     assert_eq!(order["status"], "cancelled");
     assert!(order["reason"].as_str().unwrap().contains("expired"));
     assert_eq!(
-        availability(&oms, "SKU-1")["available"],
+        oms.availability("SKU-1")["available"],
         1,
         "the unpaid hold went back"
     );

@@ -10,23 +10,6 @@ use serde_json::{json, Value};
 use support::oms::{money, Oms, OrderSpec};
 use support::*;
 
-fn availability(oms: &Oms, sku: &str) -> Value {
-    let r = get(&oms.url(&format!("/v1/availability/{sku}")));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()
-}
-
-fn event_types(oms: &Oms, id: &str) -> Vec<String> {
-    let r = get(&oms.url(&format!("/v1/orders/{id}/events")));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn post_json(oms: &Oms, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
     let mut all = vec![("content-type", "application/json")];
     all.extend_from_slice(headers);
@@ -117,7 +100,7 @@ fn a_partial_refund_then_a_return_is_inspected_refunded_and_restocked() {
             ..OrderSpec::default()
         },
     );
-    assert_eq!(availability(&oms, "SKU-1")["on_hand"], 8);
+    assert_eq!(oms.availability("SKU-1")["on_hand"], 8);
 
     let r = refund_ok(
         &oms,
@@ -178,7 +161,7 @@ fn a_partial_refund_then_a_return_is_inspected_refunded_and_restocked() {
     assert_eq!(inspected["refund"]["refund"]["amount"]["amount"], "19.99");
     assert_eq!(inspected["refund"]["refunded_total"], "24.99");
     assert_eq!(
-        availability(&oms, "SKU-1")["on_hand"],
+        oms.availability("SKU-1")["on_hand"],
         9,
         "the accepted unit is back on hand"
     );
@@ -191,7 +174,7 @@ fn a_partial_refund_then_a_return_is_inspected_refunded_and_restocked() {
         &inspection,
     );
     assert_eq!((again.status, again.json()), (200, inspected));
-    assert_eq!(availability(&oms, "SKU-1")["on_hand"], 9);
+    assert_eq!(oms.availability("SKU-1")["on_hand"], 9);
     let order = oms.order(&id);
     assert_eq!(refunds_of(&order).len(), 2);
     assert_eq!(order["status"], "partially_refunded");
@@ -201,7 +184,7 @@ fn a_partial_refund_then_a_return_is_inspected_refunded_and_restocked() {
         (200, Some("refunded"))
     );
     assert_eq!(
-        event_types(&oms, &id)[5..],
+        oms.event_types(&id)[5..],
         [
             "order.partially_refunded",
             "return.requested",
@@ -305,7 +288,7 @@ fn cancelling_before_shipment_releases_the_stock_and_refunds_the_capture() {
         .body(),
     );
     let order = oms.wait_status(&id, "routed");
-    assert_eq!(availability(&oms, "SKU-1")["available"], 7);
+    assert_eq!(oms.availability("SKU-1")["available"], 7);
 
     let r = post_ok(
         &oms,
@@ -320,7 +303,7 @@ fn cancelling_before_shipment_releases_the_stock_and_refunds_the_capture() {
         "a captured payment is refunded in full"
     );
     assert_eq!(cancelled["refund"]["refunded_total"], money(3 * 1999 + 500));
-    let a = availability(&oms, "SKU-1");
+    let a = oms.availability("SKU-1");
     assert_eq!(
         (
             a["available"].as_u64(),
@@ -329,7 +312,7 @@ fn cancelling_before_shipment_releases_the_stock_and_refunds_the_capture() {
         ),
         (Some(10), Some(0), Some(10))
     );
-    let events = event_types(&oms, &id);
+    let events = oms.event_types(&id);
     assert_eq!(
         events[events.len() - 2..],
         ["order.cancelled", "order.refunded"]
@@ -344,7 +327,7 @@ fn cancelling_before_shipment_releases_the_stock_and_refunds_the_capture() {
         r#"{"carrier":"ups","tracking":"1Z1"}"#,
     );
     assert!(matches!(shipped.status, 404 | 409), "{}", shipped.body);
-    assert_eq!(availability(&oms, "SKU-1")["on_hand"], 10);
+    assert_eq!(oms.availability("SKU-1")["on_hand"], 10);
 
     // Once delivered, an order is returned or refunded, not cancelled.
     let delivered = delivered_order(&oms, &OrderSpec::default());
@@ -428,7 +411,7 @@ fn bad_refunds_are_refused_naming_the_field_and_change_nothing() {
     assert_eq!(after, before, "nothing changed");
     assert!(refunds_of(&after).is_empty());
     assert_eq!(
-        event_types(&oms, &id).last().map(String::as_str),
+        oms.event_types(&id).last().map(String::as_str),
         Some("order.delivered")
     );
 }

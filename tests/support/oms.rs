@@ -154,6 +154,25 @@ impl Oms {
         r.json()
     }
 
+    /// `GET /v1/availability/{sku}` as JSON (panics unless 200).
+    pub fn availability(&self, sku: &str) -> Value {
+        let r = get(&self.url(&format!("/v1/availability/{sku}")));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()
+    }
+
+    /// The event types of an order's timeline, oldest first.
+    pub fn event_types(&self, id: &str) -> Vec<String> {
+        let r = get(&self.url(&format!("/v1/orders/{id}/events")));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Waits until the order reaches `status`; returns it.
     pub fn wait_status(&self, id: &str, status: &str) -> Value {
         let mut last = Value::Null;

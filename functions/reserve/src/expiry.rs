@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use oms_domain::{OrderStatus, PaymentStatus};
-use oms_edge::{keys, update_json, Bus, Change, FunctionError, Kv, OrderRecord, StockDoc};
+use oms_edge::{keys, update_json, Bus, Change, FunctionError, Kv, OrderRecord};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -95,22 +95,7 @@ fn expire_one(
         Ok::<_, FunctionError>(Change::Write(rec, Some(e)))
     })?;
     if let Some(reservation) = &record.reservation {
-        for line in reservation.lines() {
-            update_json(
-                kv,
-                &keys::stock(line.sku.as_str(), line.location.as_str()),
-                |doc: Option<StockDoc>| {
-                    let doc = doc.unwrap_or_default();
-                    if doc.held_by(order_id) == 0 {
-                        return Ok(Change::Keep(()));
-                    }
-                    let next = doc
-                        .release(order_id)
-                        .map_err(|e| FunctionError::Internal(e.to_string()))?;
-                    Ok::<_, FunctionError>(Change::Write(next, ()))
-                },
-            )?;
-        }
+        crate::reservation::release_holds(kv, order_id, reservation.lines())?;
     }
     match event {
         Some(e) => {

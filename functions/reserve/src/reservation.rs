@@ -7,7 +7,9 @@ use oms_domain::{
     BackorderPolicy, EventEnvelope, EventType, Location, OrderStatus, PaymentStatus, Reservation,
     ReservedLine, Sku,
 };
-use oms_edge::{keys, update_json, Bus, Change, FunctionError, Kv, OrderRecord, StockDoc};
+use oms_edge::{
+    keys, update_json, update_stock, Bus, Change, FunctionError, Kv, OrderRecord, StockDoc,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -95,19 +97,7 @@ pub fn handle(
             Some(describe(&shortfalls)),
         )
     } else {
-        for line in &lines {
-            update_json(
-                kv,
-                &keys::stock(line.sku.as_str(), line.location.as_str()),
-                |doc: Option<StockDoc>| {
-                    let next = doc
-                        .unwrap_or_default()
-                        .release(&order_id)
-                        .map_err(|e| FunctionError::Internal(e.to_string()))?;
-                    Ok::<_, FunctionError>(Change::Write(next, ()))
-                },
-            )?;
-        }
+        release_holds(kv, &order_id, &lines)?;
         let short = shortfall_json(&shortfalls);
         (
             OrderStatus::Rejected,
@@ -154,23 +144,25 @@ pub fn handle(
                 .get_json::<OrderRecord>(&keys::order(&order_id))?
                 .map(|r| r.status());
             if status == Some(OrderStatus::Cancelled) {
-                for line in &lines {
-                    update_json(
-                        kv,
-                        &keys::stock(line.sku.as_str(), line.location.as_str()),
-                        |doc: Option<StockDoc>| {
-                            let next = doc
-                                .unwrap_or_default()
-                                .release(&order_id)
-                                .map_err(|e| FunctionError::Internal(e.to_string()))?;
-                            Ok::<_, FunctionError>(Change::Write(next, ()))
-                        },
-                    )?;
-                }
+                release_holds(kv, &order_id, &lines)?;
             }
             Ok(())
         }
     }
+}
+
+/// Releases what `order` holds at each reserved line's location (no-op where it holds nothing).
+pub(crate) fn release_holds(
+    kv: &impl Kv,
+    order: &str,
+    lines: &[ReservedLine],
+) -> Result<(), FunctionError> {
+    for line in lines {
+        update_stock(kv, line.sku.as_str(), line.location.as_str(), |d| {
+            d.release(order)
+        })?;
+    }
+    Ok(())
 }
 
 /// Holds up to `need` units at `loc`; how many the order holds there now.

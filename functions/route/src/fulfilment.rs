@@ -3,8 +3,8 @@
 
 use oms_domain::{EventEnvelope, OrderStatus};
 use oms_edge::{
-    json_body, json_response, keys, new_id, now, path_match, update_json, Bus, Change,
-    FunctionError, Kv, OrderRecord, Problem, ShipmentStatus, SpinBus, SpinKv, StockDoc,
+    json_body, json_response, keys, new_id, now, path_match, update_json, update_stock, Bus,
+    Change, FunctionError, Kv, OrderRecord, Problem, ShipmentStatus, SpinBus, SpinKv,
 };
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
@@ -103,20 +103,9 @@ fn shipped(
     }
     // Stock leaves the building first (idempotent per order and location), then the record.
     for line in &s.lines {
-        update_json(
-            kv,
-            &keys::stock(line.sku.as_str(), s.location.as_str()),
-            |doc: Option<StockDoc>| {
-                let doc = doc.unwrap_or_default();
-                if doc.allocated_to(order_id) == 0 {
-                    return Ok(Change::Keep(()));
-                }
-                let next = doc
-                    .ship(order_id)
-                    .map_err(|e| FunctionError::Internal(e.to_string()))?;
-                Ok::<_, FunctionError>(Change::Write(next, ()))
-            },
-        )?;
+        update_stock(kv, line.sku.as_str(), s.location.as_str(), |d| {
+            d.ship(order_id)
+        })?;
     }
     let (event_id, at) = (new_id(), now());
     update_json(kv, &keys::order(order_id), |cur: Option<OrderRecord>| {

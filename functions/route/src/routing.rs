@@ -6,8 +6,8 @@ use oms_domain::{
     RoutingPolicy, RoutingRequest, StockLevel,
 };
 use oms_edge::{
-    keys, update_json, Bus, Change, FunctionError, Kv, OrderRecord, ShipmentRecord, ShipmentStatus,
-    StockDoc,
+    keys, update_json, update_stock, Bus, Change, FunctionError, Kv, OrderRecord, ShipmentRecord,
+    ShipmentStatus, StockDoc,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -130,18 +130,9 @@ pub fn handle(
             if now_status == Some(OrderStatus::Cancelled) {
                 if let Some(p) = &plan_opt {
                     for (sku, loc) in p.units_at().keys() {
-                        update_json(
-                            kv,
-                            &keys::stock(sku.as_str(), loc.as_str()),
-                            |doc: Option<StockDoc>| {
-                                let next = doc
-                                    .unwrap_or_default()
-                                    .deallocate(&order_id)
-                                    .and_then(|d| d.release(&order_id))
-                                    .map_err(|e| FunctionError::Internal(e.to_string()))?;
-                                Ok::<_, FunctionError>(Change::Write(next, ()))
-                            },
-                        )?;
+                        update_stock(kv, sku.as_str(), loc.as_str(), |d| {
+                            d.deallocate(&order_id)?.release(&order_id)
+                        })?;
                     }
                 }
             }
@@ -183,7 +174,7 @@ fn inventory_for(
 /// Allocates every planned line by CAS; on the first failure undoes this plan's allocations
 /// and returns `false` (the caller re-plans).
 fn allocate(kv: &impl Kv, order: &str, planned: &FulfilmentPlan) -> Result<bool, FunctionError> {
-    let mut done: Vec<String> = Vec::new();
+    let mut done: Vec<(oms_domain::Sku, oms_domain::LocationId)> = Vec::new();
     for ((sku, loc), units) in planned.units_at() {
         let key = keys::stock(sku.as_str(), loc.as_str());
         let ok = update_json(kv, &key, |doc: Option<StockDoc>| {
@@ -193,18 +184,14 @@ fn allocate(kv: &impl Kv, order: &str, planned: &FulfilmentPlan) -> Result<bool,
             }
         })?;
         if !ok {
-            for key in done {
-                update_json(kv, &key, |doc: Option<StockDoc>| {
-                    let next = doc
-                        .unwrap_or_default()
-                        .deallocate(order)
-                        .map_err(|e| FunctionError::Internal(e.to_string()))?;
-                    Ok::<_, FunctionError>(Change::Write(next, ()))
+            for (sku, loc) in done {
+                update_stock(kv, sku.as_str(), loc.as_str(), |d: &StockDoc| {
+                    d.deallocate(order)
                 })?;
             }
             return Ok(false);
         }
-        done.push(key);
+        done.push((sku, loc));
     }
     Ok(true)
 }
@@ -223,22 +210,7 @@ fn release_other_holds(
             if used.contains_key(&(sku.clone(), loc.id().clone())) {
                 continue;
             }
-            update_json(
-                kv,
-                &keys::stock(sku.as_str(), loc.id().as_str()),
-                |doc: Option<StockDoc>| {
-                    let Some(doc) = doc else {
-                        return Ok(Change::Keep(()));
-                    };
-                    if doc.held_by(order) == 0 {
-                        return Ok(Change::Keep(()));
-                    }
-                    let next = doc
-                        .release(order)
-                        .map_err(|e| FunctionError::Internal(e.to_string()))?;
-                    Ok::<_, FunctionError>(Change::Write(next, ()))
-                },
-            )?;
+            update_stock(kv, sku.as_str(), loc.id().as_str(), |d| d.release(order))?;
         }
     }
     Ok(())

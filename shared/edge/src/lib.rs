@@ -26,4 +26,4 @@ pub use idempotency::{idempotent, Claim, StoredResponse, IDEMPOTENCY_TTL_HOURS};
 pub use kv::{update_json, Change, Kv, KvError, MemKv, SpinKv};
 pub use problem::{FunctionError, Problem};
 pub use record::{keys, OrderRecord, ShipmentRecord, ShipmentStatus};
-pub use stock::StockDoc;
+pub use stock::{update_stock, StockDoc};

@@ -9,6 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use oms_domain::{StockError, StockLevel};
 use serde::{Deserialize, Serialize};
 
+use crate::kv::{update_json, Change, Kv};
+use crate::problem::FunctionError;
+use crate::record::keys;
+
 /// Stock of one SKU at one location, with per-order holds and allocations.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StockDoc {
@@ -149,6 +153,31 @@ impl StockDoc {
         next.level = self.level.recount(on_hand)?;
         Ok(next)
     }
+}
+
+/// Applies a stock operation to one (SKU, location) document by compare-and-swap, writing only
+/// when it changes something; the document after. A missing document is empty stock.
+///
+/// # Errors
+/// Storage errors; a [`StockError`] (an operation that does not fit the stock) as an internal
+/// error — callers use this for operations that are valid by construction (releases,
+/// deallocations, shipping an existing allocation).
+pub fn update_stock<K: Kv>(
+    kv: &K,
+    sku: &str,
+    location: &str,
+    op: impl Fn(&StockDoc) -> Result<StockDoc, StockError>,
+) -> Result<StockDoc, FunctionError> {
+    update_json(kv, &keys::stock(sku, location), |cur: Option<StockDoc>| {
+        let doc = cur.unwrap_or_default();
+        let next = op(&doc)
+            .map_err(|e| FunctionError::Internal(format!("stock {sku}@{location}: {e}")))?;
+        if next == doc {
+            Ok(Change::Keep(next))
+        } else {
+            Ok(Change::Write(next.clone(), next))
+        }
+    })
 }
 
 #[cfg(test)]
