@@ -89,30 +89,21 @@ fn shipped(
         .find(|s| s.id == shipment)
         .cloned()
         .unwrap();
-    if s.status == ShipmentStatus::Allocated
-        && !matches!(
-            rec.status(),
-            OrderStatus::Routed | OrderStatus::PartiallyShipped
-        )
-    {
-        return Err(Problem::conflict(format!(
-            "the order is {}; it cannot ship",
-            rec.status().as_str()
-        ))
-        .into());
-    }
-    // Stock leaves the building first (idempotent per order and location), then the record.
-    for line in &s.lines {
-        update_stock(kv, line.sku.as_str(), s.location.as_str(), |d| {
-            d.ship(order_id)
-        })?;
-    }
     let (event_id, at) = (new_id(), now());
-    update_json(kv, &keys::order(order_id), |cur: Option<OrderRecord>| {
+    // The order changes first: once (partially) shipped it can no longer be cancelled, so a
+    // cancel racing this call either wins (409 here, nothing ships) or loses. Stock then
+    // leaves the building — idempotent per order and location, and done again on every call
+    // for a shipped shipment, so a retry completes a crash between the two steps.
+    let outcome = update_json(kv, &keys::order(order_id), |cur: Option<OrderRecord>| {
         let mut rec = cur.ok_or_else(|| Problem::not_found("shipment", shipment))?;
         let i = rec.shipments.iter().position(|s| s.id == shipment).unwrap();
         if rec.shipments[i].status != ShipmentStatus::Allocated {
             return Ok(Change::Keep((json!(rec.shipments[i]), None)));
+        }
+        let status = rec.status();
+        if !matches!(status, OrderStatus::Routed | OrderStatus::PartiallyShipped) {
+            let detail = format!("the order is {}; it cannot ship", status.as_str());
+            return Err(FunctionError::from(Problem::conflict(detail)));
         }
         let ship = &mut rec.shipments[i];
         ship.status = ShipmentStatus::Shipped;
@@ -133,8 +124,14 @@ fn shipped(
         let event = rec
             .transition(to, data, event_id, at)
             .map_err(|e| FunctionError::Internal(e.to_string()))?;
-        Ok::<_, FunctionError>(Change::Write(rec, (view, Some(event))))
-    })
+        Ok(Change::Write(rec, (view, Some(event))))
+    })?;
+    for line in &s.lines {
+        update_stock(kv, line.sku.as_str(), s.location.as_str(), |d| {
+            d.ship(order_id)
+        })?;
+    }
+    Ok(outcome)
 }
 
 fn delivered(kv: &impl Kv, order_id: &str, shipment: &str) -> Result<Outcome, FunctionError> {
