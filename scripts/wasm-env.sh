@@ -28,18 +28,20 @@ oms_debian_toolchain() {
     oms_log "bootstrapping Debian rustc-web + std source into $root (one time, a few minutes)"
     command -v apt-get >/dev/null || { oms_log "apt-get not found: install the wasm32-wasip1 target with rustup instead"; return 1; }
     mkdir -p "$debs" "$root"
+    rm -f "$debs"/*.deb  # a half-finished earlier try must not mix versions
+    # Package lists on a fresh machine can be months old (and name a rustc-web too old for the
+    # guests, or none): refresh them first. This runs once, with the bootstrap.
+    oms_log "refreshing the package lists (apt-get update)"
+    apt-get update -qq >&2 || oms_log "apt-get update failed; trying the lists as they are"
     # The three rust-web packages must share one version; the libstd-rust-web-X.Y name carries it.
     local std_pkg
     std_pkg=$(apt-cache depends libstd-rust-web-dev 2>/dev/null | awk '/Depends: libstd-rust-web-[0-9]/ {print $2; exit}')
-    if [ -z "$std_pkg" ]; then
-      oms_log "package lists lack rustc-web; running apt-get update"
-      apt-get update -qq >&2 || { oms_log "apt-get update failed"; return 1; }
-      std_pkg=$(apt-cache depends libstd-rust-web-dev 2>/dev/null | awk '/Depends: libstd-rust-web-[0-9]/ {print $2; exit}')
-    fi
     [ -n "$std_pkg" ] || { oms_log "no libstd-rust-web package found in apt"; return 1; }
+    # rustc links against LLVM through the std package (libstd-rust-web-X.Y depends on libllvmN).
     local llvm_pkg
-    llvm_pkg=$(apt-cache depends rustc-web 2>/dev/null | awk '/Depends: libllvm[0-9]+/ {print $2; exit}')
-    [ -n "$llvm_pkg" ] || llvm_pkg=libllvm22
+    llvm_pkg=$(apt-cache depends rustc-web "$std_pkg" 2>/dev/null | awk '/Depends: libllvm[0-9]+/ {print $2; exit}')
+    [ -n "$llvm_pkg" ] || { oms_log "cannot tell which libllvm $std_pkg needs"; return 1; }
+    oms_log "fetching rustc-web, $std_pkg, rust-web-src, $llvm_pkg, wasi-libc"
     (cd "$debs" && apt-get download rustc-web libstd-rust-web-dev "$std_pkg" rust-web-src "$llvm_pkg" wasi-libc >&2) \
       || { oms_log "apt-get download failed"; return 1; }
     local deb
