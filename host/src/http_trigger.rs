@@ -13,13 +13,15 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::manifest::App;
 use crate::routes::{RouteMatch, RoutePattern, Router};
-use crate::runtime::{is_deadline, Runtime};
+use crate::runtime::{is_deadline, LoadedComponent, Runtime};
 
 /// The HTTP trigger of one app.
 pub struct HttpTrigger {
@@ -117,13 +119,13 @@ impl HttpTrigger {
                 id,
             );
         };
-        let Some(pre) = component.http.clone() else {
+        if component.http.is_none() {
             return problem(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Component not loaded",
                 id,
             );
-        };
+        }
         let limit = self.runtime.limits.max_body_bytes;
         let too_large = || {
             problem(
@@ -200,29 +202,12 @@ impl HttpTrigger {
         let request = Request::from_parts(parts, Full::new(body));
 
         let deadline = self.runtime.limits.http_deadline;
-        let mut store = self.runtime.new_store(&component, deadline);
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let prepared = (|| {
-            let req = store
-                .data_mut()
-                .http()
-                .new_incoming_request(Scheme::Http, request)?;
-            let out = store.data_mut().http().new_response_outparam(sender)?;
-            Ok::<_, wasmtime::Error>((req, out))
-        })();
-        let (req, out) = match prepared {
-            Ok(p) => p,
+        let Invocation { response, task } = match invoke(&self.runtime, &component, request) {
+            Ok(invocation) => invocation,
             Err(e) => return internal(id, &e),
         };
         let id_owned = component.id.clone();
-        let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
-        });
-        match receiver.await {
+        match response.await {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => {
                 tracing::warn!(component = %id_owned, error = ?code, "guest answered with an error code");
@@ -259,6 +244,46 @@ impl HttpTrigger {
             },
         }
     }
+}
+
+/// One request handed to a component by [`invoke`].
+pub struct Invocation {
+    /// The response, as soon as the guest sets it (its body may still be streaming); closed
+    /// without a value when the guest fails or returns without answering.
+    pub response: oneshot::Receiver<Result<Response<HyperOutgoingBody>, ErrorCode>>,
+    /// The guest's run on its own task — instantiation, then the handler — and its outcome.
+    pub task: JoinHandle<wasmtime::Result<()>>,
+}
+
+/// Hands `request` to `component` the way the trigger serves every request: a fresh store with
+/// the HTTP deadline, an instance from the component's `instantiate_pre`, and its
+/// `wasi:http/incoming-handler` called on a task of its own.
+///
+/// # Errors
+/// When `component` does not serve HTTP, or the request cannot be given to the store.
+pub fn invoke(
+    runtime: &Runtime,
+    component: &LoadedComponent,
+    request: Request<Full<Bytes>>,
+) -> wasmtime::Result<Invocation> {
+    let pre = component.http.clone().ok_or_else(|| {
+        wasmtime::Error::msg(format!("component {} does not serve HTTP", component.id))
+    })?;
+    let mut store = runtime.new_store(component, runtime.limits.http_deadline);
+    let (sender, response) = oneshot::channel();
+    let req = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request)?;
+    let out = store.data_mut().http().new_response_outparam(sender)?;
+    let task = tokio::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, req, out)
+            .await
+    });
+    Ok(Invocation { response, task })
 }
 
 fn is_pool_exhausted(e: &wasmtime::Error) -> bool {

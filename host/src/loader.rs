@@ -63,24 +63,7 @@ impl Loader {
             }
         }
         let started = Instant::now();
-        let component_bytes = if wasmparser::Parser::is_component(&bytes) {
-            bytes
-        } else if wasmparser::Parser::is_core_wasm(&bytes) {
-            componentize(&bytes)
-                .map_err(|e| fail(format!("cannot adapt the wasip1 module: {e:#}")))?
-        } else {
-            return Err(fail(format!(
-                "{} is not a Wasm module or component",
-                path.display()
-            )));
-        };
-        tracing::info!(
-            component = id,
-            kb = component_bytes.len() / 1024,
-            "compiling component"
-        );
-        let component = Component::new(&self.engine, &component_bytes)
-            .map_err(|e| fail(format!("compilation failed: {e:#}")))?;
+        let component = compile(&self.engine, id, &bytes)?;
         tracing::info!(
             component = id,
             ms = started.elapsed().as_millis() as u64,
@@ -93,8 +76,40 @@ impl Loader {
     }
 }
 
-/// Wraps a preview1 core module into a component with the reactor adapter.
-fn componentize(module: &[u8]) -> anyhow::Result<Vec<u8>> {
+/// Compiles Wasm bytes into a component, componentizing a wasip1 core module first: what
+/// [`Loader::load`] does on a cache miss, without touching the cache.
+///
+/// # Errors
+/// [`Error::Component`] naming `id` when the bytes are neither a core module nor a component,
+/// the module cannot be adapted, or compilation fails.
+pub fn compile(engine: &Engine, id: &str, bytes: &[u8]) -> Result<Component, Error> {
+    let fail = |message: String| Error::Component {
+        component: id.to_string(),
+        message,
+    };
+    let adapted;
+    let component_bytes = if wasmparser::Parser::is_component(bytes) {
+        bytes
+    } else if wasmparser::Parser::is_core_wasm(bytes) {
+        adapted = componentize(bytes)
+            .map_err(|e| fail(format!("cannot adapt the wasip1 module: {e:#}")))?;
+        &adapted
+    } else {
+        return Err(fail("the source is not a Wasm module or component".into()));
+    };
+    tracing::info!(
+        component = id,
+        kb = component_bytes.len() / 1024,
+        "compiling component"
+    );
+    Component::new(engine, component_bytes).map_err(|e| fail(format!("compilation failed: {e:#}")))
+}
+
+/// Wraps a preview1 core module into a component with the reactor adapter, as Spin does.
+///
+/// # Errors
+/// When the module is not valid Wasm or does not fit the adapter.
+pub fn componentize(module: &[u8]) -> anyhow::Result<Vec<u8>> {
     wit_component::ComponentEncoder::default()
         .module(module)?
         .adapter(

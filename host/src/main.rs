@@ -35,6 +35,14 @@ enum Command {
         #[command(subcommand)]
         action: QueueAction,
     },
+    /// Wrap a wasip1 module into a component with the preview1 adapter, as `oms up` does when
+    /// it loads one (e.g. to serve the same component with `wasmtime serve`).
+    Componentize {
+        /// The wasip1 module (`cargo build --target wasm32-wasip1` output).
+        input: PathBuf,
+        /// Where to write the component.
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,6 +119,14 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Componentize { input, output } => {
+            let module = std::fs::read(&input)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?;
+            let component = oms_host::loader::componentize(&module)?;
+            std::fs::write(&output, component)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", output.display()))?;
+            Ok(())
+        }
         Command::Up(a) => {
             let opts = UpOptions {
                 manifest: a.manifest,

@@ -113,22 +113,38 @@ pub struct Runtime {
     pub limits: Limits,
 }
 
-/// Builds the engine: pooling allocator sized by `limits`, epoch interruption.
+/// How instances get their memories, tables and stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocation {
+    /// Slots reserved up front for [`Limits::max_instances`] instances and reused warm: the
+    /// cheapest instantiation. When every slot is busy, instantiation fails (503).
+    #[default]
+    Pooling,
+    /// Fresh mappings per instance (wasmtime's default): no instance limit, but each
+    /// instantiation maps and unmaps its memory. For comparison in benchmarks.
+    OnDemand,
+}
+
+/// Builds the engine `oms up` uses: pooling allocator sized by `limits`, epoch interruption.
 ///
 /// # Errors
 /// When wasmtime rejects the configuration (e.g. not enough virtual memory for the pool).
 pub fn engine(limits: &Limits) -> wasmtime::Result<Engine> {
+    engine_with(limits, Allocation::Pooling)
+}
+
+/// Builds an engine with the given instance allocation and epoch interruption, and starts the
+/// thread that advances its epoch every [`EPOCH_TICK`] for as long as the engine lives.
+///
+/// # Errors
+/// When wasmtime rejects the configuration (e.g. not enough virtual memory for the pool), or
+/// the ticker thread cannot start.
+pub fn engine_with(limits: &Limits, allocation: Allocation) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(limits.max_instances)
-        .total_core_instances(limits.max_instances * 8)
-        .total_memories(limits.max_instances * 2)
-        .total_tables(limits.max_instances * 8)
-        .total_stacks(limits.max_instances)
-        .max_memory_size(limits.memory_bytes)
-        .max_unused_warm_slots(64);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if allocation == Allocation::Pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits)));
+    }
     let engine = Engine::new(&config)?;
     let weak = engine.weak();
     std::thread::Builder::new()
@@ -142,6 +158,19 @@ pub fn engine(limits: &Limits) -> wasmtime::Result<Engine> {
         })
         .map_err(|e| wasmtime::Error::msg(format!("cannot start the epoch ticker: {e}")))?;
     Ok(engine)
+}
+
+/// The instance pool sized by `limits`.
+fn pool(limits: &Limits) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(limits.max_instances)
+        .total_core_instances(limits.max_instances * 8)
+        .total_memories(limits.max_instances * 2)
+        .total_tables(limits.max_instances * 8)
+        .total_stacks(limits.max_instances)
+        .max_memory_size(limits.memory_bytes)
+        .max_unused_warm_slots(64);
+    pool
 }
 
 fn linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
