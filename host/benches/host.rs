@@ -4,7 +4,9 @@
 //!   without the cache — what a cold `oms up` pays per component.
 //! - `instantiate_call/{pooling,on_demand}`: one `GET /` to `hello` served the way the HTTP
 //!   trigger serves it — fresh store, instance from `instantiate_pre`, handler call, response
-//!   body read, guest finished — with the pooling allocator and with on-demand allocation.
+//!   body read, guest finished — with the pooling allocator as `oms up` sets it up (touched pages
+//!   kept resident and zeroed in place), with the pool giving every page back (`madvise`,
+//!   wasmtime's default), and with on-demand allocation.
 //!   Target: median ≤ 10 µs.
 //! - `steps/<step>/{native,component}`: each lifecycle step's core logic (`oms-bench-steps`) on
 //!   the same input, as native Rust and as one request to the `steps` component;
@@ -63,11 +65,16 @@ fn compile(c: &mut Criterion) {
 fn instantiate_call(c: &mut Criterion) {
     let tokio = current_thread();
     let mut group = c.benchmark_group("instantiate_call");
-    for (name, allocation) in [
-        ("pooling", Allocation::Pooling),
-        ("on_demand", Allocation::OnDemand),
+    let reset_all = Limits {
+        keep_resident_bytes: 0,
+        ..Limits::default()
+    };
+    for (name, allocation, limits) in [
+        ("pooling", Allocation::Pooling, Limits::default()),
+        ("pooling_madvise", Allocation::Pooling, reset_all),
+        ("on_demand", Allocation::OnDemand, Limits::default()),
     ] {
-        let hello = Served::load("hello.toml", "hello", allocation);
+        let hello = Served::load("hello.toml", "hello", allocation, limits);
         let (status, body) = tokio.block_on(hello.call(get()));
         assert_eq!((status, &body[..]), (StatusCode::OK, &b"hello"[..]));
         group.bench_function(name, |b| b.to_async(&tokio).iter(|| hello.call(get())));
@@ -77,7 +84,12 @@ fn instantiate_call(c: &mut Criterion) {
 
 fn steps(c: &mut Criterion) {
     let tokio = current_thread();
-    let steps = Served::load("steps.toml", "steps", Allocation::Pooling);
+    let steps = Served::load(
+        "steps.toml",
+        "steps",
+        Allocation::Pooling,
+        Limits::default(),
+    );
     let mut group = c.benchmark_group("steps");
     for step in Step::ALL {
         let input = oms_bench_steps::input(step);
@@ -125,7 +137,7 @@ struct Served {
 impl Served {
     /// Loads the test app `tests/apps/<manifest>` as `oms up` does (fresh state folder, so
     /// nothing comes from the compile cache) and picks `component`.
-    fn load(manifest: &str, component: &str, allocation: Allocation) -> Served {
+    fn load(manifest: &str, component: &str, allocation: Allocation, limits: Limits) -> Served {
         let state = tempfile::tempdir().expect("a temporary folder");
         let config = RuntimeConfig::embedded(state.path());
         let app = App::load(
@@ -140,7 +152,6 @@ impl Served {
                 c.source.display()
             );
         }
-        let limits = Limits::default();
         let runtime = Runtime::load(
             &app,
             RuntimeParts {
