@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use oms_host::queue::{EmbeddedQueue, RetryPolicy};
+use oms_host::queue::{EmbeddedQueue, QueueSync, RetryPolicy};
 use oms_host::runtime::Limits;
 use oms_host::up::{state_dir, up, UpOptions};
 
@@ -101,6 +101,10 @@ struct UpArgs {
     /// Queue messages handled at once.
     #[arg(long, default_value_t = 16)]
     queue_concurrency: usize,
+    /// When the embedded queue counts a write as stored: normal survives the process being
+    /// killed (as the key-value store), full also a power loss (an fsync per write).
+    #[arg(long, value_enum, default_value_t = QueueSync::Normal)]
+    queue_sync: QueueSync,
 }
 
 fn main() -> std::process::ExitCode {
@@ -151,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     max_delay: Duration::from_millis(a.queue_retry_max_ms),
                 },
                 queue_concurrency: a.queue_concurrency.max(1),
+                queue_sync: a.queue_sync,
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -173,7 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 base_delay: Duration::ZERO,
                 max_delay: Duration::ZERO,
             };
-            let queue = EmbeddedQueue::open(&path, Default::default(), policy)?;
+            let queue = EmbeddedQueue::open(&path, Default::default(), policy, QueueSync::Normal)?;
             match action {
                 QueueAction::Stats => {
                     println!(

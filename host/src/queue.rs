@@ -84,6 +84,28 @@ pub struct DeadLetter {
     pub payload: String,
 }
 
+/// When a queue write counts as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum QueueSync {
+    /// Once it is in SQLite's write-ahead log in the OS (`synchronous = NORMAL`, as the
+    /// key-value store): survives the process being killed at any point, not a power loss of
+    /// the machine (the last commits before it may roll back).
+    #[default]
+    Normal,
+    /// Once the log is fsynced (`synchronous = FULL`): survives a power loss too, at the cost
+    /// of a disk flush per publish, claim and acknowledgement.
+    Full,
+}
+
+impl QueueSync {
+    fn pragma(self) -> &'static str {
+        match self {
+            QueueSync::Normal => "NORMAL",
+            QueueSync::Full => "FULL",
+        }
+    }
+}
+
 /// The durable embedded queue.
 pub struct EmbeddedQueue {
     conn: Mutex<Connection>,
@@ -100,7 +122,8 @@ fn now_ms() -> i64 {
 }
 
 impl EmbeddedQueue {
-    /// Opens the queue file; `subscribers` maps channel → components.
+    /// Opens the queue file; `subscribers` maps channel → components; `sync` says when a write
+    /// is stored.
     ///
     /// # Errors
     /// [`Error::Storage`] when the file cannot be opened or created.
@@ -108,6 +131,7 @@ impl EmbeddedQueue {
         path: &Path,
         subscribers: HashMap<String, Vec<String>>,
         policy: RetryPolicy,
+        sync: QueueSync,
     ) -> Result<EmbeddedQueue, Error> {
         let storage =
             |e: &dyn std::fmt::Display| Error::Storage(format!("{}: {e}", path.display()));
@@ -117,9 +141,9 @@ impl EmbeddedQueue {
         let conn = Connection::open(path).map_err(|e| storage(&e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| storage(&e))?;
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
+             PRAGMA synchronous = {};
              CREATE TABLE IF NOT EXISTS messages (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  channel TEXT NOT NULL,
@@ -132,7 +156,8 @@ impl EmbeddedQueue {
                  created_at INTEGER NOT NULL
              );
              CREATE INDEX IF NOT EXISTS messages_due ON messages (state, next_at);",
-        )
+            sync.pragma()
+        ))
         .map_err(|e| storage(&e))?;
         Ok(EmbeddedQueue {
             conn: Mutex::new(conn),
@@ -516,6 +541,7 @@ mod tests {
                 base_delay: Duration::ZERO,
                 max_delay: Duration::ZERO,
             },
+            QueueSync::Normal,
         )
         .unwrap()
     }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::http_trigger::HttpTrigger;
 use crate::key_value::KvStores;
 use crate::manifest::App;
-use crate::queue::{EmbeddedQueue, RetryPolicy};
+use crate::queue::{EmbeddedQueue, QueueSync, RetryPolicy};
 use crate::runtime::{Limits, Runtime, RuntimeParts};
 use crate::runtime_config::RuntimeConfig;
 use crate::variables::ResolvedVariables;
@@ -33,6 +33,8 @@ pub struct UpOptions {
     pub retry: RetryPolicy,
     /// Queue messages handled at once.
     pub queue_concurrency: usize,
+    /// When a queue write counts as stored.
+    pub queue_sync: QueueSync,
 }
 
 /// The state folder for a manifest.
@@ -78,6 +80,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
             &path,
             subscribers,
             opts.retry.clone(),
+            opts.queue_sync,
         )?))
     };
     let runtime = Arc::new(Runtime::load(
