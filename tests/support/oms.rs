@@ -106,14 +106,8 @@ impl Oms {
     pub fn seed(&self) {
         self.admin_put(
             "/v1/admin/locations",
-            json!([
-                {"id": "wh-east", "kind": "warehouse", "coordinates": {"lat": 40.73, "lon": -74.17},
-                 "cost_per_shipment": "6.00", "cost_per_unit": "0.50", "ships": true, "pickup": false, "priority": 1},
-                {"id": "wh-west", "kind": "warehouse", "coordinates": {"lat": 39.53, "lon": -119.81},
-                 "cost_per_shipment": "6.00", "cost_per_unit": "0.50", "ships": true, "pickup": false, "priority": 1},
-                {"id": "store-sf", "kind": "store", "coordinates": {"lat": 37.78, "lon": -122.41},
-                 "cost_per_shipment": "9.00", "cost_per_unit": "1.00", "ships": true, "pickup": true, "priority": 2}
-            ]),
+            serde_json::from_str::<Value>(include_str!("../fixtures/locations.json"))
+                .expect("the locations fixture is JSON"),
         );
         self.price("SKU-1", 1999);
         self.price("SKU-2", 500);
