@@ -89,11 +89,8 @@ impl SqliteKv {
     pub fn get(&self, store: &str, key: &str) -> KvResult<Option<(Vec<u8>, i64)>> {
         Ok(self
             .conn()
-            .query_row(
-                "SELECT value, version FROM kv WHERE store = ?1 AND key = ?2",
-                params![store, key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT value, version FROM kv WHERE store = ?1 AND key = ?2")?
+            .query_row(params![store, key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 
@@ -104,10 +101,9 @@ impl SqliteKv {
 
     /// Removes a key (absent is fine).
     pub fn delete(&self, store: &str, key: &str) -> KvResult<()> {
-        self.conn().execute(
-            "DELETE FROM kv WHERE store = ?1 AND key = ?2",
-            params![store, key],
-        )?;
+        self.conn()
+            .prepare_cached("DELETE FROM kv WHERE store = ?1 AND key = ?2")?
+            .execute(params![store, key])?;
         Ok(())
     }
 
@@ -159,16 +155,18 @@ impl SqliteKv {
     ) -> KvResult<bool> {
         let conn = self.conn();
         let changed = match expected {
-            Some(version) => conn.execute(
-                "UPDATE kv SET value = ?3, version = version + 1
-                 WHERE store = ?1 AND key = ?2 AND version = ?4",
-                params![store, key, value, version],
-            )?,
-            None => conn.execute(
-                "INSERT INTO kv (store, key, value, version) VALUES (?1, ?2, ?3, 1)
-                 ON CONFLICT (store, key) DO NOTHING",
-                params![store, key, value],
-            )?,
+            Some(version) => conn
+                .prepare_cached(
+                    "UPDATE kv SET value = ?3, version = version + 1
+                     WHERE store = ?1 AND key = ?2 AND version = ?4",
+                )?
+                .execute(params![store, key, value, version])?,
+            None => conn
+                .prepare_cached(
+                    "INSERT INTO kv (store, key, value, version) VALUES (?1, ?2, ?3, 1)
+                     ON CONFLICT (store, key) DO NOTHING",
+                )?
+                .execute(params![store, key, value])?,
         };
         Ok(changed == 1)
     }

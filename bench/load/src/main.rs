@@ -138,9 +138,9 @@ async fn suite(base: &str, admin_token: String, opts: SuiteOptions) -> anyhow::R
         "hot SKU: {hot_clients} clients, {} orders for {} units",
         opts.hot_orders, opts.hot_stock
     );
-    let (line, verdict) =
+    let (lines, verdict) =
         scenarios::hot_sku(&ctx, hot_clients, opts.hot_stock, opts.hot_orders).await?;
-    print_lines(&[line]);
+    print_lines(&lines);
 
     let orders: Arc<[String]> = ids
         .iter()

@@ -251,7 +251,8 @@ pub async fn orders(ctx: &Ctx, clients: usize, duration: Duration) -> (Vec<Line>
 }
 
 /// One SKU with `stock` units, `orders` one-unit orders from `clients` clients at once; every
-/// order must settle and no more than `stock` may be routed.
+/// accepted order must settle and no more than `stock` may be routed. The lines: intake (with
+/// every answer it got) and routed reservations.
 ///
 /// # Errors
 /// Seeding or the final availability read failing.
@@ -260,11 +261,12 @@ pub async fn hot_sku(
     clients: usize,
     stock: u32,
     orders: u64,
-) -> anyhow::Result<(Line, String)> {
+) -> anyhow::Result<(Vec<Line>, String)> {
     let sku = format!("HOT-{}", ctx.run);
     ctx.stock(&sku, "wh-east", stock).await?;
     let skus: Arc<[String]> = Arc::from(vec![sku.clone()]);
-    let (_, placed, _, started) = place_orders(ctx, clients, skus, Budget::Count(orders)).await;
+    let (accept, placed, elapsed, started) =
+        place_orders(ctx, clients, skus, Budget::Count(orders)).await;
     let ids: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
     let missing = ctx.sink.wait_all(&ids, SETTLE_LIMIT).await;
     let mut settled = Sample::default();
@@ -293,14 +295,19 @@ pub async fn hot_sku(
         missing.len(),
         if oversold { "OVERSOLD" } else { "no oversell" }
     );
-    let line = Line::from_sample(
-        "hot SKU: reservations routed",
-        clients,
-        &settled,
-        last.duration_since(started),
-        |s| s == "order.routed",
-    );
-    Ok((line, verdict))
+    let lines = vec![
+        Line::from_sample("hot SKU: orders accepted", clients, &accept, elapsed, |s| {
+            s == "202"
+        }),
+        Line::from_sample(
+            "hot SKU: reservations routed",
+            clients,
+            &settled,
+            last.duration_since(started),
+            |s| s == "order.routed",
+        ),
+    ];
+    Ok((lines, verdict))
 }
 
 /// `GET path` for `duration`, each worker cycling over `paths`; with `conditional`, each
