@@ -150,6 +150,9 @@ fn label(result: &anyhow::Result<crate::client::Reply>) -> String {
     }
 }
 
+/// Idempotency keys handed out so far by this process.
+static ORDER_KEYS: AtomicU64 = AtomicU64::new(0);
+
 /// Places orders as fast as `clients` allow for `duration`, the orders they made (id, sent at)
 /// and the run's start.
 async fn place_orders(
@@ -161,7 +164,7 @@ async fn place_orders(
     let started = Instant::now();
     let counter = Arc::new(AtomicU64::new(0));
     let run = ctx.run.clone();
-    let (sample, placed, elapsed) = workers(ctx, clients, |w, mut conn| {
+    let (sample, placed, elapsed) = workers(ctx, clients, |_, mut conn| {
         let (skus, counter, run, budget) = (skus.clone(), counter.clone(), run.clone(), budget);
         async move {
             let mut sample = Sample::default();
@@ -172,7 +175,9 @@ async fn place_orders(
                     break;
                 }
                 let sku = &skus[n as usize % skus.len()];
-                let key = format!("load-{run}-{clients}-{w}-{n}");
+                // Unique across every scenario of this process: a reused key with another body
+                // would (rightly) be answered 422.
+                let key = format!("load-{run}-{}", ORDER_KEYS.fetch_add(1, Ordering::Relaxed));
                 let sent = Instant::now();
                 let result = conn
                     .send(
