@@ -219,6 +219,44 @@ impl Budget {
     }
 }
 
+/// The event that settles an order as fulfillable.
+const ROUTED: &str = "order.routed";
+
+/// How the orders of a run settled, as the webhooks told the sink.
+struct Settling {
+    /// Each order's first settling event, timed from when the order was sent; orders that did
+    /// not settle within [`SETTLE_LIMIT`] are counted as `not-settled`.
+    sample: Sample,
+    /// How many did not settle.
+    missing: usize,
+    /// When the last `order.routed` arrived (the run's start if none did).
+    last_routed: Instant,
+}
+
+/// Waits for every order in `placed` (id, sent at) to settle, up to [`SETTLE_LIMIT`].
+async fn settle(ctx: &Ctx, placed: &[(String, Instant)], started: Instant) -> Settling {
+    let ids: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
+    let missing = ctx.sink.wait_all(&ids, SETTLE_LIMIT).await.len();
+    let mut sample = Sample::default();
+    let mut last_routed = started;
+    for (id, sent) in placed {
+        if let Some(s) = ctx.sink.settled(id) {
+            sample.record(&s.event, s.at.duration_since(*sent));
+            if s.event == ROUTED {
+                last_routed = last_routed.max(s.at);
+            }
+        }
+    }
+    if missing > 0 {
+        sample.statuses.insert("not-settled".into(), missing as u64);
+    }
+    Settling {
+        sample,
+        missing,
+        last_routed,
+    }
+}
+
 /// Orders accepted per second with accept latency; then, once every accepted order has been
 /// routed and its webhook received, end-to-end orders per second and accept→notified latency.
 /// Returns the lines and the ids of the orders made (for the read scenarios).
@@ -226,20 +264,7 @@ pub async fn orders(ctx: &Ctx, clients: usize, duration: Duration) -> (Vec<Line>
     let skus: Arc<[String]> = (0..SKUS).map(|i| ctx.sku(i)).collect();
     let (accept, placed, elapsed, started) =
         place_orders(ctx, clients, skus, Budget::For(duration)).await;
-    let ids: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
-    let missing = ctx.sink.wait_all(&ids, SETTLE_LIMIT).await;
-    let mut e2e = Sample::default();
-    let mut last = started;
-    for (id, sent) in &placed {
-        if let Some(s) = ctx.sink.settled(id) {
-            e2e.record(&s.event, s.at.duration_since(*sent));
-            last = last.max(s.at);
-        }
-    }
-    if !missing.is_empty() {
-        e2e.statuses
-            .insert("not-settled".into(), missing.len() as u64);
-    }
+    let e2e = settle(ctx, &placed, started).await;
     let lines = vec![
         Line::from_sample("POST /v1/orders accepted", clients, &accept, elapsed, |s| {
             s == "202"
@@ -247,12 +272,12 @@ pub async fn orders(ctx: &Ctx, clients: usize, duration: Duration) -> (Vec<Line>
         Line::from_sample(
             "orders routed + webhook received (end to end)",
             clients,
-            &e2e,
-            last.duration_since(started),
-            |s| s == "order.routed",
+            &e2e.sample,
+            e2e.last_routed.duration_since(started),
+            |s| s == ROUTED,
         ),
     ];
-    (lines, ids)
+    (lines, placed.into_iter().map(|(id, _)| id).collect())
 }
 
 /// One SKU with `stock` units, `orders` one-unit orders from `clients` clients at once; every
@@ -272,19 +297,8 @@ pub async fn hot_sku(
     let skus: Arc<[String]> = Arc::from(vec![sku.clone()]);
     let (accept, placed, elapsed, started) =
         place_orders(ctx, clients, skus, Budget::Count(orders)).await;
-    let ids: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
-    let missing = ctx.sink.wait_all(&ids, SETTLE_LIMIT).await;
-    let mut settled = Sample::default();
-    let mut last = started;
-    for (id, sent) in &placed {
-        if let Some(s) = ctx.sink.settled(id) {
-            settled.record(&s.event, s.at.duration_since(*sent));
-            if s.event == "order.routed" {
-                last = last.max(s.at);
-            }
-        }
-    }
-    let routed = settled.count(|s| s == "order.routed");
+    let settled = settle(ctx, &placed, started).await;
+    let routed = settled.sample.count(|s| s == ROUTED);
     let availability = Conn::new(ctx.target.clone())
         .send(Method::GET, &format!("/v1/availability/{sku}"), &[], None)
         .await?
@@ -297,7 +311,7 @@ pub async fn hot_sku(
         "hot SKU: {} orders placed for {stock} units; routed {routed}, allocated {allocated}, \
          reserved {reserved}, on hand {on_hand}, not settled {} -> {}",
         placed.len(),
-        missing.len(),
+        settled.missing,
         if oversold { "OVERSOLD" } else { "no oversell" }
     );
     let lines = vec![
@@ -307,9 +321,9 @@ pub async fn hot_sku(
         Line::from_sample(
             "hot SKU: reservations routed",
             clients,
-            &settled,
-            last.duration_since(started),
-            |s| s == "order.routed",
+            &settled.sample,
+            settled.last_routed.duration_since(started),
+            |s| s == ROUTED,
         ),
     ];
     Ok((lines, verdict))
