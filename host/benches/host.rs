@@ -54,9 +54,12 @@ fn compile(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     for name in COMPILED {
-        let bytes = std::fs::read(built(name)).expect("a readable .wasm file");
+        let source = built(name);
+        let bytes = std::fs::read(&source).expect("a readable .wasm file");
         group.bench_function(name, |b| {
-            b.iter_with_large_drop(|| loader::compile(&engine, name, &bytes).expect("it compiles"))
+            b.iter_with_large_drop(|| {
+                loader::compile(&engine, name, &source, &bytes).expect("it compiles")
+            })
         });
     }
     group.finish();

@@ -63,7 +63,7 @@ impl Loader {
             }
         }
         let started = Instant::now();
-        let component = compile(&self.engine, id, &bytes)?;
+        let component = compile(&self.engine, id, path, &bytes)?;
         tracing::info!(
             component = id,
             ms = started.elapsed().as_millis() as u64,
@@ -76,13 +76,13 @@ impl Loader {
     }
 }
 
-/// Compiles Wasm bytes into a component, componentizing a wasip1 core module first: what
+/// Compiles the Wasm bytes read from `source` into a component, componentizing a wasip1 core module first: what
 /// [`Loader::load`] does on a cache miss, without touching the cache.
 ///
 /// # Errors
 /// [`Error::Component`] naming `id` when the bytes are neither a core module nor a component,
 /// the module cannot be adapted, or compilation fails.
-pub fn compile(engine: &Engine, id: &str, bytes: &[u8]) -> Result<Component, Error> {
+pub fn compile(engine: &Engine, id: &str, source: &Path, bytes: &[u8]) -> Result<Component, Error> {
     let fail = |message: String| Error::Component {
         component: id.to_string(),
         message,
@@ -95,7 +95,10 @@ pub fn compile(engine: &Engine, id: &str, bytes: &[u8]) -> Result<Component, Err
             .map_err(|e| fail(format!("cannot adapt the wasip1 module: {e:#}")))?;
         &adapted
     } else {
-        return Err(fail("the source is not a Wasm module or component".into()));
+        return Err(fail(format!(
+            "{} is not a Wasm module or component",
+            source.display()
+        )));
     };
     tracing::info!(
         component = id,
