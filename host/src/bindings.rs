@@ -22,3 +22,13 @@ pub mod redis_trigger {
         exports: { default: async },
     });
 }
+
+/// The export a cron-triggered component implements (`handle-cron-event`, as Spin's cron
+/// trigger plugin).
+pub mod cron_trigger {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "oms:host/cron-trigger",
+        exports: { default: async },
+    });
+}
