@@ -1,9 +1,9 @@
 //! `oms-host`: a Spin-compatible local runtime on wasmtime (`oms up`).
 //!
 //! It runs the app a Spin manifest v2 describes: HTTP triggers, Redis triggers on an embedded
-//! durable queue, key-value on embedded SQLite, variables, and outbound HTTP limited to each
-//! component's grant — enough of Spin for the OMS components to run unchanged, locally and in
-//! tests.
+//! durable queue, cron triggers (as Spin's cron trigger plugin), key-value on embedded SQLite,
+//! variables, and outbound HTTP limited to each component's grant — enough of Spin for the OMS
+//! components to run unchanged, locally and in tests.
 
 pub mod bindings;
 mod error;
@@ -17,6 +17,7 @@ pub mod redis_trigger;
 pub mod routes;
 pub mod runtime;
 pub mod runtime_config;
+pub mod schedule;
 pub mod up;
 pub mod variables;
 

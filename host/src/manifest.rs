@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::outbound::AllowedHosts;
 use crate::routes::RoutePattern;
+use crate::schedule::CronSchedule;
 use crate::variables::Template;
 use crate::Error;
 
@@ -28,6 +29,8 @@ pub struct App {
     pub http_triggers: Vec<HttpTrigger>,
     /// `[[trigger.redis]]` in manifest order.
     pub redis_triggers: Vec<RedisTrigger>,
+    /// `[[trigger.cron]]` in manifest order.
+    pub cron_triggers: Vec<CronTrigger>,
 }
 
 /// An application variable declaration.
@@ -80,6 +83,15 @@ pub struct RedisTrigger {
     pub channel: String,
     /// The component id.
     pub component: String,
+}
+
+/// A cron trigger (the format of Spin's cron trigger plugin): a component run on a schedule.
+#[derive(Debug, Clone)]
+pub struct CronTrigger {
+    /// The component id.
+    pub component: String,
+    /// When it runs (`cron_expression`).
+    pub expression: CronSchedule,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +149,15 @@ struct RawHttpTrigger {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawCronTrigger {
+    #[serde(default)]
+    id: Option<String>,
+    component: String,
+    cron_expression: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRedisTrigger {
     #[serde(default)]
     id: Option<String>,
@@ -151,8 +172,9 @@ impl App {
     ///
     /// # Errors
     /// [`Error::Manifest`] naming the file and the offending field for anything malformed or
-    /// inconsistent (unknown component, bad route, undeclared variable, bad host pattern,
-    /// unsupported trigger type, unknown key-value store when `known_stores` is given).
+    /// inconsistent (unknown component, bad route, bad cron expression, undeclared variable, bad
+    /// host pattern, unsupported trigger type, unknown key-value store when `known_stores` is
+    /// given).
     pub fn load(file: &Path, known_stores: &[String]) -> Result<App, Error> {
         let text = std::fs::read_to_string(file).map_err(|e| Error::Manifest {
             file: file.to_path_buf(),
@@ -279,6 +301,7 @@ impl App {
         let app_redis = raw.application.trigger.redis.map(|r| r.address);
         let mut http_triggers: Vec<HttpTrigger> = Vec::new();
         let mut redis_triggers = Vec::new();
+        let mut cron_triggers = Vec::new();
         for (kind, triggers) in raw.trigger {
             for (i, table) in triggers.into_iter().enumerate() {
                 let field = format!("trigger.{kind}[{i}]");
@@ -334,10 +357,24 @@ impl App {
                             component,
                         });
                     }
+                    "cron" => {
+                        let t: RawCronTrigger = toml::Value::Table(table)
+                            .try_into()
+                            .map_err(|e: toml::de::Error| err(&field, e.message().to_string()))?;
+                        let _ = &t.id;
+                        let expression = CronSchedule::parse(&t.cron_expression)
+                            .map_err(|m| err(&format!("{field}.cron_expression"), m))?;
+                        let component = component_ref(&format!("{field}.component"), &t.component)?;
+                        cron_triggers.push(CronTrigger {
+                            component,
+                            expression,
+                        });
+                    }
                     other => {
                         return Err(err(
                             &format!("trigger.{other}"),
-                            "unsupported trigger type: oms up runs http and redis triggers".into(),
+                            "unsupported trigger type: oms up runs http, redis and cron triggers"
+                                .into(),
                         ))
                     }
                 }
@@ -351,6 +388,7 @@ impl App {
             components,
             http_triggers,
             redis_triggers,
+            cron_triggers,
         })
     }
 }
@@ -390,6 +428,9 @@ component = "web"
 [[trigger.redis]]
 channel = "orders"
 component = "worker"
+[[trigger.cron]]
+component = "worker"
+cron_expression = "1/2 * * * * *"
 [component.web]
 source = "web.wasm"
 key_value_stores = ["default"]
@@ -410,6 +451,9 @@ source = "worker.wasm"
         assert_eq!(app.http_triggers.len(), 1);
         assert_eq!(app.redis_triggers[0].address, "redis://127.0.0.1:6379");
         assert_eq!(app.components["web"].source, Path::new("dir/web.wasm"));
+        assert_eq!(app.cron_triggers.len(), 1);
+        assert_eq!(app.cron_triggers[0].component, "worker");
+        assert_eq!(app.cron_triggers[0].expression.as_str(), "1/2 * * * * *");
     }
 
     fn field_of(text: &str) -> String {
@@ -444,6 +488,18 @@ source = "worker.wasm"
         assert_eq!(
             field_of(&GOOD.replace("spin_manifest_version = 2", "spin_manifest_version = 1")),
             "spin_manifest_version"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("1/2 * * * * *", "*/5 * * * *")),
+            "trigger.cron[0].cron_expression"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("component = \"worker\"\ncron", "component = \"nope\"\ncron")),
+            "trigger.cron[0].component"
+        );
+        assert_eq!(
+            field_of(&GOOD.replace("cron_expression = ", "schedule = ")),
+            "trigger.cron[0]"
         );
     }
 }
