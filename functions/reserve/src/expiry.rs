@@ -1,8 +1,9 @@
 //! Expiry of unpaid reservations. An order whose payment is only authorized holds stock until
-//! `reservation.expires_at` (`reservation_ttl_minutes` after reservation). The sweeper —
-//! `POST /v1/reservations/expire`, admin token, driven by any scheduler (a Kubernetes
-//! CronJob, cron + curl) — cancels every such order that is still `reserved` or `backordered`
-//! past its expiry and releases its holds. Orders already routed keep their allocation (their
+//! `reservation.expires_at` (`reservation_ttl_minutes` after reservation). The sweeper — run
+//! by the app's cron trigger (`[[trigger.cron]]` in spin.toml), or on demand by
+//! `POST /v1/reservations/expire` (admin token) from any scheduler (a Kubernetes CronJob,
+//! cron + curl) — cancels every such order that is still `reserved` or `backordered` past its
+//! expiry and releases its holds. Orders already routed keep their allocation (their
 //! fulfilment is under way); either way they leave the index.
 
 use std::collections::BTreeMap;

@@ -3,8 +3,11 @@
 //! order to `reserved`, `backordered` (shortfall allowed by the SKU's backorder policy) or
 //! `rejected` (holds released, reason recorded), publishing that event.
 //!
-//! Also `POST /v1/reservations/expire` (admin token): the sweeper that cancels orders whose
-//! unpaid reservation expired and releases their stock (see `expiry`).
+//! Also the sweeper that cancels orders whose unpaid reservation expired and releases their
+//! stock (see `expiry`), run two ways with the same code: on a schedule by a cron trigger
+//! (`handle-cron-event`, Spin's cron trigger plugin, and `oms up`), and on demand by
+//! `POST /v1/reservations/expire` (admin token; e.g. a Kubernetes CronJob where there is no
+//! cron trigger, as on SpinKube).
 //!
 //! Redelivery-safe: holds are per order inside each stock document (a repeat finds its own
 //! hold), the status change is a compare-and-swap from `validated`, and an order already past
@@ -17,6 +20,21 @@
 
 mod expiry;
 mod reservation;
+
+/// The cron trigger's export: `handle-cron-event`, the world of Spin's cron trigger plugin
+/// (its WIT is vendored in the host, `host/wit`). Generated with the wit-bindgen spin-sdk
+/// re-exports, so it is the same version the rest of the component uses.
+mod cron {
+    #![allow(missing_docs)]
+    spin_sdk::wit_bindgen::generate!({
+        path: "../../host/wit",
+        world: "oms:host/cron-trigger",
+        runtime_path: "::spin_sdk::wit_bindgen::rt",
+        generate_all,
+    });
+    use super::Sweeper;
+    export!(Sweeper);
+}
 
 use oms_domain::EventEnvelope;
 use oms_edge::{
@@ -42,6 +60,32 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
     let kv = SpinKv::open_default()?;
     let bus = SpinBus::open().map_err(anyhow::Error::msg)?;
     reservation::handle(&kv, &bus, &event, now(), ttl, new_id).map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+/// The scheduled sweep (cron trigger).
+struct Sweeper;
+
+impl cron::Guest for Sweeper {
+    fn handle_cron_event(
+        _: cron::fermyon::spin_cron::cron_types::Metadata,
+    ) -> Result<(), cron::fermyon::spin_cron::cron_types::Error> {
+        let run = || -> Result<serde_json::Value, FunctionError> {
+            let kv = SpinKv::open_default()?;
+            let bus = SpinBus::open().map_err(FunctionError::Internal)?;
+            expiry::sweep(&kv, &bus, now(), new_id)
+        };
+        match run() {
+            Ok(report) => {
+                if report["expired"].as_array().is_some_and(|e| !e.is_empty()) {
+                    eprintln!("reserve: expiry sweep: {report}");
+                }
+                Ok(())
+            }
+            Err(e) => Err(cron::fermyon::spin_cron::cron_types::Error::Other(format!(
+                "expiry sweep failed: {e:?}"
+            ))),
+        }
+    }
 }
 
 #[http_component]
