@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use oms_host::queue::{EmbeddedQueue, QueueSync, RetryPolicy};
+use oms_host::queue::{MessageId, QueueLocation, QueueSync, RetryPolicy};
 use oms_host::runtime::Limits;
 use oms_host::up::{state_dir, up, UpOptions};
 
@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Serve the app described by a Spin manifest (like `spin up`).
     Up(UpArgs),
-    /// Inspect the embedded queue: counts, dead letters, re-drive.
+    /// Inspect the queue: counts, dead letters, re-drive.
     Queue {
         /// The manifest (locates the state folder).
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
@@ -53,9 +53,9 @@ enum QueueAction {
     Dead,
     /// Re-drive dead letters (all, or one by id).
     Retry {
-        /// Only this message.
+        /// Only this message (the id `oms queue dead` shows after `#`).
         #[arg(long)]
-        id: Option<i64>,
+        id: Option<String>,
     },
 }
 
@@ -173,36 +173,53 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "no queue at {} (has `oms up` run here?)",
                 path.display()
             );
-            let policy = RetryPolicy {
-                max_attempts: 1,
-                base_delay: Duration::ZERO,
-                max_delay: Duration::ZERO,
+            let location = QueueLocation::Embedded {
+                path,
+                sync: QueueSync::Normal,
             };
-            let queue = EmbeddedQueue::open(&path, Default::default(), policy, QueueSync::Normal)?;
-            match action {
-                QueueAction::Stats => {
-                    println!(
-                        "{:<24} {:<16} {:<9} {:>7}",
-                        "CHANNEL", "COMPONENT", "STATE", "COUNT"
-                    );
-                    for (channel, component, state, n) in queue.stats()? {
-                        println!("{channel:<24} {component:<16} {state:<9} {n:>7}");
-                    }
-                }
-                QueueAction::Dead => {
-                    for d in queue.dead_letters()? {
-                        println!(
-                            "#{} {} -> {} after {} attempts: {}\n    payload: {}",
-                            d.id, d.channel, d.component, d.attempts, d.last_error, d.payload
-                        );
-                    }
-                }
-                QueueAction::Retry { id } => {
-                    let n = queue.retry_dead(id)?;
-                    println!("{n} dead letter(s) queued again; a running `oms up` delivers them");
-                }
-            }
-            Ok(())
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(queue_command(&location, action))
         }
     }
+}
+
+/// `oms queue stats|dead|retry` against the queue at `location`.
+async fn queue_command(location: &QueueLocation, action: QueueAction) -> anyhow::Result<()> {
+    // Only re-drives and reads: the policy is not used.
+    let policy = RetryPolicy {
+        max_attempts: 1,
+        base_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
+    let queue = oms_host::queue::open(location, Default::default(), policy)?;
+    match action {
+        QueueAction::Stats => {
+            println!(
+                "{:<24} {:<16} {:>9} {:>9} {:>9} {:>9}",
+                "CHANNEL", "COMPONENT", "PENDING", "IN-FLIGHT", "SCHEDULED", "DEAD"
+            );
+            for s in queue.stats().await? {
+                println!(
+                    "{:<24} {:<16} {:>9} {:>9} {:>9} {:>9}",
+                    s.channel, s.component, s.pending, s.in_flight, s.scheduled, s.dead
+                );
+            }
+        }
+        QueueAction::Dead => {
+            for d in queue.dead_letters().await? {
+                println!(
+                    "#{} {} -> {} after {} attempts: {}\n    payload: {}",
+                    d.id, d.channel, d.component, d.attempts, d.last_error, d.payload
+                );
+            }
+        }
+        QueueAction::Retry { id } => {
+            let id = id.map(MessageId::new);
+            let n = queue.retry_dead(id.as_ref()).await?;
+            println!("{n} dead letter(s) queued again; a running `oms up` delivers them");
+        }
+    }
+    Ok(())
 }

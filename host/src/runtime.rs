@@ -23,7 +23,7 @@ use crate::key_value::{KvCtx, KvStores};
 use crate::loader::Loader;
 use crate::manifest::App;
 use crate::outbound::{AllowedHosts, OutboundPolicy};
-use crate::queue::{EmbeddedQueue, RedisCtx};
+use crate::queue::{QueueBackend, RedisCtx};
 use crate::variables::{ResolvedVariables, VariablesCtx};
 use crate::Error;
 
@@ -114,8 +114,8 @@ pub struct Runtime {
     engine: Engine,
     components: HashMap<String, Arc<LoadedComponent>>,
     kv: Arc<KvStores>,
-    queue: Option<Arc<EmbeddedQueue>>,
-    embedded_addresses: Arc<BTreeSet<String>>,
+    queue: Option<Arc<dyn QueueBackend>>,
+    trigger_addresses: Arc<BTreeSet<String>>,
     /// The limits in force.
     pub limits: Limits,
 }
@@ -207,8 +207,8 @@ pub struct RuntimeParts {
     pub cache_dir: PathBuf,
     /// Key-value backends.
     pub kv: Arc<KvStores>,
-    /// The embedded queue, when the app has Redis triggers.
-    pub queue: Option<Arc<EmbeddedQueue>>,
+    /// The queue the app's Redis trigger address is routed to, when it has Redis triggers.
+    pub queue: Option<Arc<dyn QueueBackend>>,
     /// Resolved variables.
     pub variables: ResolvedVariables,
     /// Limits.
@@ -284,7 +284,7 @@ impl Runtime {
                 }),
             );
         }
-        let embedded_addresses = Arc::new(
+        let trigger_addresses = Arc::new(
             app.redis_triggers
                 .iter()
                 .map(|t| t.address.clone())
@@ -295,7 +295,7 @@ impl Runtime {
             components,
             kv: parts.kv,
             queue: parts.queue,
-            embedded_addresses,
+            trigger_addresses,
             limits: parts.limits,
         })
     }
@@ -326,7 +326,7 @@ impl Runtime {
             },
             redis: RedisCtx::new(
                 self.queue.clone(),
-                self.embedded_addresses.clone(),
+                self.trigger_addresses.clone(),
                 c.allowed.clone(),
                 c.id.clone(),
             ),

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::http_trigger::HttpTrigger;
 use crate::key_value::KvStores;
 use crate::manifest::App;
-use crate::queue::{EmbeddedQueue, QueueSync, RetryPolicy};
+use crate::queue::{QueueLocation, QueueSync, RetryPolicy};
 use crate::runtime::{Limits, Runtime, RuntimeParts};
 use crate::runtime_config::RuntimeConfig;
 use crate::variables::ResolvedVariables;
@@ -74,14 +74,21 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
                 .or_default()
                 .push(t.component.clone());
         }
-        let path = state.join("queue.db");
-        tracing::info!(path = %path.display(), "embedded queue (redis trigger channels)");
-        Some(Arc::new(EmbeddedQueue::open(
-            &path,
-            subscribers,
-            opts.retry.clone(),
-            opts.queue_sync,
-        )?))
+        let location = QueueLocation::Embedded {
+            path: state.join("queue.db"),
+            sync: opts.queue_sync,
+        };
+        let queue = crate::queue::open(&location, subscribers, opts.retry.clone())?;
+        tracing::info!(queue = %queue.describe(), "queue (redis trigger channels)");
+        match queue.start().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                messages = n,
+                "re-delivering messages left in flight by a previous run"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot prepare the queue; will keep trying"),
+        }
+        Some(queue)
     };
     let runtime = Arc::new(Runtime::load(
         &app,
@@ -108,15 +115,30 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
     }
     for t in &app.redis_triggers {
         println!(
-            "  {}: channel {} ({}, embedded queue)",
-            t.component, t.channel, t.address
+            "  {}: channel {} ({}, {})",
+            t.component,
+            t.channel,
+            t.address,
+            queue.as_ref().map(|q| q.describe()).unwrap_or_default()
         );
     }
 
     if let Some(queue) = queue {
+        // This host consumes for the subscribers it has loaded (all, or those `-c` selects).
+        let consumers = app
+            .redis_triggers
+            .iter()
+            .filter(|t| {
+                runtime
+                    .component(&t.component)
+                    .is_some_and(|c| c.redis.is_some())
+            })
+            .map(|t| t.component.clone())
+            .collect();
         tokio::spawn(crate::redis_trigger::run(
             runtime.clone(),
             queue,
+            consumers,
             opts.queue_concurrency,
         ));
     }
