@@ -6,6 +6,7 @@
 //! components to run unchanged, locally and in tests.
 
 pub mod bindings;
+pub mod cron_trigger;
 mod error;
 pub mod http_trigger;
 pub mod key_value;

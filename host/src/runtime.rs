@@ -18,6 +18,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings;
+use crate::bindings::cron_trigger::CronTriggerPre;
 use crate::bindings::redis_trigger::RedisTriggerPre;
 use crate::key_value::{KvCtx, KvStores};
 use crate::loader::Loader;
@@ -103,6 +104,8 @@ pub struct LoadedComponent {
     pub http: Option<ProxyPre<HostState>>,
     /// Pre-instantiated for the Redis trigger (when it exports `inbound-redis`).
     pub redis: Option<RedisTriggerPre<HostState>>,
+    /// Pre-instantiated for the cron trigger (when it exports `handle-cron-event`).
+    pub cron: Option<CronTriggerPre<HostState>>,
     allowed: Arc<AllowedHosts>,
     stores: Arc<[String]>,
     variables: Arc<std::collections::BTreeMap<String, String>>,
@@ -237,13 +240,19 @@ impl Runtime {
             .iter()
             .map(|t| t.component.as_str())
             .collect();
+        let cron_ids: BTreeSet<&str> = app
+            .cron_triggers
+            .iter()
+            .map(|t| t.component.as_str())
+            .collect();
         let mut components = HashMap::new();
         for (id, c) in &app.components {
             let (wants_http, wants_redis) = (
                 http_ids.contains(id.as_str()),
                 redis_ids.contains(id.as_str()),
             );
-            if !wants_http && !wants_redis {
+            let wants_cron = cron_ids.contains(id.as_str());
+            if !wants_http && !wants_redis && !wants_cron {
                 tracing::info!(component = %id, "not used by any trigger: not loaded");
                 continue;
             }
@@ -271,12 +280,22 @@ impl Runtime {
             } else {
                 None
             };
+            let cron = if wants_cron {
+                Some(CronTriggerPre::new(pre.clone()).map_err(|e| {
+                    fail(format!(
+                        "used by a cron trigger but does not export handle-cron-event: {e:#}"
+                    ))
+                })?)
+            } else {
+                None
+            };
             components.insert(
                 id.clone(),
                 Arc::new(LoadedComponent {
                     id: Arc::from(id.as_str()),
                     http,
                     redis,
+                    cron,
                     allowed: Arc::new(c.allowed_outbound_hosts.clone()),
                     stores: Arc::from(c.key_value_stores.clone()),
                     variables: parts.variables.for_component(id),
