@@ -1,11 +1,12 @@
 //! Host-side bindings for the Spin interfaces in `host/wit` (WASI and wasi:http come from
 //! wasmtime-wasi and wasmtime-wasi-http). Every import is trappable so a bad resource handle
-//! traps the guest instead of being reported as a store error.
+//! traps the guest instead of being reported as a store error, and async so a backend that
+//! waits on the network (Redis) does not hold a runtime thread while it waits.
 
 wasmtime::component::bindgen!({
     path: "wit",
     world: "oms:host/platform",
-    imports: { default: trappable },
+    imports: { default: async | trappable },
     with: {
         "fermyon:spin/key-value.store": crate::key_value::OpenStore,
         "wasi:keyvalue/store.bucket": crate::key_value::OpenStore,

@@ -14,6 +14,7 @@ pub mod loader;
 pub mod manifest;
 pub mod outbound;
 pub mod queue;
+pub mod redis_client;
 pub mod redis_trigger;
 pub mod routes;
 pub mod runtime;

@@ -6,6 +6,10 @@
 //! [key_value_store.default]
 //! type = "spin"                 # embedded SQLite
 //! path = "data/kv.db"           # relative to this file's folder
+//!
+//! [key_value_store.shared]
+//! type = "redis"                # a Redis server, shared by every host pointed at it
+//! url = "redis://127.0.0.1:6379"
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,6 +31,8 @@ pub struct RuntimeConfig {
 pub enum KvBackendConfig {
     /// Embedded SQLite at this path.
     Sqlite(PathBuf),
+    /// A Redis server at this URL.
+    Redis(String),
 }
 
 #[derive(Deserialize)]
@@ -85,10 +91,22 @@ impl RuntimeConfig {
                         .unwrap_or_else(|| state_dir.join(format!("kv-{label}.db")));
                     KvBackendConfig::Sqlite(path)
                 }
+                "redis" => {
+                    if store.path.is_some() {
+                        return Err(err(&format!("{field}.path"), "type \"redis\" takes a url, not a path".into()));
+                    }
+                    let Some(url) = store.url else {
+                        return Err(err(&format!("{field}.url"), "type \"redis\" needs url = \"redis://host:port\"".into()));
+                    };
+                    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://")) {
+                        return Err(err(&format!("{field}.url"), format!("not a redis:// URL: {}", crate::redis_client::redacted(&url))));
+                    }
+                    KvBackendConfig::Redis(url)
+                }
                 other => {
                     return Err(err(
                         &format!("{field}.type"),
-                        format!("unsupported key-value store type {other:?}: oms up supports \"spin\" (embedded SQLite)"),
+                        format!("unsupported key-value store type {other:?}: oms up supports \"spin\" (embedded SQLite) and \"redis\""),
                     ))
                 }
             };
@@ -126,6 +144,25 @@ mod tests {
             rc.key_value_stores["cache"],
             KvBackendConfig::Sqlite(PathBuf::from("/state/kv-cache.db"))
         );
+    }
+
+    #[test]
+    fn reads_redis_stores_and_names_a_missing_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rc.toml");
+        std::fs::write(
+            &file,
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6390\"\n",
+        )
+        .unwrap();
+        let rc = RuntimeConfig::load(&file, Path::new("/s")).unwrap();
+        assert_eq!(
+            rc.key_value_stores["default"],
+            KvBackendConfig::Redis("redis://127.0.0.1:6390".into())
+        );
+        std::fs::write(&file, "[key_value_store.default]\ntype = \"redis\"\n").unwrap();
+        let e = RuntimeConfig::load(&file, Path::new("/s")).unwrap_err();
+        assert!(e.to_string().contains("key_value_store.default.url"), "{e}");
     }
 
     #[test]

@@ -143,7 +143,7 @@ pub struct VariablesCtx {
 }
 
 impl variables::Host for VariablesCtx {
-    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
         let valid = !name.is_empty()
             && name
                 .chars()

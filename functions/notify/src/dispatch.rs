@@ -55,7 +55,7 @@ pub fn deliver<K: Kv, T: Transport>(
     clock: impl Fn() -> DateTime<Utc>,
 ) -> Result<Pass, KvError> {
     let body = serde_json::to_vec(event)
-        .map_err(|e| KvError::Store(format!("cannot encode the event: {e}")))?;
+        .map_err(|e| KvError::Encode(format!("the event: {e}")))?;
     let webhook_id = event.id().to_string();
     let started = clock();
     let mut pass = Pass::default();

@@ -10,9 +10,12 @@ use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum KvError {
-    /// The store refused or failed the operation.
+    /// The store refused or failed the operation (unreachable, I/O error): worth a retry.
     #[error("key-value store: {0}")]
     Store(String),
+    /// A value could not be encoded for storage (a bug, not an outage).
+    #[error("cannot encode a value for the store: {0}")]
+    Encode(String),
     /// A stored value is not the JSON its reader expects (corruption or a schema mismatch).
     #[error("stored value under {key:?} is unreadable: {message}")]
     Corrupt {
@@ -86,7 +89,7 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, KvError> {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, KvError> {
-    serde_json::to_vec(value).map_err(|e| KvError::Store(format!("cannot encode: {e}")))
+    serde_json::to_vec(value).map_err(|e| KvError::Encode(e.to_string()))
 }
 
 /// What an [`update_json`] step decided.

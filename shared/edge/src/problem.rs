@@ -144,6 +144,18 @@ impl From<KvError> for FunctionError {
                 "Busy",
                 format!("too many concurrent updates of {key}; retry"),
             )),
+            // The store is down or failing (e.g. Redis unreachable): nothing was decided on a
+            // value we could not read or write, so the caller may retry. The detail is logged,
+            // not shown (it can name keys and hosts).
+            KvError::Store(detail) => {
+                eprintln!("storage unavailable: {detail}");
+                FunctionError::Problem(Problem::new(
+                    503,
+                    "storage-unavailable",
+                    "Storage unavailable",
+                    "the order store did not answer; retry with the same request",
+                ))
+            }
             other => FunctionError::Internal(other.to_string()),
         }
     }
