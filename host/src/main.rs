@@ -32,6 +32,10 @@ enum Command {
         /// State folder (default: .oms beside the manifest).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// The Redis Streams queue to inspect (`redis://host:port`; default: env
+        /// OMS_QUEUE_URL, else the embedded queue in the state folder).
+        #[arg(long)]
+        queue_url: Option<String>,
         #[command(subcommand)]
         action: QueueAction,
     },
@@ -105,6 +109,20 @@ struct UpArgs {
     /// killed (as the key-value store), full also a power loss (an fsync per write).
     #[arg(long, value_enum, default_value_t = QueueSync::Normal)]
     queue_sync: QueueSync,
+    /// Queue on Redis Streams at this server (`redis://host:port`), shared with other hosts;
+    /// default: env OMS_QUEUE_URL, else the embedded queue in the state folder.
+    #[arg(long)]
+    queue_url: Option<String>,
+    /// Redis queue: how long a claimed message may stay unacknowledged before another host
+    /// takes it over, in ms; must exceed --queue-deadline-ms.
+    #[arg(long, default_value_t = 30_000)]
+    queue_visibility_ms: u64,
+}
+
+/// `--queue-url`, else `OMS_QUEUE_URL`.
+fn queue_url(flag: Option<String>) -> Option<String> {
+    flag.or_else(|| std::env::var("OMS_QUEUE_URL").ok())
+        .filter(|u| !u.trim().is_empty())
 }
 
 fn main() -> std::process::ExitCode {
@@ -156,6 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 queue_concurrency: a.queue_concurrency.max(1),
                 queue_sync: a.queue_sync,
+                queue_url: queue_url(a.queue_url),
+                queue_visibility: Duration::from_millis(a.queue_visibility_ms),
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -165,17 +185,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Queue {
             manifest,
             state_dir: dir,
+            queue_url: url,
             action,
         } => {
-            let path = state_dir(&manifest, dir.as_ref()).join("queue.db");
-            anyhow::ensure!(
-                path.exists(),
-                "no queue at {} (has `oms up` run here?)",
-                path.display()
-            );
-            let location = QueueLocation::Embedded {
-                path,
-                sync: QueueSync::Normal,
+            let location = match queue_url(url) {
+                Some(url) => QueueLocation::Redis {
+                    url,
+                    // Not used: the command neither claims nor takes over.
+                    visibility: Duration::from_secs(30),
+                },
+                None => {
+                    let path = state_dir(&manifest, dir.as_ref()).join("queue.db");
+                    anyhow::ensure!(
+                        path.exists(),
+                        "no queue at {} (has `oms up` run here?)",
+                        path.display()
+                    );
+                    QueueLocation::Embedded {
+                        path,
+                        sync: QueueSync::Normal,
+                    }
+                }
             };
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -35,6 +35,11 @@ pub struct UpOptions {
     pub queue_concurrency: usize,
     /// When a queue write counts as stored.
     pub queue_sync: QueueSync,
+    /// Redis server of a shared queue (Redis Streams); `None`: the embedded queue.
+    pub queue_url: Option<String>,
+    /// Redis queue: how long a claimed message may go unacknowledged before another host
+    /// takes it over.
+    pub queue_visibility: Duration,
 }
 
 /// The state folder for a manifest.
@@ -74,9 +79,24 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
                 .or_default()
                 .push(t.component.clone());
         }
-        let location = QueueLocation::Embedded {
-            path: state.join("queue.db"),
-            sync: opts.queue_sync,
+        let location = match &opts.queue_url {
+            Some(url) => {
+                anyhow::ensure!(
+                    opts.queue_visibility > opts.limits.queue_deadline,
+                    "--queue-visibility-ms ({} ms) must exceed --queue-deadline-ms ({} ms): \
+                     a message still being handled would be taken over by another host",
+                    opts.queue_visibility.as_millis(),
+                    opts.limits.queue_deadline.as_millis()
+                );
+                QueueLocation::Redis {
+                    url: url.clone(),
+                    visibility: opts.queue_visibility,
+                }
+            }
+            None => QueueLocation::Embedded {
+                path: state.join("queue.db"),
+                sync: opts.queue_sync,
+            },
         };
         let queue = crate::queue::open(&location, subscribers, opts.retry.clone())?;
         tracing::info!(queue = %queue.describe(), "queue (redis trigger channels)");

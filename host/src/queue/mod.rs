@@ -16,6 +16,7 @@
 //!   timeout.
 
 pub mod embedded;
+pub mod redis_streams;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use wasmtime::component::{Resource, ResourceTable};
 
 use crate::bindings::fermyon::spin2_0_0::redis;
 use crate::outbound::AllowedHosts;
+use crate::redis_client::RedisPool;
 use crate::Error;
 
 pub use embedded::QueueSync;
@@ -181,6 +183,14 @@ pub enum QueueLocation {
         /// When a write counts as stored.
         sync: QueueSync,
     },
+    /// Redis Streams on a server shared by several hosts.
+    Redis {
+        /// `redis://host:port[/db]`.
+        url: String,
+        /// How long a claimed message may stay unacknowledged before another host takes it
+        /// over; must exceed the queue deadline.
+        visibility: Duration,
+    },
 }
 
 /// Durable at-least-once delivery of published messages to subscribing components.
@@ -253,6 +263,15 @@ pub fn open(
             policy,
             *sync,
         )?),
+        QueueLocation::Redis { url, visibility } => {
+            let pool = Arc::new(RedisPool::new(url)?);
+            Arc::new(redis_streams::RedisStreamsQueue::new(
+                pool,
+                subscribers,
+                policy,
+                *visibility,
+            )?)
+        }
     })
 }
 
