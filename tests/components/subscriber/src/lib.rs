@@ -1,8 +1,9 @@
 //! subscriber: a purpose-built queue-triggered test component.
 //!
-//! Each message is JSON `{"key": "...", "value": "...", "fail": N}`. Every delivery increments
-//! `deliveries:{key}`; the first `fail` deliveries are refused (the handler errors, so the host
-//! must retry); after that the value is stored under `received:{key}`.
+//! Each message is JSON `{"key": "...", "value": "...", "fail": N, "sleep_ms": M}`. Every
+//! delivery increments `deliveries:{key}`, then takes `sleep_ms` (a slow handler, to catch a
+//! host with the message in flight); the first `fail` deliveries are refused (the handler
+//! errors, so the host must retry); after that the value is stored under `received:{key}`.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
@@ -19,6 +20,9 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
     let fail = msg["fail"].as_i64().unwrap_or(0);
     let bucket = wkv::open("default")?;
     let delivery = atomics::increment(&bucket, &format!("deliveries:{key}"), 1)?;
+    if let Some(ms) = msg["sleep_ms"].as_u64() {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     if delivery <= fail {
         anyhow::bail!("refusing delivery {delivery} of {key} as asked");
     }
