@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use crate::bindings::cron_trigger::fermyon::spin_cron::cron_types::{
     Error as GuestError, Metadata,
 };
+use crate::key_value::KvBackend;
 use crate::manifest::App;
 use crate::runtime::{is_deadline, Runtime};
 use crate::schedule::{utc_now, CronSchedule};
@@ -28,6 +29,10 @@ use crate::schedule::{utc_now, CronSchedule};
 /// Longest single sleep: the wall clock is looked at again at least this often, so a clock
 /// step (NTP, a resumed VM) delays a fire time by at most this much.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// Claim attempts on one instant before giving it up (each failure means another host wrote
+/// the key meanwhile).
+const MAX_CLAIM_ATTEMPTS: usize = 16;
+
 /// Decides which host fires a scheduled instant.
 pub trait FireClaims: Send + Sync + 'static {
     /// Claims `instant` (milliseconds since the Unix epoch) of the schedule `key`: `Ok(true)`
@@ -37,6 +42,60 @@ pub trait FireClaims: Send + Sync + 'static {
     /// # Errors
     /// The claim store failing (the instant is then not fired by this host).
     fn claim(&self, key: &str, instant: i64) -> impl Future<Output = Result<bool, String>> + Send;
+}
+
+/// Claims kept in a key-value backend: one key per schedule holding the last instant fired
+/// (decimal milliseconds), moved forward by compare-and-swap.
+pub struct KvFireClaims {
+    kv: Arc<dyn KvBackend>,
+}
+
+impl KvFireClaims {
+    /// Claims in `kv` (the host's internal namespace, see `KvStores::internal`).
+    pub fn new(kv: Arc<dyn KvBackend>) -> KvFireClaims {
+        KvFireClaims { kv }
+    }
+}
+
+impl FireClaims for KvFireClaims {
+    async fn claim(&self, key: &str, instant: i64) -> Result<bool, String> {
+        let key = format!("cron:{key}");
+        let value = instant.to_string();
+        for _ in 0..MAX_CLAIM_ATTEMPTS {
+            let current = self
+                .kv
+                .get_with_token(&key)
+                .await
+                .map_err(|e| e.to_string())?;
+            let expected = match &current {
+                None => None,
+                Some((last, token)) => {
+                    let last = std::str::from_utf8(last)
+                        .ok()
+                        .and_then(|s| s.parse::<i64>().ok());
+                    match last {
+                        Some(last) if last >= instant => return Ok(false),
+                        Some(_) => {}
+                        None => {
+                            tracing::warn!(%key, "cron claim key holds no instant; overwriting it")
+                        }
+                    }
+                    Some(token)
+                }
+            };
+            if self
+                .kv
+                .swap(&key, expected, value.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Ok(true);
+            }
+        }
+        Err(format!(
+            "the claim key {key:?} changed under {MAX_CLAIM_ATTEMPTS} attempts in a row"
+        ))
+    }
 }
 
 /// One schedule to run.
@@ -181,6 +240,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::key_value::sqlite::SqliteDb;
 
     /// Claims in memory, shared by the schedulers of one test: one mutex, so exactly one
     /// caller moves each key forward.
@@ -239,5 +299,51 @@ mod tests {
             let late = (*when - *at).num_milliseconds();
             assert!((0..500).contains(&late), "fired {late} ms after {at}");
         }
+    }
+
+    fn claims_in(dir: &std::path::Path) -> KvFireClaims {
+        let db = SqliteDb::open(&dir.join("kv.db")).unwrap();
+        KvFireClaims::new(Arc::new(db.store(crate::key_value::INTERNAL_LABEL)))
+    }
+
+    #[tokio::test]
+    async fn an_instant_is_claimed_once_and_never_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (claims_in(dir.path()), claims_in(dir.path()));
+        assert!(a.claim("app:c:* * * * * *:0", 1000).await.unwrap());
+        assert!(!b.claim("app:c:* * * * * *:0", 1000).await.unwrap());
+        assert!(!a.claim("app:c:* * * * * *:0", 1000).await.unwrap());
+        // An earlier instant (a host with a slow clock) is not fired again.
+        assert!(!b.claim("app:c:* * * * * *:0", 0).await.unwrap());
+        assert!(b.claim("app:c:* * * * * *:0", 2000).await.unwrap());
+        // Another schedule has its own key.
+        assert!(a.claim("app:c:* * * * * *:1", 1000).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_hosts_claim_each_instant_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts: Vec<Arc<KvFireClaims>> =
+            (0..4).map(|_| Arc::new(claims_in(dir.path()))).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for h in &hosts {
+            let h = h.clone();
+            tasks.spawn(async move {
+                let mut won = Vec::new();
+                for instant in 1..=50 {
+                    if h.claim("race", instant).await.unwrap() {
+                        won.push(instant);
+                    }
+                }
+                won
+            });
+        }
+        let mut all: Vec<i64> = Vec::new();
+        while let Some(won) = tasks.join_next().await {
+            all.extend(won.unwrap());
+        }
+        all.sort();
+        // No instant twice; with every host seeing every instant in order, none is lost.
+        assert_eq!(all, (1..=50).collect::<Vec<_>>());
     }
 }

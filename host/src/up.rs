@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::cron_trigger::KvFireClaims;
 use crate::http_trigger::HttpTrigger;
 use crate::key_value::KvStores;
 use crate::manifest::App;
@@ -69,6 +70,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
     let engine = crate::runtime::engine(&opts.limits)
         .map_err(|e| anyhow::anyhow!("cannot configure wasmtime: {e:#}"))?;
     let kv = Arc::new(KvStores::open(&rc)?);
+    let cron_claims = Arc::new(KvFireClaims::new(kv.internal()));
     let queue = if app.redis_triggers.is_empty() {
         None
     } else {
@@ -142,7 +144,18 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
             queue.as_ref().map(|q| q.describe()).unwrap_or_default()
         );
     }
+    let schedules = crate::cron_trigger::schedules(&app, &runtime);
+    for s in &schedules {
+        println!("  {}: cron \"{}\" (UTC)", s.component, s.expression);
+    }
 
+    if !schedules.is_empty() {
+        tokio::spawn(crate::cron_trigger::run(
+            runtime.clone(),
+            schedules,
+            cron_claims,
+        ));
+    }
     if let Some(queue) = queue {
         // This host consumes for the subscribers it has loaded (all, or those `-c` selects).
         let consumers = app
