@@ -71,6 +71,10 @@ struct UpArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// Run only this component (repeatable), as `spin up -c`: its HTTP routes and queue
+    /// subscriptions; other hosts sharing the store and queue run the rest.
+    #[arg(short = 'c', long = "component-id")]
+    component_id: Vec<String>,
     /// Spin runtime config file (key-value stores).
     #[arg(long)]
     runtime_config_file: Option<PathBuf>,
@@ -176,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 queue_sync: a.queue_sync,
                 queue_url: queue_url(a.queue_url),
                 queue_visibility: Duration::from_millis(a.queue_visibility_ms),
+                components: a.component_id,
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -226,11 +231,12 @@ async fn queue_command(location: &QueueLocation, action: QueueAction) -> anyhow:
     let queue = oms_host::queue::open(location, Default::default(), policy)?;
     match action {
         QueueAction::Stats => {
+            let stats = queue.stats().await?;
             println!(
                 "{:<24} {:<16} {:>9} {:>9} {:>9} {:>9}",
                 "CHANNEL", "COMPONENT", "PENDING", "IN-FLIGHT", "SCHEDULED", "DEAD"
             );
-            for s in queue.stats().await? {
+            for s in stats {
                 println!(
                     "{:<24} {:<16} {:>9} {:>9} {:>9} {:>9}",
                     s.channel, s.component, s.pending, s.in_flight, s.scheduled, s.dead

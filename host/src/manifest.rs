@@ -27,10 +27,13 @@ pub struct App {
     pub components: BTreeMap<String, Component>,
     /// `[[trigger.http]]` in manifest order.
     pub http_triggers: Vec<HttpTrigger>,
-    /// `[[trigger.redis]]` in manifest order.
+    /// `[[trigger.redis]]` in manifest order: every subscription of the app, also those of
+    /// components another host serves (a publish fans out to all of them).
     pub redis_triggers: Vec<RedisTrigger>,
     /// `[[trigger.cron]]` in manifest order.
     pub cron_triggers: Vec<CronTrigger>,
+    /// The components this host runs (`oms up -c`); `None`: all of them.
+    pub served: Option<std::collections::BTreeSet<String>>,
 }
 
 /// An application variable declaration.
@@ -389,7 +392,43 @@ impl App {
             http_triggers,
             redis_triggers,
             cron_triggers,
+            served: None,
         })
+    }
+
+    /// Narrows the app to the components a host runs, as `spin up --component-id` does: only
+    /// their HTTP routes are served, only their subscriptions consumed and their schedules
+    /// run, only they are loaded. Every component must exist.
+    ///
+    /// # Errors
+    /// [`Error::Manifest`] naming an unknown component id.
+    pub fn select(&mut self, ids: &[String]) -> Result<(), Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for id in ids {
+            if !self.components.contains_key(id) {
+                let known: Vec<&str> = self.components.keys().map(String::as_str).collect();
+                return Err(Error::Manifest {
+                    file: self.file.clone(),
+                    field: "--component-id".into(),
+                    message: format!(
+                        "no component named {id:?} (components: {})",
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+        let served: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
+        self.http_triggers.retain(|t| served.contains(&t.component));
+        self.cron_triggers.retain(|t| served.contains(&t.component));
+        self.served = Some(served);
+        Ok(())
+    }
+
+    /// Whether this host runs component `id`.
+    pub fn serves(&self, id: &str) -> bool {
+        self.served.as_ref().is_none_or(|s| s.contains(id))
     }
 }
 

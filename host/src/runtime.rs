@@ -251,6 +251,10 @@ impl Runtime {
                 http_ids.contains(id.as_str()),
                 redis_ids.contains(id.as_str()),
             );
+            if !app.serves(id) {
+                tracing::debug!(component = %id, "not selected (--component-id): not loaded");
+                continue;
+            }
             let wants_cron = cron_ids.contains(id.as_str());
             if !wants_http && !wants_redis && !wants_cron {
                 tracing::info!(component = %id, "not used by any trigger: not loaded");

@@ -41,6 +41,8 @@ pub struct UpOptions {
     /// Redis queue: how long a claimed message may go unacknowledged before another host
     /// takes it over.
     pub queue_visibility: Duration,
+    /// The components to run (`-c`); empty: all.
+    pub components: Vec<String>,
 }
 
 /// The state folder for a manifest.
@@ -65,7 +67,8 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
         Some(file) => RuntimeConfig::load(file, &state)?,
         None => RuntimeConfig::embedded(&state),
     };
-    let app = App::load(&opts.manifest, &rc.store_labels())?;
+    let mut app = App::load(&opts.manifest, &rc.store_labels())?;
+    app.select(&opts.components)?;
     let variables = ResolvedVariables::resolve(&app, |k| std::env::var(k).ok())?;
     let engine = crate::runtime::engine(&opts.limits)
         .map_err(|e| anyhow::anyhow!("cannot configure wasmtime: {e:#}"))?;
@@ -135,7 +138,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
             println!("  {}: http://{addr}{}", t.component, t.route);
         }
     }
-    for t in &app.redis_triggers {
+    for t in app.redis_triggers.iter().filter(|t| app.serves(&t.component)) {
         println!(
             "  {}: channel {} ({}, {})",
             t.component,

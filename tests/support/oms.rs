@@ -57,6 +57,23 @@ impl Oms {
         }
     }
 
+    /// One host of a scaled-out OMS: key-value and queue on `redis`, running only
+    /// `components` (`-c`), with extra `oms up` args.
+    pub fn start_on_redis(
+        redis: &super::redis::RedisServer,
+        components: &[&str],
+        args: &[&str],
+    ) -> Oms {
+        let rc = redis.runtime_config();
+        let (rc, url) = (rc.to_str().unwrap().to_string(), redis.url());
+        let mut all: Vec<&str> = vec!["--runtime-config-file", &rc, "--queue-url", &url];
+        for c in components {
+            all.extend(["-c", c]);
+        }
+        all.extend_from_slice(args);
+        Self::start_with(&all, &[])
+    }
+
     /// A URL on the OMS.
     pub fn url(&self, path: &str) -> String {
         self.host.url(path)
