@@ -156,6 +156,21 @@ fn two_hosts_sharing_redis_fire_each_instant_once() {
 }
 
 #[test]
+fn a_host_runs_only_the_schedules_of_the_components_it_serves() {
+    let host = Host::start(&cron_app(), &["-c", "probe", "-c", "odd-seconds"], &[]);
+    let from = unix_now();
+    sleep_to_quiet_moment(Duration::from_millis(3_000));
+    let to = unix_now();
+    check_runs(
+        &runs(&host, "odd-seconds"),
+        2,
+        (from, to),
+        "odd seconds, selected",
+    );
+    assert!(runs(&host, "every-second").is_empty(), "{}", host.log());
+}
+
+#[test]
 fn a_component_without_the_cron_export_fails_start() {
     require_wasm(&["probe"]);
     let dir = tempfile::tempdir().unwrap();
@@ -216,6 +231,11 @@ fn the_oms_sweeps_expired_reservations_every_minute() {
         "{order:#}"
     );
     assert_eq!(oms.availability("SKU-1")["available"], 1);
-    oms.host.wait_log(&format!("reserve: expiry sweep: {{\"expired\":[\"{id}\"]"));
-    assert!(oms.host.log().contains("cron run done"), "{}", oms.host.log());
+    oms.host
+        .wait_log(&format!("reserve: expiry sweep: {{\"expired\":[\"{id}\"]"));
+    assert!(
+        oms.host.log().contains("cron run done"),
+        "{}",
+        oms.host.log()
+    );
 }
