@@ -184,3 +184,63 @@ fn a_redis_outage_fails_publishes_cleanly_and_delivery_resumes_when_it_returns()
     host.wait_log("queue reachable again");
     assert_eq!(kv(&host, "received:during"), None, "never accepted");
 }
+
+#[test]
+fn operators_see_and_redrive_dead_letters_on_redis_with_oms_queue() {
+    let server = RedisServer::start();
+    let host = start_host(
+        &server,
+        false,
+        &["--queue-retry-base-ms", "20", "--queue-max-attempts", "2"],
+    );
+    let url = server.url();
+    let queue = |args: &[&str]| {
+        let mut all = vec!["queue", "--queue-url", &url];
+        all.extend_from_slice(args);
+        run_oms(&all, &[])
+    };
+    post(
+        &host.url("/probe/publish/events"),
+        r#"{"key":"p","value":"poison","fail":2}"#,
+    );
+    host.wait_log("dead-lettered");
+    let (ok, out, err) = queue(&["dead"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("events -> subscriber after 2 attempts"),
+        "{out}"
+    );
+    assert!(out.contains("handler returned"), "the last error: {out}");
+    assert!(out.contains(r#"payload: {"key":"p""#), "{out}");
+    let (ok, out, err) = queue(&["stats"]);
+    assert!(ok, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("events"))
+        .unwrap_or_else(|| panic!("no events row: {out}"));
+    let counts: Vec<&str> = row.split_whitespace().skip(2).collect();
+    assert_eq!(
+        counts,
+        ["0", "0", "0", "1"],
+        "pending in-flight scheduled dead: {out}"
+    );
+    let id = out_id(&queue(&["dead"]).1);
+    let (ok, out, _) = queue(&["retry", "--id", &id]);
+    assert!(ok && out.starts_with("1 dead letter"), "{out}");
+    let v = eventually(Duration::from_secs(10), "re-driven delivery", || {
+        kv(&host, "received:p")
+    });
+    assert_eq!(v, "poison");
+    assert_eq!(kv(&host, "deliveries:p").as_deref(), Some("3"));
+    assert!(queue(&["dead"]).1.trim().is_empty());
+}
+
+/// The id after `#` on the first line of `oms queue dead`.
+fn out_id(dead: &str) -> String {
+    dead.lines()
+        .next()
+        .and_then(|l| l.strip_prefix('#'))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no dead letter listed: {dead}"))
+        .to_string()
+}

@@ -319,6 +319,22 @@ pub struct RedisStreamsQueue {
     rotation: AtomicUsize,
 }
 
+/// Attempts of a command that met a stale pooled connection (one per pooled connection).
+const STALE_RETRIES: usize = 4;
+
+/// A pooled connection broken by an earlier outage, or still holding the failure of a
+/// reconnect made while the server was down (it reconnects after reporting it): the command
+/// can go again, on another connection, after a short pause. The server may have run it before
+/// the connection broke, so a publish may be stored twice (at least once).
+fn stale(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// Pause before attempt `n` (from 2) of a command that met a stale connection.
+fn stale_pause(n: usize) -> Duration {
+    Duration::from_millis(25 * n as u64)
+}
+
 /// A fields array `[k, v, k, v, ...]` as a map.
 fn fields(flat: Vec<Vec<u8>>) -> HashMap<String, Vec<u8>> {
     let mut out = HashMap::new();
@@ -395,6 +411,37 @@ impl RedisStreamsQueue {
         &self.consumer
     }
 
+    /// Runs a script on the pool, again on another connection if one was stale.
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> QueueResult<T> {
+        let mut attempt = 1;
+        loop {
+            match inv.invoke_async(&mut self.pool.conn()).await {
+                Err(e) if stale(&e) && attempt < STALE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(stale_pause(attempt)).await;
+                }
+                r => return Ok(r?),
+            }
+        }
+    }
+
+    /// Runs a command on the pool, again on another connection if one was stale.
+    async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> QueueResult<T> {
+        let mut attempt = 1;
+        loop {
+            match cmd.query_async(&mut self.pool.conn()).await {
+                Err(e) if stale(&e) && attempt < STALE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(stale_pause(attempt)).await;
+                }
+                r => return Ok(r?),
+            }
+        }
+    }
+
     fn takeover_every(&self) -> Duration {
         (self.visibility / 4).clamp(Duration::from_millis(20), Duration::from_secs(5))
     }
@@ -410,7 +457,7 @@ impl RedisStreamsQueue {
             inv.arg(&s.component).arg(s.registry_member());
         }
         inv.key(SUBSCRIPTIONS);
-        let _: i64 = inv.invoke_async(&mut self.pool.conn()).await?;
+        let _: i64 = self.script(&inv).await?;
         Ok(())
     }
 
@@ -436,9 +483,8 @@ impl RedisStreamsQueue {
 
     /// Every subscription known here or recorded on the server.
     async fn known_subscriptions(&self) -> QueueResult<Vec<Subscription>> {
-        let members: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(SUBSCRIPTIONS)
-            .query_async(&mut self.pool.conn())
+        let members: Vec<String> = self
+            .command(redis::cmd("SMEMBERS").arg(SUBSCRIPTIONS))
             .await?;
         let mut all: BTreeSet<(String, String)> = self
             .subscriptions
@@ -511,13 +557,15 @@ impl QueueBackend for RedisStreamsQueue {
 
     async fn start(&self) -> QueueResult<usize> {
         self.ensure_groups().await?;
-        let last: Vec<Entry> = redis::cmd("XREVRANGE")
-            .arg(WAKE)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.pool.conn())
+        let last: Vec<Entry> = self
+            .command(
+                redis::cmd("XREVRANGE")
+                    .arg(WAKE)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1),
+            )
             .await?;
         if let Some((id, _)) = last.into_iter().next() {
             *self.wake_seen.lock().unwrap_or_else(|p| p.into_inner()) = id;
@@ -542,7 +590,7 @@ impl QueueBackend for RedisStreamsQueue {
         for c in components {
             inv.arg(c);
         }
-        let _: String = inv.invoke_async(&mut self.pool.conn()).await?;
+        let _: String = self.script(&inv).await?;
         Ok(components.len())
     }
 
@@ -583,8 +631,7 @@ impl QueueBackend for RedisStreamsQueue {
             inv.arg(&s.component);
         }
         inv.arg(PROMOTE_BATCH);
-        let (now, next_due, missing, entries): ClaimReply =
-            inv.invoke_async(&mut self.pool.conn()).await?;
+        let (now, next_due, missing, entries): ClaimReply = self.script(&inv).await?;
         *self.next_due.lock().unwrap_or_else(|p| p.into_inner()) = (next_due >= 0)
             .then(|| Instant::now() + Duration::from_millis((next_due - now).max(0) as u64));
         if missing != 0 {
@@ -616,11 +663,8 @@ impl QueueBackend for RedisStreamsQueue {
     async fn ack(&self, d: &Delivery) -> QueueResult<()> {
         let s = self.subscription(d)?;
         let (stream, id) = self.source(s, d);
-        let _: i64 = redis::cmd("XACK")
-            .arg(stream)
-            .arg(&s.component)
-            .arg(id)
-            .query_async(&mut self.pool.conn())
+        let _: i64 = self
+            .command(redis::cmd("XACK").arg(stream).arg(&s.component).arg(id))
             .await?;
         Ok(())
     }
@@ -633,22 +677,23 @@ impl QueueBackend for RedisStreamsQueue {
             Failure::Dead => -1,
             Failure::Retry(delay) => delay.as_millis() as i64,
         };
-        let held: i64 = FAIL
-            .key(stream)
-            .key(&s.due)
-            .key(DEAD)
-            .key(WAKE)
-            .arg(&s.component)
-            .arg(id)
-            .arg(&self.consumer)
-            .arg(d.attempts + 1)
-            .arg(delay)
-            .arg(&s.channel)
-            .arg(&s.component)
-            .arg(error)
-            .arg(&d.payload)
-            .arg(d.id.as_str())
-            .invoke_async(&mut self.pool.conn())
+        let held: i64 = self
+            .script(
+                FAIL.key(stream)
+                    .key(&s.due)
+                    .key(DEAD)
+                    .key(WAKE)
+                    .arg(&s.component)
+                    .arg(id)
+                    .arg(&self.consumer)
+                    .arg(d.attempts + 1)
+                    .arg(delay)
+                    .arg(&s.channel)
+                    .arg(&s.component)
+                    .arg(error)
+                    .arg(&d.payload)
+                    .arg(d.id.as_str()),
+            )
             .await?;
         if held == 0 {
             return Err(QueueError(format!(
@@ -684,10 +729,8 @@ impl QueueBackend for RedisStreamsQueue {
             .collect();
         let mut removed = 0;
         for stream in streams {
-            let n: u64 = TRIM
-                .key(stream)
-                .arg(forget_after.as_millis() as u64)
-                .invoke_async(&mut self.pool.conn())
+            let n: u64 = self
+                .script(TRIM.key(stream).arg(forget_after.as_millis() as u64))
                 .await?;
             removed += n;
         }
@@ -701,12 +744,14 @@ impl QueueBackend for RedisStreamsQueue {
         }
         let mut out = Vec::new();
         for s in self.known_subscriptions().await? {
-            let (pending, in_flight, scheduled): (u64, u64, u64) = STATS
-                .key(&s.stream)
-                .key(&s.retry)
-                .key(&s.due)
-                .arg(&s.component)
-                .invoke_async(&mut self.pool.conn())
+            let (pending, in_flight, scheduled): (u64, u64, u64) = self
+                .script(
+                    STATS
+                        .key(&s.stream)
+                        .key(&s.retry)
+                        .key(&s.due)
+                        .arg(&s.component),
+                )
                 .await?;
             out.push(SubscriptionStats {
                 dead: dead
@@ -731,11 +776,8 @@ impl QueueBackend for RedisStreamsQueue {
     }
 
     async fn dead_letters(&self) -> QueueResult<Vec<DeadLetter>> {
-        let entries: Vec<Entry> = redis::cmd("XRANGE")
-            .arg(DEAD)
-            .arg("-")
-            .arg("+")
-            .query_async(&mut self.pool.conn())
+        let entries: Vec<Entry> = self
+            .command(redis::cmd("XRANGE").arg(DEAD).arg("-").arg("+"))
             .await?;
         Ok(entries
             .into_iter()
@@ -758,12 +800,8 @@ impl QueueBackend for RedisStreamsQueue {
         let mut n = 0;
         for d in letters.iter().filter(|d| id.is_none_or(|id| *id == d.id)) {
             let s = Subscription::new(&d.channel, &d.component);
-            let moved: i64 = REDRIVE
-                .key(DEAD)
-                .key(&s.retry)
-                .key(WAKE)
-                .arg(d.id.as_str())
-                .invoke_async(&mut self.pool.conn())
+            let moved: i64 = self
+                .script(REDRIVE.key(DEAD).key(&s.retry).key(WAKE).arg(d.id.as_str()))
                 .await?;
             n += moved as usize;
         }
