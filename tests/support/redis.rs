@@ -48,7 +48,9 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}): run scripts/install-redis.sh (./oms test does)")
+                panic!(
+                    "cannot run redis-server ({e}): run scripts/install-redis.sh (./oms test does)"
+                )
             });
         let mut server = RedisServer {
             child,
@@ -60,7 +62,10 @@ impl RedisServer {
             if server.child.try_wait().unwrap().is_some() {
                 return None;
             }
-            if server.command("PING").is_some_and(|r| r.starts_with("+PONG")) {
+            if server
+                .command("PING")
+                .is_some_and(|r| r.starts_with("+PONG"))
+            {
                 return Some(server);
             }
             std::thread::sleep(Duration::from_millis(20));
