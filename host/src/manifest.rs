@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::outbound::AllowedHosts;
+use crate::outbound::AllowedHostTemplates;
 use crate::routes::RoutePattern;
 use crate::schedule::CronSchedule;
 use crate::variables::Template;
@@ -60,8 +60,9 @@ pub struct Component {
     pub source: PathBuf,
     /// Key-value store labels it may open.
     pub key_value_stores: Vec<String>,
-    /// Where it may send outbound HTTP requests.
-    pub allowed_outbound_hosts: AllowedHosts,
+    /// Where it may send outbound HTTP requests and Redis publishes: checked templates,
+    /// rendered at start ([`crate::variables::ResolvedVariables`]).
+    pub allowed_outbound_hosts: AllowedHostTemplates,
     /// Its variables: name → template over application variables.
     pub variables: BTreeMap<String, Template>,
     /// Environment variables set in its WASI context.
@@ -80,8 +81,9 @@ pub struct HttpTrigger {
 /// A Redis trigger: a channel whose messages go to a component.
 #[derive(Debug, Clone)]
 pub struct RedisTrigger {
-    /// The Redis address (the trigger's own or the application default).
-    pub address: String,
+    /// The Redis address (the trigger's own or the application default): a checked template
+    /// over application variables, rendered at start ([`crate::variables::ResolvedVariables`]).
+    pub address: Template,
     /// The channel subscribed to.
     pub channel: String,
     /// The component id.
@@ -257,18 +259,15 @@ impl App {
                 let f = format!("{}.{name}", field("variables"));
                 check_variable_name(name).map_err(|m| err(&f, m))?;
                 let t = Template::parse(template).map_err(|m| err(&f, m))?;
-                for var in t.references() {
-                    if !raw.variables.contains_key(var) {
-                        return Err(err(
-                            &f,
-                            format!("refers to undeclared application variable {var:?}"),
-                        ));
-                    }
-                }
+                check_declared(&raw.variables, t.references()).map_err(|m| err(&f, m))?;
                 variables.insert(name.clone(), t);
             }
-            let allowed_outbound_hosts = AllowedHosts::parse(&c.allowed_outbound_hosts)
-                .map_err(|(i, m)| err(&format!("{}[{i}]", field("allowed_outbound_hosts")), m))?;
+            let hosts_field = |i: usize| format!("{}[{i}]", field("allowed_outbound_hosts"));
+            let allowed_outbound_hosts = AllowedHostTemplates::parse(&c.allowed_outbound_hosts)
+                .map_err(|(i, m)| err(&hosts_field(i), m))?;
+            for (i, var) in allowed_outbound_hosts.references() {
+                check_declared(&raw.variables, [var]).map_err(|m| err(&hosts_field(i), m))?;
+            }
             components.insert(
                 id.clone(),
                 Component {
@@ -301,7 +300,18 @@ impl App {
             }
         };
 
-        let app_redis = raw.application.trigger.redis.map(|r| r.address);
+        let address_template = |field: &str, address: &str| -> Result<Template, Error> {
+            let t = Template::parse(address).map_err(|m| err(field, m))?;
+            check_declared(&raw.variables, t.references()).map_err(|m| err(field, m))?;
+            Ok(t)
+        };
+        let app_redis = match &raw.application.trigger.redis {
+            Some(r) => Some(address_template(
+                "application.trigger.redis.address",
+                &r.address,
+            )?),
+            None => None,
+        };
         let mut http_triggers: Vec<HttpTrigger> = Vec::new();
         let mut redis_triggers = Vec::new();
         let mut cron_triggers = Vec::new();
@@ -341,12 +351,16 @@ impl App {
                             .try_into()
                             .map_err(|e: toml::de::Error| err(&field, e.message().to_string()))?;
                         let _ = &t.id;
-                        let address = t.address.or_else(|| app_redis.clone()).ok_or_else(|| {
-                            err(
-                                &format!("{field}.address"),
-                                "no address: set it here or in [application.trigger.redis]".into(),
-                            )
-                        })?;
+                        let address = match &t.address {
+                            Some(a) => address_template(&format!("{field}.address"), a)?,
+                            None => app_redis.clone().ok_or_else(|| {
+                                err(
+                                    &format!("{field}.address"),
+                                    "no address: set it here or in [application.trigger.redis]"
+                                        .into(),
+                                )
+                            })?,
+                        };
                         if t.channel.is_empty() {
                             return Err(err(
                                 &format!("{field}.channel"),
@@ -432,6 +446,20 @@ impl App {
     }
 }
 
+/// Templates may refer to application variables only (as in Spin), and only declared ones.
+fn check_declared<'a>(
+    variables: &BTreeMap<String, VariableDecl>,
+    references: impl IntoIterator<Item = &'a str>,
+) -> Result<(), String> {
+    match references
+        .into_iter()
+        .find(|var| !variables.contains_key(*var))
+    {
+        Some(var) => Err(format!("refers to undeclared application variable {var:?}")),
+        None => Ok(()),
+    }
+}
+
 /// Spin's rule for variable names: lowercase ASCII letters, digits and underscores, starting
 /// with a letter.
 fn check_variable_name(name: &str) -> Result<(), String> {
@@ -488,11 +516,90 @@ source = "worker.wasm"
     fn parses_a_good_manifest() {
         let app = parse(GOOD).unwrap();
         assert_eq!(app.http_triggers.len(), 1);
-        assert_eq!(app.redis_triggers[0].address, "redis://127.0.0.1:6379");
+        assert_eq!(
+            app.redis_triggers[0].address.to_string(),
+            "redis://127.0.0.1:6379"
+        );
         assert_eq!(app.components["web"].source, Path::new("dir/web.wasm"));
         assert_eq!(app.cron_triggers.len(), 1);
         assert_eq!(app.cron_triggers[0].component, "worker");
         assert_eq!(app.cron_triggers[0].expression.as_str(), "1/2 * * * * *");
+    }
+
+    /// As in Spin, the Redis trigger addresses and `allowed_outbound_hosts` may be templates over
+    /// declared application variables, whole or in part.
+    const TEMPLATED: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "t"
+[application.trigger.redis]
+address = "{{ redis_address }}"
+[variables]
+redis_address = { default = "redis://127.0.0.1:6379" }
+api_host = { default = "api.example.com" }
+[[trigger.redis]]
+channel = "a"
+component = "worker"
+[[trigger.redis]]
+address = "redis://{{ api_host }}:6380"
+channel = "b"
+component = "worker"
+[component.worker]
+source = "worker.wasm"
+allowed_outbound_hosts = ["{{ redis_address }}", "https://{{ api_host }}"]
+"#;
+
+    #[test]
+    fn trigger_addresses_and_outbound_hosts_may_be_templates() {
+        let app = parse(TEMPLATED).unwrap();
+        let addresses: Vec<String> = app
+            .redis_triggers
+            .iter()
+            .map(|t| t.address.to_string())
+            .collect();
+        assert_eq!(
+            addresses,
+            ["{{ redis_address }}", "redis://{{ api_host }}:6380"]
+        );
+        let refs: Vec<(usize, &str)> = app.components["worker"]
+            .allowed_outbound_hosts
+            .references()
+            .collect();
+        assert_eq!(refs, [(0, "redis_address"), (1, "api_host")]);
+    }
+
+    #[test]
+    fn templates_may_refer_only_to_declared_variables() {
+        assert_eq!(
+            field_of(&TEMPLATED.replace(
+                "address = \"{{ redis_address }}\"",
+                "address = \"{{ nope }}\""
+            )),
+            "application.trigger.redis.address"
+        );
+        assert_eq!(
+            field_of(&TEMPLATED.replace("redis://{{ api_host }}:6380", "redis://{{ nope }}:6380")),
+            "trigger.redis[1].address"
+        );
+        assert_eq!(
+            field_of(&TEMPLATED.replace("https://{{ api_host }}", "https://{{ nope }}")),
+            "component.worker.allowed_outbound_hosts[1]"
+        );
+        assert_eq!(
+            field_of(&TEMPLATED.replace(
+                "\"{{ redis_address }}\", \"https",
+                "\"{{ redis_address \", \"https"
+            )),
+            "component.worker.allowed_outbound_hosts[0]"
+        );
+        // A literal entry is still checked at parse time.
+        assert_eq!(
+            field_of(&TEMPLATED.replace(
+                "\"{{ redis_address }}\", \"https",
+                "\"redis://:pw@db:6379\", \"https"
+            )),
+            "component.worker.allowed_outbound_hosts[0]"
+        );
     }
 
     fn field_of(text: &str) -> String {

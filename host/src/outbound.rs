@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
+use crate::variables::Template;
+
 /// The outbound destinations a component may reach.
 #[derive(Debug, Clone, Default)]
 pub struct AllowedHosts {
@@ -28,6 +30,59 @@ enum HostRule {
     Suffix(String),
 }
 
+impl Rule {
+    /// One entry, `scheme://host[:port]`; the message does not repeat the entry.
+    fn parse(raw: &str) -> Result<Rule, String> {
+        let (scheme, rest) = raw
+            .split_once("://")
+            .ok_or_else(|| "expected scheme://host[:port], e.g. https://example.com".to_string())?;
+        let scheme = match scheme {
+            "*" => None,
+            "http" | "https" | "redis" | "rediss" => Some(scheme.to_string()),
+            _ => return Err("scheme must be http, https, redis or *".to_string()),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') {
+            return Err("a path is not allowed here".to_string());
+        }
+        if rest.contains('@') {
+            // Spin rejects user info here too: the grant names a host, not a login.
+            return Err(
+                "credentials are not allowed here: give scheme://host[:port] only".to_string(),
+            );
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, "*")) => (h, None),
+            Some((h, p)) => (
+                h,
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| "port must be a number or *".to_string())?,
+                ),
+            ),
+            None => (rest, scheme.as_deref().and_then(default_port)),
+        };
+        if scheme.is_none() && port.is_none() && !rest.ends_with(":*") && !rest.contains(':') {
+            return Err("with scheme * give a port or :*".to_string());
+        }
+        let host = match host {
+            "" => return Err("missing host".to_string()),
+            "*" => HostRule::Any,
+            h if h.starts_with("*.") => HostRule::Suffix(h[1..].to_ascii_lowercase()),
+            h if h.contains('*') => {
+                return Err("'*' must be the whole host or a leading '*.'".to_string())
+            }
+            h => HostRule::Exact(h.to_ascii_lowercase()),
+        };
+        Ok(Rule {
+            raw: raw.to_string(),
+            scheme,
+            host,
+            port,
+        })
+    }
+}
+
 fn default_port(scheme: &str) -> Option<u16> {
     match scheme {
         "http" => Some(80),
@@ -43,51 +98,11 @@ impl AllowedHosts {
     /// # Errors
     /// `(index, message)` for the first entry that is not `scheme://host[:port]`.
     pub fn parse(entries: &[String]) -> Result<AllowedHosts, (usize, String)> {
-        let mut rules = Vec::new();
-        for (i, raw) in entries.iter().enumerate() {
-            let bad = |m: &str| (i, format!("{raw:?}: {m}"));
-            let (scheme, rest) = raw
-                .split_once("://")
-                .ok_or_else(|| bad("expected scheme://host[:port], e.g. https://example.com"))?;
-            let scheme = match scheme {
-                "*" => None,
-                "http" | "https" | "redis" | "rediss" => Some(scheme.to_string()),
-                _ => return Err(bad("scheme must be http, https, redis or *")),
-            };
-            let rest = rest.trim_end_matches('/');
-            if rest.contains('/') {
-                return Err(bad("a path is not allowed here"));
-            }
-            let (host, port) = match rest.rsplit_once(':') {
-                Some((h, "*")) => (h, None),
-                Some((h, p)) => (
-                    h,
-                    Some(
-                        p.parse::<u16>()
-                            .map_err(|_| bad("port must be a number or *"))?,
-                    ),
-                ),
-                None => (rest, scheme.as_deref().and_then(default_port)),
-            };
-            if scheme.is_none() && port.is_none() && !rest.ends_with(":*") && !rest.contains(':') {
-                return Err(bad("with scheme * give a port or :*"));
-            }
-            let host = match host {
-                "" => return Err(bad("missing host")),
-                "*" => HostRule::Any,
-                h if h.starts_with("*.") => HostRule::Suffix(h[1..].to_ascii_lowercase()),
-                h if h.contains('*') => {
-                    return Err(bad("'*' must be the whole host or a leading '*.'"))
-                }
-                h => HostRule::Exact(h.to_ascii_lowercase()),
-            };
-            rules.push(Rule {
-                raw: raw.clone(),
-                scheme,
-                host,
-                port,
-            });
-        }
+        let rules = entries
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| Rule::parse(raw).map_err(|m| (i, format!("{raw:?}: {m}"))))
+            .collect::<Result<_, _>>()?;
         Ok(AllowedHosts { rules })
     }
 
@@ -116,6 +131,81 @@ impl AllowedHosts {
                 .collect::<Vec<_>>()
                 .join(", ")
         }
+    }
+}
+
+/// `allowed_outbound_hosts` as the manifest writes it. As in Spin, an entry may be a template
+/// over application variables, whole (`"{{ redis_address }}"`) or in part
+/// (`"https://{{ api_host }}:8443"`). An entry without a reference is checked as a host pattern
+/// at parse time; the others once their variables have values ([`AllowedHostTemplates::render`]).
+#[derive(Debug, Clone, Default)]
+pub struct AllowedHostTemplates {
+    entries: Vec<Template>,
+}
+
+impl AllowedHostTemplates {
+    /// Parses the manifest list: every entry's template syntax, every literal entry's pattern.
+    ///
+    /// # Errors
+    /// `(index, message)` for the first malformed entry.
+    pub fn parse(entries: &[String]) -> Result<AllowedHostTemplates, (usize, String)> {
+        let mut templates = Vec::with_capacity(entries.len());
+        for (i, raw) in entries.iter().enumerate() {
+            let template = Template::parse(raw).map_err(|m| (i, m))?;
+            if template.is_literal() {
+                Rule::parse(raw).map_err(|m| (i, format!("{raw:?}: {m}")))?;
+            }
+            templates.push(template);
+        }
+        Ok(AllowedHostTemplates { entries: templates })
+    }
+
+    /// Each entry's index with the application variables it refers to.
+    pub fn references(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| t.references().map(move |r| (i, r)))
+    }
+
+    /// Renders every entry with the application values and parses it, as Spin does: an entry
+    /// that renders to nothing, `http://` or `https://` is left out (an optional endpoint whose
+    /// variable is empty). `is_secret` names the variables whose values must not appear in a
+    /// message.
+    ///
+    /// # Errors
+    /// `(index, message)` for an entry referring to a variable without a value, or rendering
+    /// to something that is not `scheme://host[:port]` (the message gives the template and,
+    /// unless a secret variable went into it, the rendered value).
+    pub fn render(
+        &self,
+        values: &std::collections::HashMap<String, String>,
+        is_secret: impl Fn(&str) -> bool,
+    ) -> Result<AllowedHosts, (usize, String)> {
+        let mut rules = Vec::with_capacity(self.entries.len());
+        for (i, template) in self.entries.iter().enumerate() {
+            let rendered = template.try_render(values).map_err(|m| (i, m))?;
+            if template.is_literal() {
+                rules.push(Rule::parse(&rendered).map_err(|m| (i, format!("{rendered:?}: {m}")))?);
+                continue;
+            }
+            if matches!(rendered.as_str(), "" | "http://" | "https://") {
+                continue;
+            }
+            let rule = Rule::parse(&rendered).map_err(|m| {
+                let shown = if template.references().any(&is_secret) {
+                    "<secret>".to_string()
+                } else {
+                    format!("{rendered:?}")
+                };
+                (
+                    i,
+                    format!("{:?} renders to {shown}: {m}", template.to_string()),
+                )
+            })?;
+            rules.push(rule);
+        }
+        Ok(AllowedHosts { rules })
     }
 }
 

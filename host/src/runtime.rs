@@ -300,19 +300,15 @@ impl Runtime {
                     http,
                     redis,
                     cron,
-                    allowed: Arc::new(c.allowed_outbound_hosts.clone()),
+                    allowed: parts.variables.allowed_hosts(id),
                     stores: Arc::from(c.key_value_stores.clone()),
                     variables: parts.variables.for_component(id),
                     environment: c.environment.clone().into_iter().collect(),
                 }),
             );
         }
-        let trigger_addresses = Arc::new(
-            app.redis_triggers
-                .iter()
-                .map(|t| t.address.clone())
-                .collect(),
-        );
+        let trigger_addresses =
+            Arc::new(parts.variables.redis_addresses().iter().cloned().collect());
         Ok(Runtime {
             engine: parts.engine,
             components,

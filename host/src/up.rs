@@ -70,6 +70,23 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
     let mut app = App::load(&opts.manifest, &rc.store_labels())?;
     app.select(&opts.components)?;
     let variables = ResolvedVariables::resolve(&app, |k| std::env::var(k).ok())?;
+    // The rendered addresses, for the listing below; as written when a secret goes into one.
+    let shown_addresses: Vec<String> = app
+        .redis_triggers
+        .iter()
+        .zip(variables.redis_addresses())
+        .map(|(t, rendered)| {
+            let secret = t
+                .address
+                .references()
+                .any(|r| app.variables.get(r).is_some_and(|d| d.secret));
+            if secret {
+                t.address.to_string()
+            } else {
+                rendered.clone()
+            }
+        })
+        .collect();
     let engine = crate::runtime::engine(&opts.limits)
         .map_err(|e| anyhow::anyhow!("cannot configure wasmtime: {e:#}"))?;
     let kv = Arc::new(KvStores::open(&rc)?);
@@ -138,12 +155,17 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
             println!("  {}: http://{addr}{}", t.component, t.route);
         }
     }
-    for t in app.redis_triggers.iter().filter(|t| app.serves(&t.component)) {
+    for (t, address) in app
+        .redis_triggers
+        .iter()
+        .zip(&shown_addresses)
+        .filter(|(t, _)| app.serves(&t.component))
+    {
         println!(
             "  {}: channel {} ({}, {})",
             t.component,
             t.channel,
-            t.address,
+            address,
             queue.as_ref().map(|q| q.describe()).unwrap_or_default()
         );
     }

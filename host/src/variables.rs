@@ -1,18 +1,21 @@
 //! Spin variables: application variables (`[variables]`, defaults, `SPIN_VARIABLE_<NAME>` from
-//! the environment) rendered into each component's `[component.x.variables]` templates. Resolved
-//! once at start so a missing required value fails before the first request. Values of secret
-//! variables never reach the logs.
+//! the environment) rendered into the manifest's templates: each component's
+//! `[component.x.variables]` and `allowed_outbound_hosts`, each Redis trigger's `address`.
+//! Resolved once at start so a missing required value or a host pattern that renders badly
+//! fails before the first request. Values of secret variables never reach the logs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::bindings::fermyon::spin2_0_0::variables;
 use crate::manifest::App;
+use crate::outbound::AllowedHosts;
 use crate::Error;
 
 /// A `{{ name }}` template over application variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
+    source: String,
     parts: Vec<Part>,
 }
 
@@ -55,7 +58,15 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
         }
-        Ok(Template { parts })
+        Ok(Template {
+            source: s.to_string(),
+            parts,
+        })
+    }
+
+    /// Whether it refers to no variable (its text is its value).
+    pub fn is_literal(&self) -> bool {
+        self.references().next().is_none()
     }
 
     /// The application variables the template refers to.
@@ -76,21 +87,49 @@ impl Template {
             })
             .collect()
     }
+
+    /// Renders with resolved application values.
+    ///
+    /// # Errors
+    /// A message naming the first variable referred to that has no value.
+    pub fn try_render(&self, values: &HashMap<String, String>) -> Result<String, String> {
+        match self.references().find(|r| !values.contains_key(*r)) {
+            Some(missing) => Err(format!(
+                "{:?} refers to variable {missing:?}, which has no value (no default, and \
+                 SPIN_VARIABLE_{} is not set)",
+                self.source,
+                missing.to_ascii_uppercase()
+            )),
+            None => Ok(self.render(values)),
+        }
+    }
 }
 
-/// Resolved values for every component: component id → variable name → value.
+impl std::fmt::Display for Template {
+    /// The template as written.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// What the manifest's templates come to with the application variables' values: each
+/// component's variables (id → name → value) and outbound grant, each Redis trigger's address.
 #[derive(Debug, Default)]
 pub struct ResolvedVariables {
     by_component: HashMap<String, Arc<BTreeMap<String, String>>>,
+    allowed_hosts: HashMap<String, Arc<AllowedHosts>>,
+    redis_addresses: Vec<String>,
     app: HashMap<String, String>,
 }
 
 impl ResolvedVariables {
     /// Resolves every application variable (environment `SPIN_VARIABLE_<NAME>` over default)
-    /// and renders every component's templates.
+    /// and renders every template of the manifest.
     ///
     /// # Errors
-    /// [`Error::Variable`] when a required variable has no value.
+    /// [`Error::Variable`] when a required variable has no value; [`Error::Manifest`] naming the
+    /// field when an `allowed_outbound_hosts` entry or a Redis trigger address refers to a
+    /// variable without a value, or an entry renders to something that is not a host pattern.
     pub fn resolve(app: &App, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut values = HashMap::new();
         for (name, decl) in &app.variables {
@@ -119,10 +158,49 @@ impl ResolvedVariables {
                 .collect();
             by_component.insert(id.clone(), Arc::new(rendered));
         }
+        let field_error = |field: String, message: String| Error::Manifest {
+            file: app.file.clone(),
+            field,
+            message,
+        };
+        let is_secret = |name: &str| app.variables.get(name).is_some_and(|d| d.secret);
+        let mut allowed_hosts = HashMap::new();
+        for (id, c) in &app.components {
+            let hosts = c
+                .allowed_outbound_hosts
+                .render(&values, is_secret)
+                .map_err(|(i, m)| {
+                    field_error(format!("component.{id}.allowed_outbound_hosts[{i}]"), m)
+                })?;
+            allowed_hosts.insert(id.clone(), Arc::new(hosts));
+        }
+        let redis_addresses = app
+            .redis_triggers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.address
+                    .try_render(&values)
+                    .map_err(|m| field_error(format!("trigger.redis[{i}].address"), m))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(ResolvedVariables {
             by_component,
+            allowed_hosts,
+            redis_addresses,
             app: values,
         })
+    }
+
+    /// A component's outbound grant (`allowed_outbound_hosts`, rendered).
+    pub fn allowed_hosts(&self, id: &str) -> Arc<AllowedHosts> {
+        self.allowed_hosts.get(id).cloned().unwrap_or_default()
+    }
+
+    /// The address of each `[[trigger.redis]]`, rendered, in the order of
+    /// [`App::redis_triggers`].
+    pub fn redis_addresses(&self) -> &[String] {
+        &self.redis_addresses
     }
 
     /// A component's variables, for its per-request state.
@@ -200,5 +278,104 @@ auth = "{{ token }}"
         let c = resolved.for_component("c");
         assert_eq!(c["greeting"], "hi, world");
         assert_eq!(c["auth"], "s3cret");
+    }
+
+    const REDIS: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "r"
+[application.trigger.redis]
+address = "{{ redis_address }}"
+[variables]
+redis_address = { default = "redis://127.0.0.1:6379" }
+extra_host = { default = "" }
+[[trigger.redis]]
+channel = "orders"
+component = "c"
+[component.c]
+source = "c.wasm"
+allowed_outbound_hosts = ["{{ redis_address }}", "{{ extra_host }}", "https://api.example.com"]
+"#;
+
+    fn resolve(text: &str, env: &[(&str, &str)]) -> Result<ResolvedVariables, Error> {
+        let app = App::parse(std::path::Path::new("spin.toml"), text, &[]).unwrap();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ResolvedVariables::resolve(&app, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn trigger_addresses_and_outbound_hosts_render_with_defaults_or_environment() {
+        let defaults = resolve(REDIS, &[]).unwrap();
+        assert_eq!(defaults.redis_addresses(), ["redis://127.0.0.1:6379"]);
+        let hosts = defaults.allowed_hosts("c");
+        assert!(hosts.allows("redis", "127.0.0.1", 6379));
+        assert!(hosts.allows("https", "api.example.com", 443));
+        // The empty `extra_host` is left out, as Spin does.
+        assert_eq!(
+            hosts.describe(),
+            "redis://127.0.0.1:6379, https://api.example.com"
+        );
+
+        let env = [("SPIN_VARIABLE_REDIS_ADDRESS", "redis://redis.internal:6380")];
+        let switched = resolve(REDIS, &env).unwrap();
+        assert_eq!(switched.redis_addresses(), ["redis://redis.internal:6380"]);
+        let hosts = switched.allowed_hosts("c");
+        assert!(hosts.allows("redis", "redis.internal", 6380));
+        assert!(!hosts.allows("redis", "127.0.0.1", 6379));
+    }
+
+    fn manifest_error(r: Result<ResolvedVariables, Error>) -> (String, String) {
+        match r {
+            Err(Error::Manifest { field, message, .. }) => (field, message),
+            other => panic!("expected a manifest error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rendered_host_that_is_no_pattern_names_the_field_and_the_value() {
+        let env = [(
+            "SPIN_VARIABLE_REDIS_ADDRESS",
+            "redis://redis.internal:6379/0",
+        )];
+        let (field, message) = manifest_error(resolve(REDIS, &env));
+        assert_eq!(field, "component.c.allowed_outbound_hosts[0]");
+        assert!(
+            message
+                .contains("\"{{ redis_address }}\" renders to \"redis://redis.internal:6379/0\"")
+                && message.contains("path"),
+            "{message}"
+        );
+
+        // Credentials are refused as Spin refuses them; a secret's value is not shown.
+        let secret = REDIS.replace(
+            "redis_address = { default = \"redis://127.0.0.1:6379\" }",
+            "redis_address = { required = true, secret = true }",
+        );
+        let env = [("SPIN_VARIABLE_REDIS_ADDRESS", "redis://:hunter2@db:6379")];
+        let (field, message) = manifest_error(resolve(&secret, &env));
+        assert_eq!(field, "component.c.allowed_outbound_hosts[0]");
+        assert!(message.contains("credentials"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn a_template_over_a_variable_without_value_names_the_field() {
+        let unset = REDIS.replace("extra_host = { default = \"\" }", "extra_host = {}");
+        let (field, message) = manifest_error(resolve(&unset, &[]));
+        assert_eq!(field, "component.c.allowed_outbound_hosts[1]");
+        assert!(message.contains("SPIN_VARIABLE_EXTRA_HOST"), "{message}");
+
+        let unset = REDIS
+            .replace(
+                "address = \"{{ redis_address }}\"",
+                "address = \"{{ extra_host }}\"",
+            )
+            .replace("extra_host = { default = \"\" }", "extra_host = {}")
+            .replace("\"{{ extra_host }}\", ", "");
+        let (field, _) = manifest_error(resolve(&unset, &[]));
+        assert_eq!(field, "trigger.redis[0].address");
     }
 }
