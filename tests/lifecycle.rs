@@ -74,6 +74,26 @@ fn a_storefront_order_goes_from_intake_to_delivered() {
     );
 }
 
+/// `redis_address` moves the trigger address and every publisher's grant together: with another
+/// address the steps still publish (allowed) to the queue (the app's trigger address) and the
+/// order goes through.
+#[test]
+fn the_redis_address_variable_moves_the_trigger_and_the_grants_together() {
+    let oms = Oms::start_with(
+        &[],
+        &[("SPIN_VARIABLE_REDIS_ADDRESS", "redis://queue.internal:6390")],
+    );
+    oms.seed();
+    oms.stock("SKU-1", "wh-west", 5);
+    let r = oms.place(&OrderSpec::default().body(), "moved-redis");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    oms.wait_status(&id, "routed");
+    let log = oms.host.log();
+    assert!(!log.contains("denied"), "{log}");
+    assert!(!log.contains("is not served"), "{log}");
+}
+
 #[test]
 fn the_same_idempotency_key_replays_and_a_different_body_is_refused() {
     let oms = Oms::start();
