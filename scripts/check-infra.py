@@ -22,9 +22,14 @@ to what the operator's admission webhook and this app need:
 
 Every other YAML/TOML/JSON file under infra/ must parse (YAML duplicate keys rejected, as
 kubectl does); every `secretKeyRef` must name a key of a Secret under infra/; an Ingress must
-send each spin.toml route it matches to the SpinApp that deploys the route's component. A
-warning (not a failure) names spin.toml's Redis addresses that point at the loopback, which a
-pod cannot use to reach the shared Redis.
+send each spin.toml route it matches to the SpinApp that deploys the route's component.
+
+Redis addresses: spin.toml must not name a loopback Redis literally (a Redis trigger address or
+an allowed_outbound_hosts entry): in a pod that is the pod itself. They come from variables
+(`{{ redis_address }}`), so a SpinApp whose components subscribe or publish through a variable
+with a loopback default must bind it, and a value it binds (literally or from a Secret under
+infra/) that goes into allowed_outbound_hosts must be `redis://host[:port]`: Spin refuses
+credentials and a path there.
 
 With --expect-fail DIR, every data file in DIR must be rejected for exactly the reasons its
 `# expect-error: <text>` lines give: each text appears in some failure, and each failure
@@ -37,6 +42,7 @@ Each failure prints as `file: document N: $.json.path: message`; the last line i
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import json
 import re
@@ -161,7 +167,8 @@ class App:
     http_routes: list[tuple[str, str]]  # (route, component)
     redis_components: set[str]
     trigger_types: dict[str, set[str]]  # component -> the types of its triggers
-    trigger_addresses: list[tuple[str, str]]  # (where in spin.toml, address)
+    trigger_addresses: list[tuple[list, str]]  # (where in spin.toml, address)
+    redis_addresses: dict[str, list[str]]  # component -> the addresses its Redis triggers use
 
     @classmethod
     def load(cls, path: Path) -> App:
@@ -181,10 +188,14 @@ class App:
         addresses = []
         app_address = manifest.get("application", {}).get("trigger", {}).get("redis", {}).get("address")
         if app_address:
-            addresses.append(("application.trigger.redis.address", app_address))
+            addresses.append((["application", "trigger", "redis", "address"], app_address))
+        used = defaultdict(list)
         for i, t in enumerate(redis):
             if "address" in t:
-                addresses.append((f"trigger.redis[{i}].address", t["address"]))
+                addresses.append((["trigger", "redis", i, "address"], t["address"]))
+            address = t.get("address", app_address)
+            if isinstance(t.get("component"), str) and isinstance(address, str):
+                used[t["component"]].append(address)
         return cls(
             components=manifest.get("component", {}),
             variables=manifest.get("variables", {}),
@@ -192,6 +203,7 @@ class App:
             redis_components={t["component"] for t in redis if isinstance(t.get("component"), str)},
             trigger_types=dict(types),
             trigger_addresses=addresses,
+            redis_addresses=dict(used),
         )
 
     def required_variables(self) -> list[str]:
@@ -205,6 +217,24 @@ class App:
 
     def unsupported_triggers(self, component: str) -> set[str]:
         return self.trigger_types.get(component, set()) - SHIM_TRIGGERS
+
+    def address_variables(self, components) -> dict[str, tuple[list[str], bool]]:
+        """Variable -> (who uses it, whether it goes into allowed_outbound_hosts): the variables
+        the Redis trigger addresses and the allowed_outbound_hosts of `components` refer to."""
+        uses: dict[str, tuple[list[str], bool]] = {}
+        for component in components:
+            for address in self.redis_addresses.get(component, []):
+                for var in TEMPLATE.findall(address):
+                    who, _ = uses.setdefault(var, ([], False))
+                    if f"{component}'s Redis trigger" not in who:
+                        who.append(f"{component}'s Redis trigger")
+            for host in self.components.get(component, {}).get("allowed_outbound_hosts", []):
+                for var in TEMPLATE.findall(host):
+                    who, _ = uses.get(var, ([], False))
+                    if f"{component}'s allowed_outbound_hosts" not in who:
+                        who.append(f"{component}'s allowed_outbound_hosts")
+                    uses[var] = (who, True)
+        return uses
 
     def deployable(self, component: str) -> bool:
         """Whether SpinKube must run it: it has a trigger containerd-shim-spin runs."""
@@ -415,6 +445,25 @@ class Checker:
             if var_name not in bound:
                 out.append(fail(["spec", "variables"], f"spin.toml requires variable {var_name!r} (no default) and this SpinApp does not bind it"))
 
+        # Redis addresses from variables: bound to the shared Redis, in a form Spin accepts.
+        bindings = {var.get("name"): (i, var) for i, var in enumerate(spec.get("variables") or [])}
+        for var_name, (users, in_hosts) in sorted(app.address_variables(deployed).items()):
+            default = (app.variables.get(var_name) or {}).get("default")
+            if var_name not in bindings:
+                if isinstance(default, str) and LOOPBACK.match(default):
+                    out.append(fail(["spec", "variables"], f"{', '.join(users)} use {{{{ {var_name} }}}}, whose spin.toml default {default!r} is the pod itself: bind {var_name!r} to the shared Redis"))
+                continue
+            i, var = bindings[var_name]
+            value, source = bound_value(var, ctx, ns)
+            if value is None:
+                continue
+            if LOOPBACK.match(value):
+                out.append(fail(["spec", "variables", i], f"{var_name!r} is {source}, a loopback Redis: in a pod that is the pod itself"))
+            elif in_hosts:
+                problem = allowed_host_problem(value)
+                if problem:
+                    out.append(fail(["spec", "variables", i], f"{var_name!r} goes into allowed_outbound_hosts ({', '.join(users)}) and {source} {problem}, which Spin refuses there: use redis://host[:port]"))
+
         # Key-value stores: each label its components open must be the shared one.
         runtime = spec.get("runtimeConfig") or {}
         if not runtime.get("loadFromSecret"):
@@ -524,24 +573,47 @@ class Checker:
                 out.append(Failure("spin.toml", 0, where, f"component {component!r} is deployed by {', '.join(owners[component])}: each runs its triggers, so every Redis message would be handled twice"))
         return out
 
-    def loopback_warning(self, ctx: Context):
-        """spin.toml's Redis addresses that, inside a pod, point at the pod itself."""
-        deployed = {c for doc in ctx.of_kind("SpinApp") for c in deployed_components(doc, self.app)}
-        addresses = [f"{where} = {address!r}" for where, address in self.app.trigger_addresses if LOOPBACK.match(address)]
-        if not deployed & self.app.redis_components:
-            addresses = []
-        publishers = sorted(
-            c for c in deployed
-            if any(LOOPBACK.match(h) for h in self.app.components[c].get("allowed_outbound_hosts", []))
-        )
-        if not addresses and not publishers:
-            return None
-        parts = addresses + ([f"allowed_outbound_hosts of {', '.join(publishers)}"] if publishers else [])
-        return (
-            f"warning: spin.toml: {'; '.join(parts)} name a loopback Redis: in a SpinKube pod that is "
-            "the pod itself, so queue triggers and publishes cannot reach the shared Redis until "
-            "spin.toml takes them from variables (see infra/README.md)"
-        )
+    def loopback_literals(self) -> list[Failure]:
+        """spin.toml's Redis addresses written as a loopback literal: in a pod, the pod itself."""
+        found = list(self.app.trigger_addresses)
+        for component, decl in self.app.components.items():
+            for i, host in enumerate(decl.get("allowed_outbound_hosts", [])):
+                found.append((["component", component, "allowed_outbound_hosts", i], host))
+        return [
+            Failure("spin.toml", 0, json_path(where), f"{value!r} is a loopback Redis: in a SpinKube pod that is the pod itself, so triggers and publishes would miss the shared Redis; write \"{{{{ redis_address }}}}\" (a variable every SpinApp binds)")
+            for where, value in found
+            if isinstance(value, str) and LOOPBACK.match(value)
+        ]
+
+
+def bound_value(var: dict, ctx: Context, ns):
+    """The value a SpinApp binds to a variable, when it can be known here (a literal, or a key
+    of a Secret under infra/), and where it comes from."""
+    if isinstance(var.get("value"), str):
+        return var["value"], "the literal value"
+    ref = (var.get("valueFrom") or {}).get("secretKeyRef") or {}
+    secret = ctx.find("Secret", ns, ref.get("name"))
+    if secret is None:
+        return None, None
+    source = f"Secret {ref.get('name')!r} key {ref.get('key')!r}"
+    value = (secret.get("stringData") or {}).get(ref.get("key"))
+    if value is None and isinstance((secret.get("data") or {}).get(ref.get("key")), str):
+        try:
+            value = base64.b64decode(secret["data"][ref["key"]]).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None, None
+    return (value, source) if isinstance(value, str) else (None, None)
+
+
+def allowed_host_problem(value: str):
+    """Why Spin would refuse `value` as an allowed_outbound_hosts entry (None: it would not)."""
+    _, _, rest = value.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        return "carries credentials"
+    if slash and path:
+        return f"has a path (/{path})"
+    return None
 
 
 def sample_path(route: str) -> str:
@@ -674,7 +746,7 @@ def main() -> int:
             ctx.add(rel(path), loaded[path][0])
     check_files(checker, files, ctx, loaded, tally)
     tally.record("spin.toml: every component deployed by exactly one SpinApp", checker.coverage(ctx))
-    warning = checker.loopback_warning(ctx)
+    tally.record("spin.toml: Redis addresses from variables, no loopback literal", checker.loopback_literals())
 
     # The checker must be able to fail: the bad files are checked as if applied next to the
     # Secrets and executors of infra/.
@@ -682,8 +754,6 @@ def main() -> int:
     for folder in args.expect_fail:
         expect_fail(checker, folder if folder.is_absolute() else ROOT / folder, shared, tally)
 
-    if warning:
-        print(warning)
     print(f"infra: {tally.passed} passed, {tally.failed} failed")
     return 1 if tally.failed else 0
 
