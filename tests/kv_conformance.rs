@@ -36,7 +36,10 @@ impl Backend {
 
     fn sqlite() -> Backend {
         let dir = tempfile::tempdir().unwrap();
-        Self::of(KvBackendConfig::Sqlite(dir.path().join("kv.db")), Box::new(dir))
+        Self::of(
+            KvBackendConfig::Sqlite(dir.path().join("kv.db")),
+            Box::new(dir),
+        )
     }
 
     fn redis() -> Backend {
@@ -78,7 +81,10 @@ fn get_set_delete_exists_and_ordered_key_pages() {
         assert_eq!(s.get("k").await.unwrap(), None);
         assert!(!s.exists("k").await.unwrap());
         s.set("k", b"\x00binary\xff").await.unwrap();
-        assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"\x00binary\xff"[..]));
+        assert_eq!(
+            s.get("k").await.unwrap().as_deref(),
+            Some(&b"\x00binary\xff"[..])
+        );
         assert!(s.exists("k").await.unwrap());
         s.set("k", b"v2").await.unwrap();
         assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
@@ -108,7 +114,10 @@ fn each_label_is_its_own_namespace() {
         assert_eq!(other.get("shared-name").await.unwrap(), None);
         assert!(other.keys(None, 10).await.unwrap().is_empty());
         other.set("shared-name", b"from b").await.unwrap();
-        assert_eq!(a.get("shared-name").await.unwrap().as_deref(), Some(&b"from a"[..]));
+        assert_eq!(
+            a.get("shared-name").await.unwrap().as_deref(),
+            Some(&b"from a"[..])
+        );
         other.delete("shared-name").await.unwrap();
         assert!(a.exists("shared-name").await.unwrap());
         // The host's own namespace is apart from every component store too.
@@ -130,7 +139,9 @@ fn batch_get_set_delete_many() {
             s.get_many(&keys).await.unwrap(),
             [Some(b"1".to_vec()), None, Some(b"2".to_vec())]
         );
-        s.delete_many(&["x".into(), "missing".into()]).await.unwrap();
+        s.delete_many(&["x".into(), "missing".into()])
+            .await
+            .unwrap();
         assert_eq!(
             s.get_many(&keys).await.unwrap(),
             [None, None, Some(b"2".to_vec())]
@@ -197,7 +208,10 @@ fn compare_and_swap_refuses_every_intervening_change() {
         // A fresh token wins, once.
         let (_, token) = s.get_with_token("k").await.unwrap().unwrap();
         assert!(s.swap("k", Some(&token), b"d").await.unwrap());
-        assert!(!s.swap("k", Some(&token), b"e").await.unwrap(), "used token");
+        assert!(
+            !s.swap("k", Some(&token), b"e").await.unwrap(),
+            "used token"
+        );
         assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"d"[..]));
     });
 }
@@ -218,7 +232,10 @@ fn sixty_four_racing_writers_lose_no_update_and_do_conflict() {
                         // Let the other writers read the same value before this one writes.
                         tokio::task::yield_now().await;
                         let next = (n + 1).to_string();
-                        if s.swap("counter", Some(&token), next.as_bytes()).await.unwrap() {
+                        if s.swap("counter", Some(&token), next.as_bytes())
+                            .await
+                            .unwrap()
+                        {
                             return;
                         }
                         conflicts.fetch_add(1, Ordering::Relaxed);

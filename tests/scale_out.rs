@@ -32,7 +32,12 @@ fn staff(method: &str, oms: &Oms, path: &str, body: &Value, key: Option<&str>) -
     if let Some(k) = key {
         headers.push(("idempotency-key", k));
     }
-    send(method, &oms.url(path), Some(body.to_string().as_bytes()), &headers)
+    send(
+        method,
+        &oms.url(path),
+        Some(body.to_string().as_bytes()),
+        &headers,
+    )
 }
 
 #[test]
@@ -102,7 +107,12 @@ fn three_hosts_with_different_components_serve_the_walkthrough_as_one_oms() {
         "{order:#}"
     );
     let events = intake.event_types(&id);
-    for e in ["order.validated", "order.reserved", "order.routed", "order.shipped"] {
+    for e in [
+        "order.validated",
+        "order.reserved",
+        "order.routed",
+        "order.shipped",
+    ] {
         assert!(events.iter().any(|x| x == e), "{e} missing: {events:?}");
     }
 }
@@ -182,10 +192,18 @@ fn race(kill_second: bool) -> ((u32, u32), Value) {
         }
         let events = intake.event_types(id);
         let unique: BTreeSet<&String> = events.iter().collect();
-        assert_eq!(unique.len(), events.len(), "{id}: an event recorded twice: {events:?}");
+        assert_eq!(
+            unique.len(),
+            events.len(),
+            "{id}: an event recorded twice: {events:?}"
+        );
     }
     let a = intake.availability("SKU-2");
-    assert_eq!(a["reserved"].as_u64(), Some(0), "no hold left behind: {a:#}");
+    assert_eq!(
+        a["reserved"].as_u64(),
+        Some(0),
+        "no hold left behind: {a:#}"
+    );
     assert_eq!(
         a["allocated"].as_u64(),
         Some(u64::from(routed)),
@@ -198,7 +216,11 @@ fn race(kill_second: bool) -> ((u32, u32), Value) {
             loc["available"].as_u64().unwrap(),
         );
         assert!(allocated <= on_hand, "oversold at {loc}");
-        assert_eq!(allocated + available, on_hand, "units unaccounted for at {loc}");
+        assert_eq!(
+            allocated + available,
+            on_hand,
+            "units unaccounted for at {loc}"
+        );
     }
     assert!(
         third.host.log().contains("message handled"),
@@ -238,7 +260,11 @@ fn a_redis_outage_is_a_503_problem_and_the_oms_recovers_when_redis_returns() {
     let r = oms.place(&OrderSpec::default().body(), "during-outage");
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.content_type, "application/problem+json");
-    assert!(!r.body.contains("127.0.0.1"), "no backend detail leaks: {}", r.body);
+    assert!(
+        !r.body.contains("127.0.0.1"),
+        "no backend detail leaks: {}",
+        r.body
+    );
     let read = get(&oms.url(&format!("/v1/orders/{id}")));
     assert_eq!(read.status, 503, "{}", read.body);
 

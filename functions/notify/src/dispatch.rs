@@ -54,8 +54,7 @@ pub fn deliver<K: Kv, T: Transport>(
     max_attempts: u32,
     clock: impl Fn() -> DateTime<Utc>,
 ) -> Result<Pass, KvError> {
-    let body = serde_json::to_vec(event)
-        .map_err(|e| KvError::Encode(format!("the event: {e}")))?;
+    let body = serde_json::to_vec(event).map_err(|e| KvError::Encode(format!("the event: {e}")))?;
     let webhook_id = event.id().to_string();
     let started = clock();
     let mut pass = Pass::default();

@@ -126,32 +126,33 @@ impl KvStores {
     pub fn open(config: &RuntimeConfig) -> Result<KvStores, Error> {
         let mut files: HashMap<PathBuf, Arc<sqlite::SqliteDb>> = HashMap::new();
         let mut servers: HashMap<String, Arc<RedisPool>> = HashMap::new();
-        let mut open = |label: &str, backend: &KvBackendConfig| -> Result<Arc<dyn KvBackend>, Error> {
-            Ok(match backend {
-                KvBackendConfig::Sqlite(path) => {
-                    let db = match files.get(path) {
-                        Some(db) => db.clone(),
-                        None => {
-                            let db = sqlite::SqliteDb::open(path)?;
-                            files.insert(path.clone(), db.clone());
-                            db
-                        }
-                    };
-                    Arc::new(db.store(label))
-                }
-                KvBackendConfig::Redis(url) => {
-                    let pool = match servers.get(url) {
-                        Some(pool) => pool.clone(),
-                        None => {
-                            let pool = Arc::new(RedisPool::new(url)?);
-                            servers.insert(url.clone(), pool.clone());
-                            pool
-                        }
-                    };
-                    Arc::new(redis::RedisStore::new(pool, label))
-                }
-            })
-        };
+        let mut open =
+            |label: &str, backend: &KvBackendConfig| -> Result<Arc<dyn KvBackend>, Error> {
+                Ok(match backend {
+                    KvBackendConfig::Sqlite(path) => {
+                        let db = match files.get(path) {
+                            Some(db) => db.clone(),
+                            None => {
+                                let db = sqlite::SqliteDb::open(path)?;
+                                files.insert(path.clone(), db.clone());
+                                db
+                            }
+                        };
+                        Arc::new(db.store(label))
+                    }
+                    KvBackendConfig::Redis(url) => {
+                        let pool = match servers.get(url) {
+                            Some(pool) => pool.clone(),
+                            None => {
+                                let pool = Arc::new(RedisPool::new(url)?);
+                                servers.insert(url.clone(), pool.clone());
+                                pool
+                            }
+                        };
+                        Arc::new(redis::RedisStore::new(pool, label))
+                    }
+                })
+            };
         let mut by_label = HashMap::new();
         for (label, backend) in &config.key_value_stores {
             let kv = open(label, backend)?;
@@ -440,7 +441,8 @@ impl atomics::Host for KvCtx {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let c = self.table.delete(cas)?;
-        let store_error = |e: BackendError| atomics::CasError::StoreError(wasi_kv::Error::Other(e.0));
+        let store_error =
+            |e: BackendError| atomics::CasError::StoreError(wasi_kv::Error::Other(e.0));
         match c.kv.swap(&c.key, c.token.as_ref(), &value).await {
             Ok(true) => Ok(Ok(())),
             Ok(false) => match self.new_cas(c.kv, c.key).await? {

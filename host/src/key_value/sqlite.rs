@@ -204,8 +204,7 @@ impl KvBackend for SqliteStore {
 
     async fn get_many(&self, keys: &[String]) -> KvResult<Vec<Option<Vec<u8>>>> {
         let conn = self.db.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT value FROM kv WHERE store = ?1 AND key = ?2")?;
+        let mut stmt = conn.prepare_cached("SELECT value FROM kv WHERE store = ?1 AND key = ?2")?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             out.push(
