@@ -52,18 +52,23 @@ impl Backend {
     }
 }
 
+/// A runtime as the host's (two workers); Redis connections are made on it (lazily, on first
+/// use), so callers enter it before opening a backend.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Runs `check` on each backend, naming the backend in a failure.
 fn on_every_backend<F, Fut>(check: F)
 where
     F: Fn(Backend) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    // Redis connections are made on this runtime (lazily, on first use).
+    let rt = runtime();
     let _in_runtime = rt.enter();
     for (name, make) in [
         ("sqlite", Backend::sqlite as fn() -> Backend),
@@ -255,11 +260,7 @@ fn sixty_four_racing_writers_lose_no_update_and_do_conflict() {
 
 #[test]
 fn a_redis_outage_is_an_error_and_the_store_recovers_when_redis_returns() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _in_runtime = rt.enter();
     let server = RedisServer::start();
     let url = server.url();
