@@ -1,14 +1,21 @@
 //! The reservation step over any `Kv` and `Bus`.
+//!
+//! Stock is held where the routing planner would ship it from (the order's own holds counted,
+//! so a redelivery converges to what it already holds), so route can allocate the holds where
+//! they are instead of moving units between locations; when no plan covers the order
+//! (a shortfall, the split limit) the locations are walked by priority. What the order holds
+//! beyond its stored reservation is given back only once that outcome is stored.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use oms_domain::{
-    BackorderPolicy, EventEnvelope, EventType, Location, OrderStatus, PaymentStatus, Reservation,
-    ReservedLine, Sku,
+    plan, BackorderPolicy, EventEnvelope, EventType, Location, LocationId, Order, OrderStatus,
+    PaymentStatus, Reservation, ReservedLine, RoutingRequest, Sku,
 };
 use oms_edge::{
-    keys, update_json, update_stock, Bus, Change, FunctionError, Kv, OrderRecord, StockDoc,
+    inventory_for, keys, pairs, routing_policy, settle, update_json, update_stock, Bus, Change,
+    FunctionError, Kv, OrderRecord, StockDoc, Usable,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -19,6 +26,9 @@ const OUTCOMES: [EventType; 3] = [
     EventType::OrderBackordered,
     EventType::OrderRejected,
 ];
+
+/// Plans tried before falling back to the walk by priority (each retry sees fresher stock).
+const MAX_PLANS: usize = 5;
 
 /// Handles one `order.validated` event.
 ///
@@ -37,43 +47,24 @@ pub fn handle(
         eprintln!("reserve: order {order_id} not found; ignoring");
         return Ok(());
     };
-    if record.status() != OrderStatus::Validated {
-        return republish(bus, &record);
-    }
     let order = &record.order;
     let locations: Vec<Location> = kv.get_json(keys::LOCATIONS)?.unwrap_or_default();
-    let pickup = order.shipping().pickup_location().cloned();
-    let mut candidates: Vec<&Location> = locations
-        .iter()
-        .filter(|l| match &pickup {
-            Some(store) => l.id() == store,
-            None => l.ships(),
-        })
-        .collect();
-    candidates.sort_by(|a, b| (a.priority(), a.id()).cmp(&(b.priority(), b.id())));
-
-    let mut lines = Vec::new();
-    let mut shortfalls: Vec<(Sku, u32)> = Vec::new();
-    for (sku, wanted) in order.units_by_sku() {
-        let mut need = wanted;
-        for loc in &candidates {
-            if need == 0 {
-                break;
-            }
-            let held = hold(kv, &sku, loc, &order_id, need)?;
-            if held > 0 {
-                lines.push(ReservedLine {
-                    sku: sku.clone(),
-                    location: loc.id().clone(),
-                    units: held,
-                });
-                need = need.saturating_sub(held);
-            }
-        }
-        if need > 0 {
-            shortfalls.push((sku, need));
-        }
+    let pairs = pairs(order.units_by_sku().keys(), &locations);
+    if record.status() != OrderStatus::Validated {
+        // Finish what the stored outcome owes (a crash may have come before it), re-publish it.
+        settle_holds(
+            kv,
+            &order_id,
+            &pairs,
+            record.status(),
+            record.reservation.as_ref(),
+        )?;
+        return republish(bus, &record);
     }
+    let (lines, shortfalls) = match place(kv, &order_id, order, &locations, &pairs)? {
+        Some(lines) => (lines, Vec::new()),
+        None => walk(kv, &order_id, order, &locations)?,
+    };
 
     // Stock held for an order whose payment is only authorized is held for a while only.
     let expires = (order.payment().status() == PaymentStatus::Authorized)
@@ -97,7 +88,6 @@ pub fn handle(
             Some(describe(&shortfalls)),
         )
     } else {
-        release_holds(kv, &order_id, &lines)?;
         let short = shortfall_json(&shortfalls);
         (
             OrderStatus::Rejected,
@@ -135,20 +125,145 @@ pub fn handle(
         rec.reason = reason.clone();
         Ok::<_, FunctionError>(Change::Write(rec, Some(event)))
     })?;
+    // Whichever run stored the outcome (this one, or another delivery of the same event that
+    // got there first and publishes), what the order holds beyond it goes back now.
     match published {
-        Some(event) => bus.publish_event(&event).map_err(FunctionError::Internal),
-        // Another delivery of the same event got there first (it publishes), or the order was
-        // cancelled meanwhile: then the holds taken here are nobody's and go back.
-        None => {
-            let status = kv
-                .get_json::<OrderRecord>(&keys::order(&order_id))?
-                .map(|r| r.status());
-            if status == Some(OrderStatus::Cancelled) {
-                release_holds(kv, &order_id, &lines)?;
+        Some(event) => {
+            settle_holds(kv, &order_id, &pairs, to, reservation.as_ref())?;
+            bus.publish_event(&event).map_err(FunctionError::Internal)
+        }
+        None => match kv.get_json::<OrderRecord>(&keys::order(&order_id))? {
+            Some(stored) => settle_holds(
+                kv,
+                &order_id,
+                &pairs,
+                stored.status(),
+                stored.reservation.as_ref(),
+            ),
+            None => Ok(()),
+        },
+    }
+}
+
+/// Holds the order's units where the routing planner would ship them from; the lines held, or
+/// `None` when no plan covers the order now (a shortfall, more shipments than the split limit)
+/// or every plan lost its race. Holds the order already has count as its own, so a redelivery
+/// keeps them; holds a lost race leaves behind stay the order's until its outcome is stored.
+fn place(
+    kv: &impl Kv,
+    order_id: &str,
+    order: &Order,
+    locations: &[Location],
+    pairs: &[(Sku, LocationId)],
+) -> Result<Option<Vec<ReservedLine>>, FunctionError> {
+    let request = RoutingRequest::for_order(order);
+    let policy = routing_policy(kv)?;
+    'plans: for _ in 0..MAX_PLANS {
+        let own = inventory_for(kv, order_id, pairs, Usable::OwnOnly)?;
+        let planned = match plan(&request, locations, &own, &policy) {
+            Ok(p) => p,
+            Err(_) => {
+                let all = inventory_for(kv, order_id, pairs, Usable::OwnAndAvailable)?;
+                match plan(&request, locations, &all, &policy) {
+                    Ok(p) => p,
+                    Err(_) => return Ok(None),
+                }
             }
-            Ok(())
+        };
+        let units = planned.units_at();
+        for ((sku, loc), n) in &units {
+            let key = keys::stock(sku.as_str(), loc.as_str());
+            let held = update_json(kv, &key, |doc: Option<StockDoc>| {
+                let doc = doc.unwrap_or_default();
+                match doc.hold_at_least(order_id, *n) {
+                    Ok(next) if next == doc => Ok::<_, FunctionError>(Change::Keep(true)),
+                    Ok(next) => Ok(Change::Write(next, true)),
+                    Err(_) => Ok(Change::Keep(false)),
+                }
+            })?;
+            if !held {
+                continue 'plans;
+            }
+        }
+        let lines = units
+            .into_iter()
+            .map(|((sku, location), units)| ReservedLine {
+                sku,
+                location,
+                units,
+            })
+            .collect();
+        return Ok(Some(lines));
+    }
+    Ok(None)
+}
+
+/// Units short per SKU.
+type Shortfalls = Vec<(Sku, u32)>;
+
+/// Holds what it can per SKU, walking the candidate locations by priority: the lines held and
+/// the shortfalls.
+fn walk(
+    kv: &impl Kv,
+    order_id: &str,
+    order: &Order,
+    locations: &[Location],
+) -> Result<(Vec<ReservedLine>, Shortfalls), FunctionError> {
+    let pickup = order.shipping().pickup_location().cloned();
+    let mut candidates: Vec<&Location> = locations
+        .iter()
+        .filter(|l| match &pickup {
+            Some(store) => l.id() == store,
+            None => l.ships(),
+        })
+        .collect();
+    candidates.sort_by(|a, b| (a.priority(), a.id()).cmp(&(b.priority(), b.id())));
+
+    let mut lines = Vec::new();
+    let mut shortfalls: Vec<(Sku, u32)> = Vec::new();
+    for (sku, wanted) in order.units_by_sku() {
+        let mut need = wanted;
+        for loc in &candidates {
+            if need == 0 {
+                break;
+            }
+            let held = hold(kv, &sku, loc, order_id, need)?;
+            if held > 0 {
+                lines.push(ReservedLine {
+                    sku: sku.clone(),
+                    location: loc.id().clone(),
+                    units: held,
+                });
+                need = need.saturating_sub(held);
+            }
+        }
+        if need > 0 {
+            shortfalls.push((sku, need));
         }
     }
+    Ok((lines, shortfalls))
+}
+
+/// Settles the order's holds to its stored outcome while this step owns them: a reserved or
+/// backordered order keeps its reservation's holds and nothing more, a rejected or cancelled
+/// one none. Allocations are route's and left alone.
+fn settle_holds(
+    kv: &impl Kv,
+    order_id: &str,
+    pairs: &[(Sku, LocationId)],
+    status: OrderStatus,
+    reservation: Option<&Reservation>,
+) -> Result<(), FunctionError> {
+    let keep: BTreeMap<(Sku, LocationId), u32> = match status {
+        OrderStatus::Reserved | OrderStatus::Backordered => reservation
+            .iter()
+            .flat_map(|r| r.lines())
+            .map(|l| ((l.sku.clone(), l.location.clone()), l.units))
+            .collect(),
+        OrderStatus::Rejected | OrderStatus::Cancelled => BTreeMap::new(),
+        _ => return Ok(()),
+    };
+    settle(kv, order_id, pairs, &keep, None)
 }
 
 /// Releases what `order` holds at each reserved line's location (no-op where it holds nothing).
@@ -305,17 +420,21 @@ mod tests {
     }
 
     #[test]
-    fn reserves_across_locations_and_a_redelivery_changes_nothing() {
+    fn holds_where_the_order_ships_from_and_a_redelivery_changes_nothing() {
         let kv = setup(&[("a", 2), ("b", 5)]);
         let bus = MemBus::default();
         let e = place(&kv, 4);
         handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
         assert_eq!(status(&kv, &e), OrderStatus::Reserved);
-        assert_eq!((available(&kv, "a"), available(&kv, "b")), (0, 3));
+        assert_eq!(
+            (available(&kv, "a"), available(&kv, "b")),
+            (2, 1),
+            "one shipment from b, as route will plan it"
+        );
         handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
         assert_eq!(
             (available(&kv, "a"), available(&kv, "b")),
-            (0, 3),
+            (2, 1),
             "no double reservation"
         );
         let sent: Vec<String> = bus.sent.borrow().iter().map(|(c, _)| c.clone()).collect();
@@ -323,6 +442,25 @@ mod tests {
             sent,
             ["order.reserved", "order.reserved"],
             "the outcome is re-published, not redone"
+        );
+    }
+
+    /// An earlier delivery held at b (a was sold out then) and died before storing the
+    /// outcome; a has stock again when the event is redelivered. The redelivery keeps the
+    /// order's hold at b instead of taking a second unit at a (freed only later, by route).
+    #[test]
+    fn a_redelivery_keeps_the_hold_an_earlier_delivery_took() {
+        let kv = setup(&[("a", 5), ("b", 5)]);
+        let bus = MemBus::default();
+        let e = place(&kv, 1);
+        let id = e.order_id().to_string();
+        update_stock(&kv, "SKU-1", "b", |d| d.hold_up_to(&id, 1).map(|(d, _)| d)).unwrap();
+        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
+        assert_eq!(status(&kv, &e), OrderStatus::Reserved);
+        assert_eq!(
+            (available(&kv, "a"), available(&kv, "b")),
+            (5, 4),
+            "one unit held, where it already was"
         );
     }
 

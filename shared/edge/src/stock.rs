@@ -76,32 +76,99 @@ impl StockDoc {
         Ok(next)
     }
 
-    /// Allocates exactly `units` to `order`: its hold here is converted first, any remainder
-    /// is reserved from available stock, any excess hold is released. Idempotent when the
-    /// allocation is already in place.
+    /// What `order` has committed here: `(held, allocated)`.
+    pub fn commitment(&self, order: &str) -> (u32, u32) {
+        (self.held_by(order), self.allocated_to(order))
+    }
+
+    /// Makes `order` hold at least `units` here, taking only what it does not hold already.
+    /// Idempotent, and never lowers a hold (what the order holds beyond `units` stays its own
+    /// until its outcome is stored; see [`StockDoc::trim_hold`]).
     ///
     /// # Errors
-    /// [`StockError::Insufficient`]-style errors when the remainder is not available.
-    pub fn allocate(&self, order: &str, units: u32) -> Result<StockDoc, StockError> {
-        if self.allocated_to(order) == units && self.held_by(order) == 0 {
+    /// [`StockError::Insufficient`] when the difference is not available (nothing changes).
+    pub fn hold_at_least(&self, order: &str, units: u32) -> Result<StockDoc, StockError> {
+        let (held, allocated) = self.commitment(order);
+        if held >= units {
             return Ok(self.clone());
         }
-        let mut next = self.release(order)?;
-        let already = next.allocated_to(order);
-        if units > already {
-            let more = units - already;
-            next.level = next.level.reserve(more)?.allocate(more)?;
-        } else if units < already {
-            // The domain's deallocate turns allocated units back into reserved ones.
-            next.level = next
-                .level
-                .deallocate(already - units)?
-                .release(already - units)?;
+        self.set_commitment(order, units, allocated)
+    }
+
+    /// Lowers what `order` holds here to at most `units`; the rest becomes available (no-op
+    /// when it holds no more than that).
+    ///
+    /// # Errors
+    /// [`StockError`] for an inconsistent document.
+    pub fn trim_hold(&self, order: &str, units: u32) -> Result<StockDoc, StockError> {
+        let (held, allocated) = self.commitment(order);
+        if held <= units {
+            return Ok(self.clone());
         }
-        if units == 0 {
-            next.allocations.remove(order);
+        self.set_commitment(order, units, allocated)
+    }
+
+    /// Allocates exactly `units` to `order`: its hold here is converted first and any remainder
+    /// is taken from available stock. Nothing the order holds is given up here: a hold beyond
+    /// the allocation, or an allocation lowered, stays held for the order until its plan is
+    /// stored (then [`StockDoc::release`] / [`StockDoc::trim_hold`] free it). Idempotent when
+    /// the allocation is already in place.
+    ///
+    /// # Errors
+    /// [`StockError::Insufficient`] when the remainder is not available (nothing changes).
+    pub fn allocate(&self, order: &str, units: u32) -> Result<StockDoc, StockError> {
+        let (held, allocated) = self.commitment(order);
+        if allocated == units {
+            return Ok(self.clone());
+        }
+        let held = if units > allocated {
+            held.saturating_sub(units - allocated)
         } else {
-            next.allocations.insert(order.to_string(), units);
+            held + (allocated - units)
+        };
+        self.set_commitment(order, held, units)
+    }
+
+    /// Puts `order`'s commitment here back to `before` if it is still `after` (what this run
+    /// wrote); otherwise someone else (a duplicate delivery of the same step) has changed it
+    /// since, and it is left for that run's outcome to settle. Used to undo an allocation
+    /// after a lost race without giving away what the order held.
+    ///
+    /// # Errors
+    /// [`StockError`] when `before` no longer fits the stock.
+    pub fn restore(
+        &self,
+        order: &str,
+        after: (u32, u32),
+        before: (u32, u32),
+    ) -> Result<StockDoc, StockError> {
+        if self.commitment(order) != after {
+            return Ok(self.clone());
+        }
+        self.set_commitment(order, before.0, before.1)
+    }
+
+    /// Sets what `order` holds and has allocated here, in one step of this document.
+    fn set_commitment(
+        &self,
+        order: &str,
+        held: u32,
+        allocated: u32,
+    ) -> Result<StockDoc, StockError> {
+        let (was_held, was_allocated) = self.commitment(order);
+        let mut next = self.clone();
+        next.level = self
+            .level
+            .deallocate(was_allocated)?
+            .release(was_held.saturating_add(was_allocated))?
+            .reserve(held.checked_add(allocated).ok_or(StockError::Overflow)?)?
+            .allocate(allocated)?;
+        for (map, units) in [(&mut next.holds, held), (&mut next.allocations, allocated)] {
+            if units == 0 {
+                map.remove(order);
+            } else {
+                map.insert(order.to_string(), units);
+            }
         }
         Ok(next)
     }
@@ -228,5 +295,34 @@ mod tests {
         assert!(d.allocate("o2", 2).is_err(), "only one unit is left");
         let d = d.deallocate("o1").unwrap();
         assert_eq!(d.available(), 3);
+    }
+
+    #[test]
+    fn allocating_never_gives_away_what_the_order_holds() {
+        let d = doc(5).hold_at_least("o1", 2).unwrap();
+        assert_eq!(
+            d.hold_at_least("o1", 1).unwrap(),
+            d,
+            "a hold is never lowered"
+        );
+        assert!(
+            d.hold_at_least("o2", 4).is_err(),
+            "only three are available"
+        );
+        // Allocating one converts one held unit; the other stays held for the order.
+        let one = d.allocate("o1", 1).unwrap();
+        assert_eq!((one.commitment("o1"), one.available()), ((1, 1), 3));
+        // Undoing that allocation gives the unit back to the order, not to everyone.
+        let undone = one.restore("o1", (1, 1), (2, 0)).unwrap();
+        assert_eq!(undone, d);
+        // An undo finds someone else's change (a duplicate delivery) and leaves it.
+        let other = one.allocate("o1", 2).unwrap();
+        assert_eq!(other.restore("o1", (1, 1), (2, 0)).unwrap(), other);
+        // Once the outcome is stored, what is held beyond it goes back.
+        let settled = other.trim_hold("o1", 0).unwrap();
+        assert_eq!((settled.commitment("o1"), settled.available()), ((0, 2), 3));
+        // Allocating more than held takes the rest from available stock.
+        let more = d.allocate("o1", 4).unwrap();
+        assert_eq!((more.commitment("o1"), more.available()), ((0, 4), 1));
     }
 }
