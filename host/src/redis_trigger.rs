@@ -133,7 +133,16 @@ async fn invoke(runtime: &Runtime, d: &Delivery) -> Result<(), String> {
             .call_handle_message(&mut store, &d.payload)
             .await
     };
-    match run.await {
+    // The epoch deadline interrupts guest code only; a guest waiting in a host call (outbound
+    // HTTP, a slow store) is cut off by the clock instead, so a message is never still running
+    // when another host may take it over (queue visibility > deadline).
+    let Ok(outcome) = tokio::time::timeout(deadline, run).await else {
+        return Err(format!(
+            "deadline of {} ms exceeded (waiting in a host call)",
+            deadline.as_millis()
+        ));
+    };
+    match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("handler returned {e:?}")),
         Err(e) if is_deadline(&e) => {
