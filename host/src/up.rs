@@ -115,10 +115,27 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
                     visibility: opts.queue_visibility,
                 }
             }
-            None => QueueLocation::Embedded {
-                path: state.join("queue.db"),
-                sync: opts.queue_sync,
-            },
+            None => {
+                let unserved: std::collections::BTreeSet<&str> = app
+                    .redis_triggers
+                    .iter()
+                    .filter(|t| !app.serves(&t.component))
+                    .map(|t| t.component.as_str())
+                    .collect();
+                if !unserved.is_empty() {
+                    tracing::warn!(
+                        components = ?unserved,
+                        "-c leaves subscribers unserved on the embedded queue, which belongs to \
+                         this process alone: their messages wait here until an `oms up` on \
+                         this state folder runs them; to share the queue between hosts, use \
+                         --queue-url"
+                    );
+                }
+                QueueLocation::Embedded {
+                    path: state.join("queue.db"),
+                    sync: opts.queue_sync,
+                }
+            }
         };
         let queue = crate::queue::open(&location, subscribers, opts.retry.clone())?;
         tracing::info!(queue = %queue.describe(), "queue (redis trigger channels)");

@@ -50,6 +50,10 @@ pub struct EmbeddedQueue {
     subscribers: HashMap<String, Vec<String>>,
     policy: RetryPolicy,
     wake: tokio::sync::Notify,
+    /// The components the dispatcher last claimed for (JSON array), so that waiting for work
+    /// looks only at their rows: a row for a component this host does not run (`-c`) is never
+    /// due here, and must not keep the dispatcher awake.
+    claiming: Mutex<Option<String>>,
 }
 
 fn now_ms() -> i64 {
@@ -107,6 +111,7 @@ impl EmbeddedQueue {
             subscribers,
             policy,
             wake: tokio::sync::Notify::new(),
+            claiming: Mutex::new(None),
         })
     }
 
@@ -174,10 +179,16 @@ impl EmbeddedQueue {
 
     /// When the next pending message is due (ms since the epoch), if any.
     fn next_due(&self) -> rusqlite::Result<Option<i64>> {
+        let claiming = self
+            .claiming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         self.conn()
             .query_row(
-                "SELECT MIN(next_at) FROM messages WHERE state = 'pending'",
-                [],
+                "SELECT MIN(next_at) FROM messages WHERE state = 'pending'
+                   AND (?1 IS NULL OR component IN (SELECT value FROM json_each(?1)))",
+                params![claiming],
                 |r| r.get(0),
             )
             .optional()
@@ -259,6 +270,7 @@ impl QueueBackend for EmbeddedQueue {
     ) -> QueueResult<Vec<Delivery>> {
         let components = serde_json::to_string(components)
             .map_err(|e| QueueError(format!("component list: {e}")))?;
+        *self.claiming.lock().unwrap_or_else(|p| p.into_inner()) = Some(components.clone());
         self.claim_rows(&components, limit).map_err(failed)
     }
 
