@@ -289,3 +289,27 @@ fn a_redis_outage_is_an_error_and_the_store_recovers_when_redis_returns() {
         assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"after"[..]));
     });
 }
+
+#[test]
+fn a_redis_value_written_without_a_token_can_be_swapped_once() {
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let server = RedisServer::start();
+    let b = Backend::of(KvBackendConfig::Redis(server.url()), Box::new(()));
+    let s = b.store("a");
+    // Written by another client (or its token evicted): no token beside the value.
+    assert_eq!(
+        server.command("SET oms:kv:a:v:k raw").as_deref(),
+        Some("+OK")
+    );
+    rt.block_on(async {
+        let (v, token) = s.get_with_token("k").await.unwrap().unwrap();
+        assert_eq!(v, b"raw");
+        assert!(
+            s.swap("k", Some(&token), b"mine").await.unwrap(),
+            "not stuck forever"
+        );
+        assert!(!s.swap("k", Some(&token), b"again").await.unwrap(), "once");
+        assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"mine"[..]));
+    });
+}

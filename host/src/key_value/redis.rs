@@ -38,6 +38,10 @@ const SWAP_LUA: &str = r"
 local current = redis.call('GET', KEYS[2])
 if ARGV[1] == '' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+elseif ARGV[1] == 'untracked' then
+  -- a value written without a token (another writer, or the token key evicted): it may be
+  -- swapped once, while it still has no token
+  if current or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 elseif current ~= ARGV[1] then
   return 0
 end
@@ -54,6 +58,9 @@ local n = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2])
 return n
 ";
+
+/// The token of a value that has none (never a fresh token: those are 32 hex digits).
+const UNTRACKED: &[u8] = b"untracked";
 
 fn fresh_token() -> KvResult<String> {
     let mut bytes = [0u8; 16];
@@ -140,8 +147,9 @@ impl KvBackend for RedisStore {
             .await?;
         Ok(match (value, token) {
             (Some(v), Some(t)) => Some((v, CasToken::new(t))),
-            // Written by something other than this backend: a token no write can match.
-            (Some(v), None) => Some((v, CasToken::new(b"untracked".to_vec()))),
+            // Written by something other than this backend (or its token evicted): a swap
+            // succeeds only while the value still has no token.
+            (Some(v), None) => Some((v, CasToken::new(UNTRACKED.to_vec()))),
             (None, _) => None,
         })
     }

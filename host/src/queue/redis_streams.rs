@@ -636,7 +636,11 @@ impl QueueBackend for RedisStreamsQueue {
             .then(|| Instant::now() + Duration::from_millis((next_due - now).max(0) as u64));
         if missing != 0 {
             tracing::warn!("queue consumer groups missing (a Redis server that lost its data?): making them again");
-            self.ensure_groups().await?;
+            // What was claimed above is pending on this consumer already: hand it out even if
+            // re-making the groups fails (the next claim tries again).
+            if let Err(e) = self.ensure_groups().await {
+                tracing::error!(error = %e, "cannot make the queue consumer groups again");
+            }
         }
         let mut out = Vec::with_capacity(entries.len());
         for (i, kind, id, flat) in entries {
