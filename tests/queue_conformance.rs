@@ -191,8 +191,9 @@ async fn claims_only_for_the_given_components_and_at_most_the_limit(store: Store
 async fn an_unacknowledged_delivery_is_taken_over_by_another_host(store: Store) {
     let dead_host = store.host(policy(3, 10)).await;
     dead_host.publish("audit", b"in flight").await.unwrap();
-    let held = claim_within(dead_host.as_ref(), &set(&["a"]), Duration::from_secs(5)).await;
+    // Taken before the claim: the visibility timeout runs from the claim on Redis's clock.
     let claimed_at = Instant::now();
+    let held = claim_within(dead_host.as_ref(), &set(&["a"]), Duration::from_secs(5)).await;
     assert_eq!(held.len(), 1);
     assert!(
         dead_host.claim(&set(&["a"]), 10).await.unwrap().is_empty(),
@@ -242,11 +243,11 @@ async fn retries_with_backoff_then_dead_letters_and_redrives(store: Store) {
     let d = claim_within(q.as_ref(), &a, Duration::from_secs(5))
         .await
         .remove(0);
+    let failed_at = Instant::now();
     assert_eq!(
         q.fail(&d, "boom 1").await.unwrap(),
         Failure::Retry(Duration::from_millis(300))
     );
-    let failed_at = Instant::now();
     let d = claim_within(q.as_ref(), &a, Duration::from_secs(5))
         .await
         .remove(0);
@@ -259,11 +260,11 @@ async fn retries_with_backoff_then_dead_letters_and_redrives(store: Store) {
         (d.attempts, d.payload.as_slice()),
         (1, b"poison".as_slice())
     );
+    let failed_at = Instant::now();
     assert_eq!(
         q.fail(&d, "boom 2").await.unwrap(),
         Failure::Retry(Duration::from_millis(600))
     );
-    let failed_at = Instant::now();
     let d = claim_within(q.as_ref(), &a, Duration::from_secs(5))
         .await
         .remove(0);
