@@ -286,6 +286,32 @@ fn a_runaway_guest_is_cut_off_and_the_host_keeps_serving() {
 }
 
 #[test]
+fn a_guest_waiting_on_a_silent_server_is_cut_off_at_its_deadline() {
+    // A server that accepts and never answers: the guest waits in a host call (outbound
+    // HTTP), where the epoch deadline cannot interrupt it; the clock must.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let keep = std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(20));
+        drop(held);
+    });
+    let mut host = start_probe(&["--http-deadline-ms", "1000"], &[]);
+    let started = Instant::now();
+    let r = get(&host.url(&format!(
+        "/probe/outbound?url=http://127.0.0.1:{port}/never"
+    )));
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{}", r.body);
+    // The server stays silent for 20 s: an answer well before that came from the deadline.
+    assert!(took < Duration::from_secs(10), "answered after {took:?}");
+    assert_eq!(r.content_type, "application/problem+json");
+    assert!(host.alive());
+    assert_eq!(get(&host.url("/probe/var/greeting")).status, 200);
+    drop(keep);
+}
+
+#[test]
 fn memory_beyond_the_limit_fails_the_request_not_the_host() {
     let mut host = start_probe(&["--memory-limit-mib", "64"], &[]);
     assert_eq!(get(&host.url("/probe/alloc/16")).status, 200);

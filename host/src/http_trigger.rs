@@ -207,7 +207,21 @@ impl HttpTrigger {
             Err(e) => return internal(id, &e),
         };
         let id_owned = component.id.clone();
-        match response.await {
+        // The epoch deadline interrupts guest code only: a guest waiting in a host call (an
+        // outbound request, a slow store) is cut off by the clock, with the same answer.
+        let Ok(answer) = tokio::time::timeout(deadline, response).await else {
+            task.abort();
+            tracing::warn!(component = %id_owned, deadline_ms = deadline.as_millis() as u64, "guest waited past its deadline: stopped");
+            return problem(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Component timed out",
+                &format!(
+                    "component {id_owned} did not answer within {} ms",
+                    deadline.as_millis()
+                ),
+            );
+        };
+        match answer {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => {
                 tracing::warn!(component = %id_owned, error = ?code, "guest answered with an error code");
