@@ -23,7 +23,7 @@ use crate::bindings::cron_trigger::fermyon::spin_cron::cron_types::{
 };
 use crate::key_value::KvBackend;
 use crate::manifest::App;
-use crate::runtime::{is_deadline, Runtime};
+use crate::runtime::{within_deadline, Runtime};
 use crate::schedule::{utc_now, CronSchedule};
 
 /// Longest single sleep: the wall clock is looked at again at least this often, so a clock
@@ -225,22 +225,9 @@ async fn invoke(runtime: &Runtime, component: &str, at: DateTime<Utc>) -> Result
         let instance = pre.instantiate_async(&mut store).await?;
         instance.call_handle_cron_event(&mut store, metadata).await
     };
-    // The epoch deadline interrupts guest code only; a guest waiting in a host call (outbound
-    // HTTP, a slow store) is cut off by the clock instead, so a message is never still running
-    // when another host may take it over (queue visibility > deadline).
-    let Ok(outcome) = tokio::time::timeout(deadline, run).await else {
-        return Err(format!(
-            "deadline of {} ms exceeded (waiting in a host call)",
-            deadline.as_millis()
-        ));
-    };
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(GuestError::Other(message))) => Err(format!("handler returned an error: {message}")),
-        Err(e) if is_deadline(&e) => {
-            Err(format!("deadline of {} ms exceeded", deadline.as_millis()))
-        }
-        Err(e) => Err(format!("trap: {e:#}")),
+    match within_deadline(deadline, run).await? {
+        Ok(()) => Ok(()),
+        Err(GuestError::Other(message)) => Err(format!("handler returned an error: {message}")),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use crate::queue::{Delivery, Failure, QueueBackend};
-use crate::runtime::{is_deadline, Runtime};
+use crate::runtime::{within_deadline, Runtime};
 
 /// Longest idle wait before claiming again (retries coming due, takeovers to try).
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -133,21 +133,8 @@ async fn invoke(runtime: &Runtime, d: &Delivery) -> Result<(), String> {
             .call_handle_message(&mut store, &d.payload)
             .await
     };
-    // The epoch deadline interrupts guest code only; a guest waiting in a host call (outbound
-    // HTTP, a slow store) is cut off by the clock instead, so a message is never still running
-    // when another host may take it over (queue visibility > deadline).
-    let Ok(outcome) = tokio::time::timeout(deadline, run).await else {
-        return Err(format!(
-            "deadline of {} ms exceeded (waiting in a host call)",
-            deadline.as_millis()
-        ));
-    };
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("handler returned {e:?}")),
-        Err(e) if is_deadline(&e) => {
-            Err(format!("deadline of {} ms exceeded", deadline.as_millis()))
-        }
-        Err(e) => Err(format!("trap: {e:#}")),
+    match within_deadline(deadline, run).await? {
+        Ok(()) => Ok(()),
+        Err(e) => Err(format!("handler returned {e:?}")),
     }
 }

@@ -363,6 +363,30 @@ impl Runtime {
     }
 }
 
+/// Awaits a queue or cron invocation under its deadline, enforced twice: the epoch trap stops
+/// guest code, and the clock stops a guest waiting in a host call (outbound HTTP, a slow
+/// store), which the epoch cannot interrupt — so a message is never still running when
+/// another host may take it over (queue visibility > deadline).
+///
+/// # Errors
+/// A message saying the deadline passed, or what trapped.
+pub async fn within_deadline<T>(
+    deadline: Duration,
+    run: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(deadline, run).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) if is_deadline(&e) => {
+            Err(format!("deadline of {} ms exceeded", deadline.as_millis()))
+        }
+        Ok(Err(e)) => Err(format!("trap: {e:#}")),
+        Err(_) => Err(format!(
+            "deadline of {} ms exceeded (waiting in a host call)",
+            deadline.as_millis()
+        )),
+    }
+}
+
 /// Whether an invocation error was the deadline firing.
 pub fn is_deadline(e: &wasmtime::Error) -> bool {
     matches!(
