@@ -15,7 +15,7 @@ use oms_domain::{Inventory, Location, LocationId, RoutingPolicy, Sku, StockLevel
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::kv::Kv;
+use crate::kv::{Kv, KvError};
 use crate::problem::FunctionError;
 use crate::record::keys;
 use crate::stock::{update_stock, StockDoc};
@@ -76,12 +76,7 @@ pub fn inventory_for(
     pairs: &[(Sku, LocationId)],
     usable: Usable,
 ) -> Result<Inventory, FunctionError> {
-    let docs = kv.get_many(
-        &pairs
-            .iter()
-            .map(|(s, l)| keys::stock(s.as_str(), l.as_str()))
-            .collect::<Vec<_>>(),
-    )?;
+    let docs = stock_docs(kv, pairs)?;
     let mut inventory = Inventory::new();
     for ((sku, loc), raw) in pairs.iter().zip(docs) {
         let Some(raw) = raw else { continue };
@@ -111,12 +106,7 @@ pub fn settle(
     allocated: Option<&BTreeMap<(Sku, LocationId), u32>>,
 ) -> Result<(), FunctionError> {
     // One read for all; a write only where something is owed (most pairs owe nothing).
-    let docs = kv.get_many(
-        &pairs
-            .iter()
-            .map(|(s, l)| keys::stock(s.as_str(), l.as_str()))
-            .collect::<Vec<_>>(),
-    )?;
+    let docs = stock_docs(kv, pairs)?;
     for (pair, raw) in pairs.iter().zip(docs) {
         let Some(raw) = raw else { continue };
         let doc: StockDoc = serde_json::from_slice(&raw)?;
@@ -135,4 +125,14 @@ pub fn settle(
         })?;
     }
     Ok(())
+}
+
+/// The stock documents of `pairs`, in order, in one batch read.
+fn stock_docs(kv: &impl Kv, pairs: &[(Sku, LocationId)]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+    kv.get_many(
+        &pairs
+            .iter()
+            .map(|(s, l)| keys::stock(s.as_str(), l.as_str()))
+            .collect::<Vec<_>>(),
+    )
 }
