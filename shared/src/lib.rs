@@ -23,6 +23,7 @@ mod ids;
 mod money;
 mod order;
 mod order_intake;
+mod order_record;
 mod order_state;
 mod quantity;
 mod refund;
@@ -46,6 +47,7 @@ pub use order::{
     Customer, Discount, Order, OrderLine, Payment, PaymentStatus, Shipping, ShippingMethod, Totals,
     MAX_DISCOUNTS, MAX_LINES,
 };
+pub use order_record::{OrderRecord, ShipmentRecord, ShipmentStatus};
 pub use order_state::{IllegalTransition, OrderStatus};
 pub use quantity::{Quantity, QuantityError};
 pub use refund::{Refund, RefundError, RefundItem, RefundLedger};

@@ -63,6 +63,11 @@ pub trait Kv {
     /// # Errors
     /// [`KvError::Store`].
     fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<bool, KvError>;
+    /// Every key in the store (for small, dedicated stores such as the owed-work index).
+    ///
+    /// # Errors
+    /// [`KvError::Store`].
+    fn keys(&self) -> Result<Vec<String>, KvError>;
 
     /// Reads and decodes JSON.
     ///
@@ -199,6 +204,22 @@ impl Kv for SpinKv {
             Err(atomics::CasError::StoreError(e)) => Err(store_err(e)),
         }
     }
+
+    fn keys(&self) -> Result<Vec<String>, KvError> {
+        let mut keys = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .bucket
+                .list_keys(cursor.as_deref())
+                .map_err(store_err)?;
+            keys.extend(page.keys);
+            match page.cursor {
+                Some(c) if !c.is_empty() => cursor = Some(c),
+                _ => return Ok(keys),
+            }
+        }
+    }
 }
 
 /// An in-memory store for native unit tests, with versioned compare-and-swap.
@@ -253,6 +274,12 @@ impl Kv for MemKv {
         }
         self.set(&key, value)?;
         Ok(true)
+    }
+
+    fn keys(&self) -> Result<Vec<String>, KvError> {
+        let mut keys: Vec<String> = self.data.borrow().keys().cloned().collect();
+        keys.sort();
+        Ok(keys)
     }
 }
 

@@ -11,21 +11,25 @@
 mod auth;
 mod bus;
 mod clock;
+mod env;
 mod http;
 mod idempotency;
 mod kv;
 mod placement;
 mod problem;
 mod record;
+mod step;
 mod stock;
 
 pub use auth::{constant_time_eq, require_admin};
 pub use bus::{Bus, MemBus, SpinBus};
 pub use clock::{new_id, now};
+pub use env::{Env, Fault, FaultPlan, FaultyBus, FaultyEnv, FaultyKv, MemEnv, SpinEnv, OWED_STORE};
 pub use http::{json_body, json_response, path_match, query_param, read_response, Reply};
 pub use idempotency::{idempotent, Claim, StoredResponse, IDEMPOTENCY_TTL_HOURS};
 pub use kv::{update_json, Change, Kv, KvError, MemKv, SpinKv};
 pub use placement::{inventory_for, pairs, routing_policy, settle, Usable};
 pub use problem::{FunctionError, Problem};
 pub use record::{keys, OrderRecord, ShipmentRecord, ShipmentStatus};
+pub use step::{create, flush, reconcile, run, Created, Decision, OwedEntry, Reconciled};
 pub use stock::{update_stock, StockDoc};

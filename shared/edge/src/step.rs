@@ -1,0 +1,498 @@
+//! The step runner: the one place where a lifecycle step touches the order — load, finish
+//! what is owed, decide, one compare-and-swap that stores the new state **with the events it
+//! emits** (the order's outbox), publish, mark published. Every function supplies only its
+//! decision.
+//!
+//! # Design: the outbox and the owed-work index
+//!
+//! - **Outbox.** Events are recorded on the order (timeline + outbox) by the domain methods,
+//!   so the write that changes the order is the write that owes its events. Publishing
+//!   happens after that write; a second write removes the published ids. A crash, a deadline
+//!   or a refused publish in between leaves them in the outbox: the next step on the order
+//!   (any step, any function) publishes them first, and the reconciler finds the rest.
+//! - **Owed-work index.** The reconciler must find orders that owe work without scanning every
+//!   key, so a dedicated store ([`OWED_STORE`](crate::OWED_STORE)) holds one entry per order
+//!   that owes work: events to publish or a next step to run
+//!   ([`OrderRecord::owes_work`]). The entry is written **before** the order's
+//!   compare-and-swap, and the order records its key (`marker`). An entry is deleted only
+//!   by the one write that made it unnecessary — a step whose swap left the order resting
+//!   deletes the entry it superseded — or by the reconciler when the order no longer names
+//!   it. A step never deletes an entry another writer may still be relying on: a new entry
+//!   gets a fresh random key, and a losing writer deletes only the entry it created itself.
+//!   A crash between any two of these writes leaves at worst an entry naming an order that
+//!   rests (the reconciler drops it), never an order that owes work without an entry.
+//! - **Re-drive.** An order standing in a status whose next step has not run
+//!   ([`OrderRecord::owed_step`]: `validated` → reserve, `reserved` → route …) has that
+//!   step's trigger event published again, with its original id; every step is idempotent
+//!   on the order's state, so a re-drive of a step that did run changes nothing. This is
+//!   what makes the lifecycle independent of the transport's delivery guarantee (real
+//!   Spin's Redis trigger delivers at most once).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::bus::Bus;
+use crate::env::Env;
+use crate::kv::Kv;
+use crate::problem::{FunctionError, Problem};
+use crate::record::keys;
+use oms_domain::OrderRecord;
+
+/// What a step's decision did to the order (given as `&mut`).
+#[derive(Debug)]
+pub enum Decision<R> {
+    /// The order changed: store it (with its new outbox events), then publish.
+    Changed(R),
+    /// Nothing to change (e.g. the step already ran): only finish what is owed.
+    Unchanged(R),
+}
+
+/// Compare-and-swap rounds before a step gives up (409).
+const MAX_ROUNDS: usize = 64;
+
+/// An entry of the owed-work index: which order, and since when it owes work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwedEntry {
+    /// The order.
+    pub order: String,
+    /// When the entry was written or last re-driven.
+    pub since: DateTime<Utc>,
+    /// How many times the reconciler re-drove the order through this entry.
+    #[serde(default)]
+    pub redriven: u32,
+}
+
+/// Loads an order for a step.
+fn load<E: Env>(
+    env: &E,
+    id: &str,
+) -> Result<(Option<OrderRecord>, <E::Kv as Kv>::Cas), FunctionError> {
+    let key = keys::order(id);
+    let (raw, cas) = env.kv().read(&key)?;
+    let record = match raw {
+        None => None,
+        Some(bytes) => Some(
+            serde_json::from_slice(&bytes)
+                .map_err(|e| FunctionError::Internal(format!("order {id} is unreadable: {e}")))?,
+        ),
+    };
+    Ok((record, cas))
+}
+
+fn encode(record: &OrderRecord) -> Result<Vec<u8>, FunctionError> {
+    serde_json::to_vec(record).map_err(|e| FunctionError::Internal(e.to_string()))
+}
+
+/// Writes the index entry this version of the order needs (before its swap): reuses the
+/// entry the order already names, or creates one with a fresh key. Returns the key and
+/// whether it is new (a losing writer deletes only an entry it created).
+fn mark<E: Env>(env: &E, next: &mut OrderRecord) -> Result<Option<(String, bool)>, FunctionError> {
+    if !next.owes_work() {
+        next.marker = None;
+        return Ok(None);
+    }
+    let id = next.order.id().to_string();
+    let (key, new) = match next.marker.clone() {
+        Some(k) => (k, false),
+        None => (format!("{id}/{}", env.new_id().simple()), true),
+    };
+    let entry = OwedEntry {
+        order: id,
+        since: env.now(),
+        redriven: 0,
+    };
+    env.owed()
+        .set_json(&key, &entry)
+        .map_err(FunctionError::from)?;
+    next.marker = Some(key.clone());
+    Ok(Some((key, new)))
+}
+
+/// Deletes index entries nobody needs any more; a failure only leaves work for the
+/// reconciler (which drops entries the order does not name), so it is logged, not returned.
+fn unmark<E: Env>(env: &E, key: &str) {
+    if let Err(e) = env.owed().delete(key) {
+        eprintln!("step: could not drop owed-work entry {key}: {e}; the reconciler will");
+    }
+}
+
+/// Runs one step on an existing order: `decide` gets the current state (it may run again
+/// after a lost compare-and-swap, so any write it makes outside the order must be idempotent
+/// for this order and step). Events owed from earlier steps are published too.
+///
+/// # Errors
+/// 404 when the order does not exist; `decide`'s error (nothing stored); a storage error;
+/// 409 when the order kept changing under the step.
+pub fn run<E: Env, R>(
+    env: &E,
+    order_id: &str,
+    mut decide: impl FnMut(&mut OrderRecord) -> Result<Decision<R>, FunctionError>,
+) -> Result<R, FunctionError> {
+    for _ in 0..MAX_ROUNDS {
+        let (record, cas) = load(env, order_id)?;
+        let Some(record) = record else {
+            return Err(Problem::not_found("order", order_id).into());
+        };
+        let mut next = record.clone();
+        match decide(&mut next)? {
+            Decision::Unchanged(r) => {
+                if !record.outbox.is_empty() {
+                    flush(env, order_id)?;
+                }
+                return Ok(r);
+            }
+            Decision::Changed(r) => {
+                if commit(env, &record, next, cas)? {
+                    flush(env, order_id)?;
+                    return Ok(r);
+                }
+            }
+        }
+    }
+    Err(Problem::conflict("the order kept changing; retry").into())
+}
+
+/// Swaps `next` in for `current` with the index entry it needs; `false` when another writer
+/// got there first (then nothing was stored and our own new entry is gone again).
+fn commit<E: Env>(
+    env: &E,
+    current: &OrderRecord,
+    mut next: OrderRecord,
+    cas: <E::Kv as Kv>::Cas,
+) -> Result<bool, FunctionError> {
+    next.version = current.version + 1;
+    let marked = mark(env, &mut next)?;
+    if !env.kv().swap(cas, &encode(&next)?)? {
+        if let Some((key, true)) = marked {
+            unmark(env, &key);
+        }
+        return Ok(false);
+    }
+    if let Some(old) = &current.marker {
+        if next.marker.as_ref() != Some(old) {
+            unmark(env, old);
+        }
+    }
+    Ok(true)
+}
+
+/// What creating an order found.
+#[derive(Debug)]
+pub struct Created {
+    /// The order as stored (the existing one when it was already there).
+    pub record: OrderRecord,
+    /// Whether this call created it.
+    pub new: bool,
+}
+
+/// Stores a new order under its id (derived from the intent: the same request retried
+/// finds the same order), then publishes its first events. An order already stored under
+/// that id is returned as it is, after finishing what it still owes.
+///
+/// # Errors
+/// A storage error; 409 under endless contention.
+pub fn create<E: Env>(env: &E, record: OrderRecord) -> Result<Created, FunctionError> {
+    let id = record.order.id().to_string();
+    for _ in 0..MAX_ROUNDS {
+        let (existing, cas) = load(env, &id)?;
+        if let Some(existing) = existing {
+            if !existing.outbox.is_empty() {
+                flush(env, &id)?;
+            }
+            return Ok(Created {
+                record: existing,
+                new: false,
+            });
+        }
+        let mut next = record.clone();
+        next.version = 0;
+        next.marker = None;
+        let empty = OrderRecord {
+            version: 0,
+            marker: None,
+            ..record.clone()
+        };
+        if commit(env, &empty, next.clone(), cas)? {
+            flush(env, &id)?;
+            return Ok(Created {
+                record: next,
+                new: true,
+            });
+        }
+    }
+    Err(Problem::conflict("the order kept changing; retry").into())
+}
+
+/// Publishes the order's outbox, oldest first, then marks what went out as published (and
+/// drops its index entry when the order now rests). A refused publish stops there and is
+/// logged: the events stay owed for the next step or the reconciler, and the caller's change
+/// stands. Returns how many events were published.
+///
+/// # Errors
+/// A storage error while reading or marking (the events may then be published again later,
+/// with the same ids: subscribers de-duplicate on them).
+pub fn flush<E: Env>(env: &E, order_id: &str) -> Result<usize, FunctionError> {
+    let (record, _) = load(env, order_id)?;
+    let Some(record) = record else { return Ok(0) };
+    let mut sent: Vec<Uuid> = Vec::new();
+    for event in record.owed_events() {
+        if let Err(e) = env.bus().publish_event(event) {
+            eprintln!(
+                "step: publishing {} {} of order {order_id} failed ({e}); it stays owed",
+                event.event_type(),
+                event.id()
+            );
+            break;
+        }
+        sent.push(event.id());
+    }
+    if sent.is_empty() {
+        return Ok(0);
+    }
+    for _ in 0..MAX_ROUNDS {
+        let (current, cas) = load(env, order_id)?;
+        let Some(current) = current else {
+            return Ok(sent.len());
+        };
+        let mut next = current.clone();
+        next.mark_published(&sent);
+        if next.outbox == current.outbox {
+            return Ok(sent.len());
+        }
+        next.version = current.version + 1;
+        if !next.owes_work() {
+            next.marker = None;
+        }
+        if env.kv().swap(cas, &encode(&next)?)? {
+            if let (Some(old), None) = (&current.marker, &next.marker) {
+                unmark(env, old);
+            }
+            return Ok(sent.len());
+        }
+    }
+    Err(Problem::conflict("the order kept changing; retry").into())
+}
+
+/// What one reconciler pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciled {
+    /// Index entries looked at.
+    pub examined: usize,
+    /// Entries not yet due (younger than the grace period).
+    pub waiting: usize,
+    /// Owed events published.
+    pub republished: usize,
+    /// Orders whose next step was re-driven (its trigger event published again).
+    pub redriven: Vec<String>,
+    /// Entries dropped because their order rests or no longer names them.
+    pub dropped: usize,
+    /// Entries left for the next pass (over `limit`).
+    pub remaining: usize,
+}
+
+/// One pass of the reconciler over the owed-work index: for every entry older than `grace`,
+/// publish the order's owed events, re-drive its owed step, or drop the entry when the order
+/// rests. At most `limit` due entries are handled per pass (the rest count as `remaining`).
+///
+/// # Errors
+/// A storage error (the pass stops; entries not handled stay for the next one).
+pub fn reconcile<E: Env>(
+    env: &E,
+    grace: chrono::Duration,
+    limit: usize,
+) -> Result<Reconciled, FunctionError> {
+    let now = env.now();
+    let keys = env.owed().keys()?;
+    let values = env.owed().get_many(&keys)?;
+    let mut report = Reconciled::default();
+    for (key, raw) in keys.into_iter().zip(values) {
+        report.examined += 1;
+        let Some(raw) = raw else { continue };
+        let Ok(entry) = serde_json::from_slice::<OwedEntry>(&raw) else {
+            eprintln!("reconcile: dropping unreadable owed-work entry {key}");
+            env.owed().delete(&key)?;
+            report.dropped += 1;
+            continue;
+        };
+        if entry.since + grace > now {
+            report.waiting += 1;
+            continue;
+        }
+        if report.republished + report.redriven.len() + report.dropped >= limit {
+            report.remaining += 1;
+            continue;
+        }
+        let (record, _) = load(env, &entry.order)?;
+        let Some(record) = record.filter(|r| r.marker.as_deref() == Some(key.as_str())) else {
+            // The order was never stored (its creation lost a race or crashed before the
+            // swap) or has moved on to another entry / rests: this entry is done.
+            env.owed().delete(&key)?;
+            report.dropped += 1;
+            continue;
+        };
+        if !record.outbox.is_empty() {
+            report.republished += flush(env, &entry.order)?;
+            continue;
+        }
+        if let Some(event) = record.owed_step() {
+            env.bus()
+                .publish_event(event)
+                .map_err(|e| FunctionError::Internal(format!("re-drive: {e}")))?;
+            let refreshed = OwedEntry {
+                since: now,
+                redriven: entry.redriven + 1,
+                ..entry
+            };
+            env.owed().set_json(&key, &refreshed)?;
+            report.redriven.push(record.order.id().to_string());
+            continue;
+        }
+        // Rests with nothing owed but still names the entry (a crash before the mark): clear
+        // the order's marker, then the entry.
+        run(env, &entry.order, |r| {
+            if r.marker.as_deref() == Some(key.as_str()) && !r.owes_work() {
+                Ok(Decision::Changed(()))
+            } else {
+                Ok(Decision::Unchanged(()))
+            }
+        })?;
+        report.dropped += 1;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{Fault, FaultPlan, FaultyEnv, MemEnv};
+    use chrono::Duration;
+    use oms_domain::{Order, OrderId, OrderStatus};
+    use serde_json::json;
+
+    fn order(env: &MemEnv, n: u128) -> OrderRecord {
+        let body = json!({
+            "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
+            "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price": "10.00"}],
+            "shipping": {"method": "standard", "amount": "0.00",
+                "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
+            "tax": "0.00",
+            "totals": {"subtotal": "10.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "10.00"},
+            "payment": {"reference": "pi_1", "status": "captured", "amount": "10.00"}
+        });
+        let o = Order::from_request(&body, OrderId::new(Uuid::from_u128(n)), env.now()).unwrap();
+        OrderRecord::accept(o, Uuid::from_u128(1000 + n), env.now()).unwrap()
+    }
+
+    fn stored(env: &MemEnv, n: u128) -> OrderRecord {
+        env.kv
+            .get_json(&keys::order(&Uuid::from_u128(n).to_string()))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn reserve<E: Env>(env: &E, n: u128) -> Result<(), FunctionError> {
+        run(env, &Uuid::from_u128(n).to_string(), |r| {
+            if r.status() != OrderStatus::Validated {
+                return Ok(Decision::Unchanged(()));
+            }
+            r.transition(
+                OrderStatus::Reserved,
+                json!({}),
+                Uuid::from_u128(2000 + n),
+                env.now(),
+            )
+            .map_err(|e| FunctionError::Internal(e.to_string()))?;
+            Ok(Decision::Changed(()))
+        })
+    }
+
+    #[test]
+    fn create_stores_publishes_and_indexes_until_the_next_step_runs() {
+        let env = MemEnv::new();
+        let c = create(&env, order(&env, 1)).unwrap();
+        assert!(c.new);
+        assert_eq!(env.published(), ["order.validated"]);
+        let r = stored(&env, 1);
+        assert!(r.outbox.is_empty(), "published events leave the outbox");
+        assert_eq!(env.owed.keys().unwrap().len(), 1, "reserve is still owed");
+        // The same intent again finds the same order and publishes nothing new.
+        let again = create(&env, order(&env, 1)).unwrap();
+        assert!(!again.new);
+        assert_eq!(env.published().len(), 1);
+        reserve(&env, 1).unwrap();
+        assert_eq!(env.published(), ["order.validated", "order.reserved"]);
+        assert_eq!(env.owed.keys().unwrap().len(), 1, "route is owed now");
+    }
+
+    #[test]
+    fn a_refused_publish_stays_owed_and_the_reconciler_sends_it() {
+        let env = MemEnv::new();
+        let plan = FaultPlan::new(Some(5), Fault::Error); // read, set entry, swap, read, publish
+        create(&FaultyEnv::new(&env, &plan), order(&env, 1)).unwrap();
+        assert!(plan.fired());
+        assert!(env.published().is_empty());
+        assert_eq!(stored(&env, 1).outbox.len(), 1);
+        let early = reconcile(&env, Duration::seconds(60), 100).unwrap();
+        assert_eq!(early.waiting, 1, "{early:?}");
+        env.advance(Duration::seconds(61));
+        let pass = reconcile(&env, Duration::seconds(60), 100).unwrap();
+        assert_eq!(pass.republished, 1, "{pass:?}");
+        assert_eq!(env.published(), ["order.validated"]);
+        assert!(stored(&env, 1).outbox.is_empty());
+    }
+
+    #[test]
+    fn a_lost_trigger_is_redriven_with_the_same_event_id() {
+        let env = MemEnv::new();
+        create(&env, order(&env, 1)).unwrap();
+        env.advance(Duration::seconds(61));
+        let pass = reconcile(&env, Duration::seconds(60), 100).unwrap();
+        assert_eq!(pass.redriven.len(), 1, "{pass:?}");
+        let sent = env.bus.sent.borrow();
+        assert_eq!(sent[0], sent[1], "the re-drive is the same event, same id");
+    }
+
+    #[test]
+    fn every_fault_at_every_io_call_ends_in_the_same_state() {
+        // Count the calls of a clean run, then fail or abort each one in turn.
+        let clean = MemEnv::new();
+        let plan = FaultPlan::new(None, Fault::Error);
+        create(&FaultyEnv::new(&clean, &plan), order(&clean, 1)).unwrap();
+        reserve(&FaultyEnv::new(&clean, &plan), 1).unwrap();
+        let calls = plan.calls();
+        assert!(calls >= 8, "{calls}");
+        for fault in [Fault::Error, Fault::Abort] {
+            for at in 1..=calls {
+                let env = MemEnv::new();
+                let plan = FaultPlan::new(Some(at), fault);
+                let faulty = FaultyEnv::new(&env, &plan);
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = create(&faulty, order(&env, 1));
+                    let _ = reserve(&faulty, 1);
+                }));
+                // Retries (the client's, the queue's) and the reconciler finish the job.
+                let _ = create(&env, order(&env, 1));
+                let _ = reserve(&env, 1);
+                env.advance(Duration::seconds(120));
+                reconcile(&env, Duration::seconds(60), 100).unwrap();
+                let r = stored(&env, 1);
+                assert_eq!(r.status(), OrderStatus::Reserved, "{fault:?} at {at}");
+                assert!(r.outbox.is_empty(), "{fault:?} at {at}");
+                let sent = env.published();
+                assert!(
+                    sent.contains(&"order.validated".to_string()),
+                    "{fault:?} at {at}"
+                );
+                assert!(
+                    sent.contains(&"order.reserved".to_string()),
+                    "{fault:?} at {at}"
+                );
+                // Only `route` is owed: one live entry, naming the order.
+                let live: Vec<String> = env.owed.keys().unwrap();
+                assert_eq!(live.len(), 1, "{fault:?} at {at}: {live:?}");
+                assert_eq!(r.marker.as_deref(), Some(live[0].as_str()));
+            }
+        }
+    }
+}

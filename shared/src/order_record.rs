@@ -1,0 +1,213 @@
+//! The stored form of an order: the validated order with everything that happened to it, and
+//! the events it still owes the outside world (its outbox).
+//!
+//! Every change goes through a method that records its event on the timeline **and** in the
+//! outbox, in the same value the step runner writes with one compare-and-swap: an event is
+//! never "published but not stored" nor "stored and forgotten". The runner publishes the
+//! outbox after the write and marks the events published in a second write; a crash in
+//! between leaves them in the outbox, where the next step or the reconciler finds them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    EventEnvelope, EventType, FulfilmentPlan, LocationId, Order, OrderStatus, Refund, RefundLedger,
+    Reservation, ShipmentLine, Timeline, TimelineError,
+};
+
+/// Where a shipment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShipmentStatus {
+    /// Stock allocated at the location, not yet shipped.
+    Allocated,
+    /// Handed to the carrier.
+    Shipped,
+    /// Delivered to the customer.
+    Delivered,
+}
+
+/// One shipment of a routed order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShipmentRecord {
+    /// `{order id}-{n}`.
+    pub id: String,
+    /// Where it ships from.
+    pub location: LocationId,
+    /// What it carries.
+    pub lines: Vec<ShipmentLine>,
+    /// Its state.
+    pub status: ShipmentStatus,
+    /// Carrier, once shipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// Tracking number, once shipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<String>,
+    /// When it shipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped_at: Option<DateTime<Utc>>,
+    /// When it was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// Everything stored about one order, updated as a whole with compare-and-swap so its status,
+/// timeline and fulfilment state never disagree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// The validated order.
+    pub order: Order,
+    /// Its timeline, oldest first.
+    pub events: Vec<EventEnvelope>,
+    /// Stock held for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<Reservation>,
+    /// The fulfilment plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<FulfilmentPlan>,
+    /// Its shipments.
+    #[serde(default)]
+    pub shipments: Vec<ShipmentRecord>,
+    /// Money refunded so far.
+    pub ledger: RefundLedger,
+    /// Refunds issued.
+    #[serde(default)]
+    pub refunds: Vec<Refund>,
+    /// Return authorisations opened for it (ids; each stored under `keys::return_`).
+    #[serde(default)]
+    pub returns: Vec<crate::ReturnId>,
+    /// Why it was rejected or backordered, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Ids of timeline events not yet published (oldest first): the outbox.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<Uuid>,
+    /// Bumped by every write of the step runner.
+    #[serde(default)]
+    pub version: u64,
+    /// The owed-work index entry that covers this order while it owes work (see the step
+    /// runner); `None` when it rests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marker: Option<String>,
+}
+
+impl OrderRecord {
+    /// A freshly accepted order with its `order.validated` event.
+    ///
+    /// # Errors
+    /// Never in practice (the first event of a new timeline is always legal).
+    pub fn accept(
+        order: Order,
+        event_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<OrderRecord, TimelineError> {
+        let mut timeline = Timeline::new(order.id());
+        timeline.transition(OrderStatus::Validated, event_id, now, serde_json::json!({}))?;
+        let ledger = RefundLedger::for_order(&order);
+        Ok(OrderRecord {
+            order,
+            events: timeline.events().to_vec(),
+            reservation: None,
+            plan: None,
+            shipments: Vec::new(),
+            ledger,
+            refunds: Vec::new(),
+            returns: Vec::new(),
+            reason: None,
+            outbox: vec![event_id],
+            version: 0,
+            marker: None,
+        })
+    }
+
+    /// The timeline, replayed (which re-checks every transition).
+    ///
+    /// # Errors
+    /// [`TimelineError`] for a corrupted history.
+    pub fn timeline(&self) -> Result<Timeline, TimelineError> {
+        Timeline::from_events(self.order.id(), self.events.clone())
+    }
+
+    /// The current status.
+    pub fn status(&self) -> OrderStatus {
+        // Return events leave the status alone, so the latest status-changing event decides.
+        self.events
+            .iter()
+            .rev()
+            .find_map(|e| e.event_type().status())
+            .unwrap_or(OrderStatus::Validated)
+    }
+
+    /// Whether an event of this type was already recorded (redelivery check).
+    pub fn has_event(&self, event_type: EventType) -> bool {
+        self.events.iter().any(|e| e.event_type() == event_type)
+    }
+
+    /// Records a status change and returns the new event.
+    ///
+    /// # Errors
+    /// [`TimelineError`] for an illegal transition.
+    pub fn transition(
+        &mut self,
+        to: OrderStatus,
+        data: serde_json::Value,
+        event_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, TimelineError> {
+        let mut timeline = self.timeline()?;
+        let event = timeline.transition(to, event_id, now, data)?.clone();
+        self.events.push(event.clone());
+        self.outbox.push(event.id());
+        Ok(event)
+    }
+
+    /// Records an event that is not a status change (e.g. `return.received`).
+    ///
+    /// # Errors
+    /// [`TimelineError`] when not allowed now.
+    pub fn record(
+        &mut self,
+        event_type: EventType,
+        data: serde_json::Value,
+        event_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, TimelineError> {
+        let mut timeline = self.timeline()?;
+        let event = timeline.record(event_type, event_id, now, data)?.clone();
+        self.events.push(event.clone());
+        self.outbox.push(event.id());
+        Ok(event)
+    }
+
+    /// The events still to publish, oldest first.
+    pub fn owed_events(&self) -> Vec<&EventEnvelope> {
+        self.outbox
+            .iter()
+            .filter_map(|id| self.events.iter().find(|e| e.id() == *id))
+            .collect()
+    }
+
+    /// Marks events as published (they leave the outbox).
+    pub fn mark_published(&mut self, ids: &[Uuid]) {
+        self.outbox.retain(|id| !ids.contains(id));
+    }
+
+    /// The event whose consumer still has work to do on this order — the step the lifecycle
+    /// owes next — or `None` when the order rests (waiting on a person or a partner, or
+    /// finished). Re-publishing it (same id) re-drives a step whose trigger was lost.
+    pub fn owed_step(&self) -> Option<&EventEnvelope> {
+        let owed = match self.status() {
+            OrderStatus::Validated => EventType::OrderValidated,
+            OrderStatus::Reserved => EventType::OrderReserved,
+            _ => return None,
+        };
+        self.events.iter().rev().find(|e| e.event_type() == owed)
+    }
+
+    /// Whether the order owes anything: events to publish or a step to run.
+    pub fn owes_work(&self) -> bool {
+        !self.outbox.is_empty() || self.owed_step().is_some()
+    }
+}
