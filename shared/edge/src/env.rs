@@ -264,6 +264,11 @@ pub struct FaultyEnv<'a, E: Env> {
 }
 
 impl<'a, E: Env> FaultyEnv<'a, E> {
+    /// The wrapped world (to build inputs from its clock and ids without counting I/O).
+    pub fn inner(&self) -> &'a E {
+        self.inner
+    }
+
     /// Wraps `inner`, failing as `plan` says.
     pub fn new(inner: &'a E, plan: &'a FaultPlan) -> FaultyEnv<'a, E> {
         FaultyEnv {
@@ -301,5 +306,45 @@ impl<'a, E: Env> Env for FaultyEnv<'a, E> {
     }
     fn new_id(&self) -> Uuid {
         self.inner.new_id()
+    }
+}
+
+/// The fault-injection harness of every step's tests: runs `scenario` once on a clean
+/// [`MemEnv`] to count its I/O calls, then once per call number and [`Fault`] kind with that
+/// call failing (error) or aborting (panic, as a guest stopped at its deadline). After each
+/// faulty run, `recover` runs on the same stores without faults — what the world does next:
+/// the client's retry, the queue's redelivery, the reconciler — and `check` asserts the end
+/// state (it gets a label naming the fault, for its messages). `setup` builds the stores
+/// (catalog, stock …) before each run.
+///
+/// # Panics
+/// When `check` does, or the clean run makes no I/O call.
+pub fn for_every_fault(
+    setup: impl Fn(&MemEnv),
+    scenario: impl Fn(&FaultyEnv<'_, MemEnv>),
+    recover: impl Fn(&MemEnv),
+    check: impl Fn(&MemEnv, &str),
+) {
+    let clean = MemEnv::new();
+    setup(&clean);
+    let counting = FaultPlan::new(None, Fault::Error);
+    scenario(&FaultyEnv::new(&clean, &counting));
+    recover(&clean);
+    check(&clean, "no fault");
+    let calls = counting.calls();
+    assert!(calls > 0, "the scenario made no I/O call");
+    for fault in [Fault::Error, Fault::Abort] {
+        for at in 1..=calls {
+            let env = MemEnv::new();
+            setup(&env);
+            let plan = FaultPlan::new(Some(at), fault);
+            let faulty = FaultyEnv::new(&env, &plan);
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(|_| {}));
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(&faulty)));
+            std::panic::set_hook(hook);
+            recover(&env);
+            check(&env, &format!("{fault:?} at I/O call {at} of {calls}"));
+        }
     }
 }

@@ -7,6 +7,11 @@
 //! outbox after the write and marks the events published in a second write; a crash in
 //! between leaves them in the outbox, where the next step or the reconciler finds them.
 
+mod fulfilment;
+mod intake;
+mod payment;
+mod stock;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,0 +1,5 @@
+//! fulfilment transitions of [`OrderRecord`].
+
+use super::OrderRecord;
+
+impl OrderRecord {}

@@ -1,0 +1,5 @@
+//! intake transitions of [`OrderRecord`].
+
+use super::OrderRecord;
+
+impl OrderRecord {}

@@ -1,0 +1,5 @@
+//! payment transitions of [`OrderRecord`].
+
+use super::OrderRecord;
+
+impl OrderRecord {}

@@ -1,0 +1,5 @@
+//! stock transitions of [`OrderRecord`].
+
+use super::OrderRecord;
+
+impl OrderRecord {}
