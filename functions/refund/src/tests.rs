@@ -57,6 +57,10 @@ impl Kv for FlakyKv {
         self.refuses(&cas.0)?;
         self.inner.swap(cas, value)
     }
+
+    fn keys(&self) -> Result<Vec<String>, KvError> {
+        self.inner.keys()
+    }
 }
 
 /// A bus that can be switched off (the broker is down).

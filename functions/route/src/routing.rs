@@ -246,6 +246,10 @@ mod tests {
             self.refuses(&cas.0)?;
             self.inner.swap(cas, value)
         }
+
+        fn keys(&self) -> Result<Vec<String>, KvError> {
+            self.inner.keys()
+        }
     }
 
     const SKU: &str = "SKU-1";
