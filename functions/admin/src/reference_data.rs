@@ -1,0 +1,263 @@
+//! The reference data the steps read: catalog prices, the fulfilment network, stock counts,
+//! backorder and routing policies. Each `put_*` validates the whole body first (a 422 problem
+//! naming the field, nothing written), then stores it under its `keys::*` key.
+
+use std::collections::BTreeMap;
+
+use oms_domain::{
+    BackorderPolicy, Currency, Location, LocationId, Money, RoutingPolicy, Sku, Violation,
+    ViolationCode,
+};
+use oms_edge::{
+    json_response, keys, update_json, Change, FunctionError, Kv, Problem, SpinKv, StockDoc,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use spin_sdk::http::Response;
+
+fn violation(field: &str, code: ViolationCode, detail: impl Into<String>) -> Violation {
+    Violation {
+        field: field.to_string(),
+        code,
+        detail: detail.into(),
+    }
+}
+
+fn parse_sku(sku: &str) -> Result<Sku, FunctionError> {
+    Sku::parse(sku).map_err(|e| {
+        Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "sku",
+            "invalid_format",
+            e.to_string(),
+        )
+        .into()
+    })
+}
+
+pub(crate) fn put_catalog(kv: &SpinKv, sku: &str, body: &Value) -> Result<Response, FunctionError> {
+    let sku = parse_sku(sku)?;
+    let Some(prices) = body.as_object() else {
+        return Err(Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "/",
+            "invalid_type",
+            "expected an object of currency → price",
+        )
+        .into());
+    };
+    let mut parsed = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (code, amount) in prices {
+        let field = format!("/{code}");
+        let currency = match Currency::parse(code) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(violation(
+                    &field,
+                    ViolationCode::UnknownCurrency,
+                    e.to_string(),
+                ));
+                continue;
+            }
+        };
+        match amount.as_str().map(|a| Money::parse(a, currency)) {
+            Some(Ok(m)) => {
+                parsed.insert(code.clone(), m.amount().to_string());
+            }
+            Some(Err(e)) => problems.push(violation(
+                &field,
+                ViolationCode::InvalidFormat,
+                e.to_string(),
+            )),
+            None => problems.push(violation(
+                &field,
+                ViolationCode::InvalidType,
+                "a price is a decimal string, e.g. \"19.99\"",
+            )),
+        }
+    }
+    if parsed.is_empty() && problems.is_empty() {
+        problems.push(violation(
+            "/",
+            ViolationCode::Empty,
+            "at least one price is required",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Problem::invalid("the prices are invalid", &problems).into());
+    }
+    kv.set_json(&keys::catalog(sku.as_str()), &parsed)?;
+    Ok(json_response(200, &json!({"sku": sku, "prices": parsed})))
+}
+
+pub(crate) fn put_locations(kv: &SpinKv, body: Value) -> Result<Response, FunctionError> {
+    let locations: Vec<Location> = serde_json::from_value(body).map_err(|e| {
+        Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "/",
+            "invalid_format",
+            e.to_string(),
+        )
+    })?;
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, l) in locations.iter().enumerate() {
+        if !seen.insert(l.id().clone()) {
+            return Err(Problem::field(
+                422,
+                "validation",
+                "Invalid request",
+                &format!("/{i}/id"),
+                "duplicate",
+                format!("location {} appears twice", l.id()),
+            )
+            .into());
+        }
+    }
+    kv.set_json(keys::LOCATIONS, &locations)?;
+    Ok(json_response(200, &locations))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StockCount {
+    on_hand: u32,
+}
+
+pub(crate) fn put_stock(
+    kv: &SpinKv,
+    sku: &str,
+    location: &str,
+    body: &Value,
+) -> Result<Response, FunctionError> {
+    let sku = parse_sku(sku)?;
+    let location = LocationId::parse(location).map_err(|e| {
+        Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "location",
+            "invalid_format",
+            e.to_string(),
+        )
+    })?;
+    let known: Vec<Location> = kv.get_json(keys::LOCATIONS)?.unwrap_or_default();
+    if !known.iter().any(|l| *l.id() == location) {
+        return Err(Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "location",
+            "unknown_location",
+            format!("no location {location}; PUT /v1/admin/locations first"),
+        )
+        .into());
+    }
+    let count: StockCount = serde_json::from_value(body.clone()).map_err(|e| {
+        Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "/on_hand",
+            "invalid_type",
+            e.to_string(),
+        )
+    })?;
+    let doc = update_json(
+        kv,
+        &keys::stock(sku.as_str(), location.as_str()),
+        |cur: Option<StockDoc>| {
+            let next = cur
+                .unwrap_or_default()
+                .recount(count.on_hand)
+                .map_err(|e| {
+                    FunctionError::from(Problem::field(
+                        409,
+                        "conflict",
+                        "Conflict",
+                        "/on_hand",
+                        "below_committed",
+                        e.to_string(),
+                    ))
+                })?;
+            Ok::<_, FunctionError>(Change::Write(next.clone(), next))
+        },
+    )?;
+    Ok(json_response(
+        200,
+        &json!({
+            "sku": sku, "location": location, "on_hand": doc.level.on_hand(),
+            "reserved": doc.level.reserved(), "allocated": doc.level.allocated(), "available": doc.available()
+        }),
+    ))
+}
+
+pub(crate) fn put_backorder(
+    kv: &SpinKv,
+    sku: &str,
+    body: Value,
+) -> Result<Response, FunctionError> {
+    let sku = parse_sku(sku)?;
+    let policy: BackorderPolicy = serde_json::from_value(body).map_err(|e| {
+        Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "/",
+            "invalid_format",
+            format!("expected \"never\", \"unlimited\" or {{\"up_to\": N}}: {e}"),
+        )
+    })?;
+    kv.set_json(&keys::backorder(sku.as_str()), &policy)?;
+    Ok(json_response(200, &json!({"sku": sku, "policy": policy})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    split_limit: usize,
+    cost_per_km: String,
+}
+
+pub(crate) fn put_routing_policy(kv: &SpinKv, body: &Value) -> Result<Response, FunctionError> {
+    let raw: PolicyBody = serde_json::from_value(body.clone()).map_err(|e| {
+        Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "/",
+            "invalid_format",
+            e.to_string(),
+        )
+    })?;
+    let cost = raw.cost_per_km.parse().map_err(|_| {
+        Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "/cost_per_km",
+            "invalid_format",
+            "a decimal string",
+        )
+    })?;
+    RoutingPolicy::new(raw.split_limit, cost).map_err(|e| {
+        Problem::field(
+            422,
+            "validation",
+            "Invalid request",
+            "/split_limit",
+            "out_of_range",
+            e.to_string(),
+        )
+    })?;
+    // Stored as given (validated above); the route step builds the RoutingPolicy from it.
+    let stored = json!({"split_limit": raw.split_limit, "cost_per_km": raw.cost_per_km});
+    kv.set_json(keys::ROUTING_POLICY, &stored)?;
+    Ok(json_response(200, &stored))
+}
