@@ -67,11 +67,16 @@ fn key_value_round_trip_with_store_grants() {
     host.wait_log("not granted");
 }
 
+/// 64 requests read the counter, wait until all 64 have read it (a barrier in the store), then
+/// swap: exactly one can win on its first attempt, the other 63 must see a conflict and retry,
+/// and no increment is lost.
 #[test]
 fn compare_and_swap_loses_no_update_under_a_race() {
-    let host = start_probe(&[], &[]);
+    // The barrier holds every request until the last one has arrived: more than the default
+    // 1 s deadline on a loaded machine.
+    let host = start_probe(&["--http-deadline-ms", "10000"], &[]);
     let n = 64;
-    let url = host.url("/probe/cas/counter");
+    let url = host.url(&format!("/probe/cas/counter?barrier={n}"));
     let attempts: Vec<u32> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n).map(|_| s.spawn(|| post(&url, ""))).collect();
         handles
@@ -88,7 +93,15 @@ fn compare_and_swap_loses_no_update_under_a_race() {
         n.to_string(),
         "every increment counted"
     );
-    assert!(attempts.iter().all(|a| *a >= 1));
+    let first_try = attempts.iter().filter(|a| **a == 1).count();
+    assert_eq!(
+        first_try, 1,
+        "all {n} swapped the same value: one wins, every other one sees a conflict ({attempts:?})"
+    );
+    assert!(
+        attempts.iter().sum::<u32>() >= 2 * n - 1,
+        "each loser retries at least once: {attempts:?}"
+    );
 
     // Atomic increment, raced too.
     let url = host.url("/probe/incr/hits");

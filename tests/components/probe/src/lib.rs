@@ -2,8 +2,11 @@
 //!
 //! Routes (under the component's base route, read from `spin-path-info`):
 //! - `GET|PUT|DELETE /kv/{key}?store=NAME` — fermyon key-value round trip (`GET /kv` lists keys)
-//! - `POST /cas/{key}?store=NAME` — add one to a counter with wasi:keyvalue compare-and-swap,
-//!   retrying on conflict; answers the number of attempts
+//! - `POST /cas/{key}?store=NAME&barrier=N` — add one to a counter with wasi:keyvalue
+//!   compare-and-swap, retrying on conflict; answers the number of attempts. With `barrier`,
+//!   the first attempt reads, then waits until N requests have read (counted in
+//!   `{key}:arrived`) before it swaps, so all N race on the same value: exactly one can win
+//!   its first swap (fails after 5 s if fewer than N arrive)
 //! - `POST /incr/{key}` — wasi:keyvalue atomic increment
 //! - `POST /batch` — set-many then get-many then delete-many with wasi:keyvalue batch
 //! - `GET /var/{name}` — a Spin variable
@@ -49,6 +52,7 @@ fn handle(req: Request) -> anyhow::Result<Response> {
         }
         (Method::Post, ["cas", key]) => {
             let bucket = wkv::open(&store_name)?;
+            let barrier: Option<i64> = query(&req, "barrier").map(|n| n.parse()).transpose()?;
             let mut attempts = 0u32;
             loop {
                 attempts += 1;
@@ -57,6 +61,9 @@ fn handle(req: Request) -> anyhow::Result<Response> {
                     Some(bytes) => String::from_utf8(bytes)?.parse()?,
                     None => 0,
                 };
+                if let (Some(n), 1) = (barrier, attempts) {
+                    wait_until_arrived(&bucket, &format!("{key}:arrived"), n)?;
+                }
                 match atomics::swap(cas, (current + 1).to_string().as_bytes()) {
                     Ok(()) => break,
                     Err(atomics::CasError::CasFailed(_)) => continue,
@@ -131,6 +138,19 @@ fn handle(req: Request) -> anyhow::Result<Response> {
             format!("probe has no route for {} {path}", req.method()),
         ),
     }
+}
+
+/// Counts this request in `counter`, then waits until `n` have been counted.
+fn wait_until_arrived(bucket: &wkv::Bucket, counter: &str, n: i64) -> anyhow::Result<()> {
+    let mut arrived = atomics::increment(bucket, counter, 1)?;
+    for _ in 0..5000 {
+        if arrived >= n {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        arrived = atomics::increment(bucket, counter, 0)?;
+    }
+    anyhow::bail!("barrier: only {arrived} of {n} requests arrived within 5 s")
 }
 
 fn header(req: &Request, name: &str) -> String {
