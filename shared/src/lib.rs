@@ -47,7 +47,10 @@ pub use order::{
     Customer, Discount, Order, OrderLine, Payment, PaymentStatus, Shipping, ShippingMethod, Totals,
     MAX_DISCOUNTS, MAX_LINES,
 };
-pub use order_record::{OrderRecord, ShipmentRecord, ShipmentStatus};
+pub use order_record::{
+    DeliveredEvent, FulfilmentError, FulfilmentStatus, OrderRecord, RoutedEvent, ShipmentId,
+    ShipmentLabel, ShipmentRecord, ShipmentStatus, ShippedEvent, UnroutableEvent,
+};
 pub use order_state::{IllegalTransition, OrderStatus};
 pub use quantity::{Quantity, QuantityError};
 pub use refund::{Refund, RefundError, RefundItem, RefundLedger};

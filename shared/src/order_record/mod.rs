@@ -12,51 +12,19 @@ mod intake;
 mod payment;
 mod stock;
 
+pub use fulfilment::{
+    DeliveredEvent, FulfilmentError, FulfilmentStatus, RoutedEvent, ShipmentId, ShipmentLabel,
+    ShipmentRecord, ShipmentStatus, ShippedEvent, UnroutableEvent,
+};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    EventEnvelope, EventType, FulfilmentPlan, LocationId, Order, OrderStatus, Refund, RefundLedger,
-    Reservation, ShipmentLine, Timeline, TimelineError,
+    EventEnvelope, EventType, FulfilmentPlan, Order, OrderStatus, Refund, RefundLedger, Reservation,
+    Timeline, TimelineError,
 };
-
-/// Where a shipment is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ShipmentStatus {
-    /// Stock allocated at the location, not yet shipped.
-    Allocated,
-    /// Handed to the carrier.
-    Shipped,
-    /// Delivered to the customer.
-    Delivered,
-}
-
-/// One shipment of a routed order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShipmentRecord {
-    /// `{order id}-{n}`.
-    pub id: String,
-    /// Where it ships from.
-    pub location: LocationId,
-    /// What it carries.
-    pub lines: Vec<ShipmentLine>,
-    /// Its state.
-    pub status: ShipmentStatus,
-    /// Carrier, once shipped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub carrier: Option<String>,
-    /// Tracking number, once shipped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tracking: Option<String>,
-    /// When it shipped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shipped_at: Option<DateTime<Utc>>,
-    /// When it was delivered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delivered_at: Option<DateTime<Utc>>,
-}
 
 /// Everything stored about one order, updated as a whole with compare-and-swap so its status,
 /// timeline and fulfilment state never disagree.
