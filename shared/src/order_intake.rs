@@ -6,11 +6,13 @@ use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use crate::address::{check_line, Address, AddressError, CountryCode, PostalCode};
 use crate::coordinates::{Coordinates, CoordinatesError};
 use crate::currency::Currency;
 use crate::email::Email;
+use crate::idempotency::IdempotencyKey;
 use crate::ids::{ChannelId, LocationId, OrderId, Sku};
 use crate::money::{Money, MoneyError};
 use crate::order::{
@@ -802,6 +804,61 @@ fn metadata(r: &mut Reader, value: &Value) -> Option<BTreeMap<String, String>> {
     ok.then_some(out)
 }
 
+/// Namespace of the UUIDv5 order ids derived from an intent. Fixed forever: a new value would
+/// give a retried intent a second order.
+const INTENT_NAMESPACE: Uuid = Uuid::from_u128(0x0b1c_5e9a_7d2f_4c61_9e38_a4f0_2d6b_8c17);
+
+impl OrderId {
+    /// The id of the storefront order placed on `channel` with this `Idempotency-Key`:
+    /// UUIDv5 of `"storefront:{channel}:{key}"`, so any retry of the request — after a crash,
+    /// a 504 or a lost response — names the same order.
+    ///
+    /// The scope is the channel until callers have their own identity (issue 12 adds the
+    /// caller to the scope: two storefronts must not share a key space).
+    pub fn for_storefront(channel: &ChannelId, key: &IdempotencyKey) -> OrderId {
+        OrderId::from_intent(&format!("storefront:{channel}:{}", key.as_str()))
+    }
+
+    /// The id of the marketplace order a channel knows as `external` (its own order id or
+    /// webhook id): UUIDv5 of `"marketplace:{channel}:{external}"`, so every redelivery names
+    /// the same order and no separate claim record is needed.
+    pub fn for_marketplace(channel: &ChannelId, external: &str) -> OrderId {
+        OrderId::from_intent(&format!("marketplace:{channel}:{external}"))
+    }
+
+    fn from_intent(intent: &str) -> OrderId {
+        OrderId::new(Uuid::new_v5(&INTENT_NAMESPACE, intent.as_bytes()))
+    }
+}
+
+impl Order {
+    /// Parses a storefront order request whose id comes from its intent
+    /// ([`OrderId::for_storefront`] over the body's channel and the key).
+    ///
+    /// # Errors
+    /// [`Violations`] as [`Order::from_request`].
+    pub fn from_storefront_request(
+        body: &Value,
+        key: &IdempotencyKey,
+        placed_at: DateTime<Utc>,
+    ) -> Result<Order, Violations> {
+        // The id needs the channel, which only a successful parse vouches for.
+        let mut order = parse(body, Some((OrderId::new(Uuid::nil()), placed_at)))?;
+        order.id = OrderId::for_storefront(&order.channel, key);
+        Ok(order)
+    }
+
+    /// Whether `other` is the same request as this order (every field but the id and the
+    /// time it was placed): a retry of the intent that created this order, not another
+    /// order reusing its key.
+    pub fn same_request(&self, other: &Order) -> bool {
+        let mut other = other.clone();
+        other.id = self.id;
+        other.placed_at = self.placed_at;
+        *self == other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -932,5 +989,65 @@ mod tests {
             got.iter().any(|(_, c)| *c == ViolationCode::OutOfRange),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn intent_ids_are_stable_and_scoped_by_channel_and_key() {
+        let web = ChannelId::parse("web").unwrap();
+        let app = ChannelId::parse("app").unwrap();
+        let k1 = IdempotencyKey::parse("k-1").unwrap();
+        let k2 = IdempotencyKey::parse("k-2").unwrap();
+        assert_eq!(
+            OrderId::for_storefront(&web, &k1),
+            OrderId::for_storefront(&web, &k1)
+        );
+        assert_ne!(
+            OrderId::for_storefront(&web, &k1),
+            OrderId::for_storefront(&web, &k2)
+        );
+        assert_ne!(
+            OrderId::for_storefront(&web, &k1),
+            OrderId::for_storefront(&app, &k1)
+        );
+        assert_ne!(
+            OrderId::for_storefront(&web, &k1),
+            OrderId::for_marketplace(&web, "k-1"),
+            "a storefront key and a marketplace id never collide"
+        );
+        assert_eq!(
+            OrderId::for_marketplace(&web, "9"),
+            OrderId::for_marketplace(&web, "9")
+        );
+        // Fixed forever: a new namespace would give every retried intent a second order.
+        assert_eq!(
+            OrderId::for_marketplace(&web, "9").to_string(),
+            OrderId::new(Uuid::new_v5(
+                &Uuid::from_u128(0x0b1c_5e9a_7d2f_4c61_9e38_a4f0_2d6b_8c17),
+                b"marketplace:web:9"
+            ))
+            .to_string()
+        );
+    }
+
+    #[test]
+    fn a_storefront_order_is_named_by_its_intent_and_compared_as_a_request() {
+        let key = IdempotencyKey::parse("k-1").unwrap();
+        let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let order = Order::from_storefront_request(&body(), &key, at).unwrap();
+        let web = ChannelId::parse("web").unwrap();
+        assert_eq!(order.id(), OrderId::for_storefront(&web, &key));
+        let later =
+            Order::from_storefront_request(&body(), &key, at + chrono::Duration::hours(1)).unwrap();
+        assert!(
+            order.same_request(&later),
+            "a retry later is the same request"
+        );
+        let mut other = body();
+        other["payment"]["reference"] = json!("q");
+        let other = Order::from_storefront_request(&other, &key, at).unwrap();
+        assert!(!order.same_request(&other));
+        let mut bad = body();
+        bad["channel"] = json!("no spaces allowed");
+        assert!(Order::from_storefront_request(&bad, &key, at).is_err());
     }
 }
