@@ -142,12 +142,9 @@ impl Served {
     /// nothing comes from the compile cache) and picks `component`.
     fn load(manifest: &str, component: &str, allocation: Allocation, limits: Limits) -> Served {
         let state = tempfile::tempdir().expect("a temporary folder");
-        let config = RuntimeConfig::embedded(state.path());
-        let app = App::load(
-            &repo().join("tests/apps").join(manifest),
-            &config.store_labels(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let app =
+            App::load(&repo().join("tests/apps").join(manifest)).unwrap_or_else(|e| panic!("{e}"));
+        let config = RuntimeConfig::embedded(state.path(), app.granted_stores());
         if let Some(c) = app.components.get(component) {
             assert!(
                 c.source.exists(),

@@ -178,22 +178,22 @@ impl App {
     /// # Errors
     /// [`Error::Manifest`] naming the file and the offending field for anything malformed or
     /// inconsistent (unknown component, bad route, bad cron expression, undeclared variable, bad
-    /// host pattern, unsupported trigger type, unknown key-value store when `known_stores` is
-    /// given).
-    pub fn load(file: &Path, known_stores: &[String]) -> Result<App, Error> {
+    /// host pattern, unsupported trigger type). Whether the key-value stores it grants exist
+    /// is the runtime config's business ([`crate::runtime_config::RuntimeConfig::check_granted`]).
+    pub fn load(file: &Path) -> Result<App, Error> {
         let text = std::fs::read_to_string(file).map_err(|e| Error::Manifest {
             file: file.to_path_buf(),
             field: String::new(),
             message: format!("cannot read: {e}"),
         })?;
-        Self::parse(file, &text, known_stores)
+        Self::parse(file, &text)
     }
 
     /// Parses and checks manifest text (see [`App::load`]).
     ///
     /// # Errors
     /// As [`App::load`].
-    pub fn parse(file: &Path, text: &str, known_stores: &[String]) -> Result<App, Error> {
+    pub fn parse(file: &Path, text: &str) -> Result<App, Error> {
         let err = |field: &str, message: String| Error::Manifest {
             file: file.to_path_buf(),
             field: field.to_string(),
@@ -242,18 +242,6 @@ impl App {
                     ))
                 }
             };
-            for (i, store) in c.key_value_stores.iter().enumerate() {
-                if !known_stores.is_empty() && !known_stores.contains(store) {
-                    return Err(err(
-                        &format!("{}[{i}]", field("key_value_stores")),
-                        format!(
-                            "unknown key-value store {store:?} (defined: {}); define it in the \
-                             runtime config as [key_value_store.{store}]",
-                            known_stores.join(", ")
-                        ),
-                    ));
-                }
-            }
             let mut variables = BTreeMap::new();
             for (name, template) in &c.variables {
                 let f = format!("{}.{name}", field("variables"));
@@ -410,6 +398,14 @@ impl App {
         })
     }
 
+    /// Every key-value store label some component is granted (`key_value_stores`).
+    pub fn granted_stores(&self) -> std::collections::BTreeSet<&str> {
+        self.components
+            .values()
+            .flat_map(|c| c.key_value_stores.iter().map(String::as_str))
+            .collect()
+    }
+
     /// Narrows the app to the components a host runs, as `spin up --component-id` does: only
     /// their HTTP routes are served, only their subscriptions consumed and their schedules
     /// run, only they are loaded. Every component must exist.
@@ -509,7 +505,7 @@ source = "worker.wasm"
 "#;
 
     fn parse(text: &str) -> Result<App, Error> {
-        App::parse(Path::new("dir/spin.toml"), text, &["default".to_string()])
+        App::parse(Path::new("dir/spin.toml"), text)
     }
 
     #[test]
@@ -618,10 +614,6 @@ allowed_outbound_hosts = ["{{ redis_address }}", "https://{{ api_host }}"]
         assert_eq!(
             field_of(&GOOD.replace("/api/...", "api")),
             "trigger.http[0].route"
-        );
-        assert_eq!(
-            field_of(&GOOD.replace("[\"default\"]", "[\"cache\"]")),
-            "component.web.key_value_stores[0]"
         );
         assert_eq!(
             field_of(&GOOD.replace("{{ token }}", "{{ nope }}")),

@@ -1,6 +1,13 @@
 //! Spin's `runtime-config.toml`, the part `oms up` reads: which backend serves each key-value
-//! store label. Without a file, the label `default` is an embedded SQLite file in the state
-//! folder.
+//! store label.
+//!
+//! - **Without a file**, every label the manifest grants gets an embedded store: the same SQLite
+//!   file in the state folder (`kv.db`), each label its own namespace — so `oms up` runs any
+//!   manifest with no set-up. (Spin itself only provides `default` without a file; there,
+//!   other labels need `--runtime-config-file`, e.g. `infra/runtime-config.sqlite.toml`.)
+//! - **With a file**, as Spin: `default` is embedded unless the file redefines it, and every
+//!   other granted label must be defined in the file, or start stops naming the label and the
+//!   component ([`RuntimeConfig::check_granted`]).
 //!
 //! ```toml
 //! [key_value_store.default]
@@ -17,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::manifest::App;
 use crate::Error;
 
 /// Where each key-value store label lives.
@@ -53,14 +61,45 @@ struct RawStore {
 }
 
 impl RuntimeConfig {
-    /// The embedded defaults: store `default` in `<state_dir>/kv.db`.
-    pub fn embedded(state_dir: &Path) -> RuntimeConfig {
-        RuntimeConfig {
-            key_value_stores: BTreeMap::from([(
-                "default".to_string(),
-                KvBackendConfig::Sqlite(state_dir.join("kv.db")),
-            )]),
+    /// The embedded defaults: store `default` and each `granted` label in `<state_dir>/kv.db`
+    /// (one file, a namespace per label).
+    pub fn embedded<'a>(
+        state_dir: &Path,
+        granted: impl IntoIterator<Item = &'a str>,
+    ) -> RuntimeConfig {
+        let file = state_dir.join("kv.db");
+        let key_value_stores = std::iter::once("default")
+            .chain(granted)
+            .map(|label| (label.to_string(), KvBackendConfig::Sqlite(file.clone())))
+            .collect();
+        RuntimeConfig { key_value_stores }
+    }
+
+    /// Checks that every store label a component of `app` is granted is defined, as Spin does
+    /// at start.
+    ///
+    /// # Errors
+    /// [`Error::RuntimeConfig`] for the first undefined label (in component order), naming
+    /// it, the component, and the `file` to define it in.
+    pub fn check_granted(&self, app: &App, file: &Path) -> Result<(), Error> {
+        for c in app.components.values() {
+            for label in &c.key_value_stores {
+                if !self.key_value_stores.contains_key(label) {
+                    return Err(Error::RuntimeConfig {
+                        file: file.to_path_buf(),
+                        field: format!("key_value_store.{label}"),
+                        message: format!(
+                            "unknown key_value_stores label {label:?} for component {:?}: \
+                             define it in this file as [key_value_store.{label}] \
+                             (defined: {})",
+                            c.id,
+                            self.store_labels().join(", ")
+                        ),
+                    });
+                }
+            }
         }
+        Ok(())
     }
 
     /// Reads a runtime config file over the embedded defaults (a file may redefine `default`).
@@ -77,7 +116,7 @@ impl RuntimeConfig {
             std::fs::read_to_string(file).map_err(|e| err("", format!("cannot read: {e}")))?;
         let raw: Raw = toml::from_str(&text).map_err(|e| err("", e.message().to_string()))?;
         let dir = file.parent().unwrap_or(Path::new("."));
-        let mut config = RuntimeConfig::embedded(state_dir);
+        let mut config = RuntimeConfig::embedded(state_dir, []);
         for (label, store) in raw.key_value_store {
             let field = format!("key_value_store.{label}");
             let backend = match store.r#type.as_str() {
@@ -178,6 +217,64 @@ mod tests {
         assert!(
             e.to_string().contains("key_value_store.default.type"),
             "{e}"
+        );
+    }
+
+    const MANIFEST: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "t"
+[[trigger.http]]
+route = "/a"
+component = "web"
+[component.web]
+source = "web.wasm"
+key_value_stores = ["default", "owed"]
+[component.quiet]
+source = "quiet.wasm"
+"#;
+
+    fn app() -> App {
+        App::parse(Path::new("spin.toml"), MANIFEST).unwrap()
+    }
+
+    #[test]
+    fn without_a_file_every_granted_label_is_embedded_in_one_file() {
+        let app = app();
+        let rc = RuntimeConfig::embedded(Path::new("/state"), app.granted_stores());
+        assert_eq!(rc.store_labels(), ["default", "owed"]);
+        for label in ["default", "owed"] {
+            assert_eq!(
+                rc.key_value_stores[label],
+                KvBackendConfig::Sqlite(PathBuf::from("/state/kv.db"))
+            );
+        }
+        rc.check_granted(&app, Path::new("unused")).unwrap();
+    }
+
+    #[test]
+    fn a_file_must_define_every_granted_label_but_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rc.toml");
+        std::fs::write(&file, "[key_value_store.cache]\ntype = \"spin\"\n").unwrap();
+        let rc = RuntimeConfig::load(&file, Path::new("/s")).unwrap();
+        let e = rc.check_granted(&app(), &file).unwrap_err();
+        let Error::RuntimeConfig { field, message, .. } = &e else {
+            panic!("expected a runtime config error, got {e:?}");
+        };
+        assert_eq!(field, "key_value_store.owed");
+        assert!(
+            message.contains(r#"unknown key_value_stores label "owed" for component "web""#),
+            "{message}"
+        );
+        assert!(e.to_string().contains("rc.toml"), "{e}");
+
+        std::fs::write(&file, "[key_value_store.owed]\ntype = \"spin\"\n").unwrap();
+        let rc = RuntimeConfig::load(&file, Path::new("/s")).unwrap();
+        rc.check_granted(&app(), &file).unwrap();
+        assert_eq!(
+            rc.key_value_stores["default"],
+            KvBackendConfig::Sqlite(PathBuf::from("/s/kv.db"))
         );
     }
 }

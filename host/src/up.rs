@@ -63,12 +63,16 @@ pub fn state_dir(manifest: &std::path::Path, explicit: Option<&PathBuf>) -> Path
 /// storage that cannot open, or an address that cannot be bound.
 pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
     let state = state_dir(&opts.manifest, opts.state_dir.as_ref());
-    let rc = match &opts.runtime_config {
-        Some(file) => RuntimeConfig::load(file, &state)?,
-        None => RuntimeConfig::embedded(&state),
-    };
-    let mut app = App::load(&opts.manifest, &rc.store_labels())?;
+    let mut app = App::load(&opts.manifest)?;
     app.select(&opts.components)?;
+    let rc = match &opts.runtime_config {
+        Some(file) => {
+            let rc = RuntimeConfig::load(file, &state)?;
+            rc.check_granted(&app, file)?;
+            rc
+        }
+        None => RuntimeConfig::embedded(&state, app.granted_stores()),
+    };
     let variables = ResolvedVariables::resolve(&app, |k| std::env::var(k).ok())?;
     // The rendered addresses, for the listing below; as written when a secret goes into one.
     let shown_addresses: Vec<String> = app

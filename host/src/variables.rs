@@ -266,7 +266,7 @@ source = "c.wasm"
 greeting = "{{ greeting }}, world"
 auth = "{{ token }}"
 "#;
-        let app = App::parse(std::path::Path::new("spin.toml"), text, &[]).unwrap();
+        let app = App::parse(std::path::Path::new("spin.toml"), text).unwrap();
         let err = ResolvedVariables::resolve(&app, |_| None).unwrap_err();
         assert!(err.to_string().contains("SPIN_VARIABLE_TOKEN"), "{err}");
         let env = |k: &str| match k {
@@ -298,7 +298,7 @@ allowed_outbound_hosts = ["{{ redis_address }}", "{{ extra_host }}", "https://ap
 "#;
 
     fn resolve(text: &str, env: &[(&str, &str)]) -> Result<ResolvedVariables, Error> {
-        let app = App::parse(std::path::Path::new("spin.toml"), text, &[]).unwrap();
+        let app = App::parse(std::path::Path::new("spin.toml"), text).unwrap();
         let env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
