@@ -104,7 +104,9 @@ impl EventType {
     }
 
     /// The order status this event moves the order into; `None` for `return.*` events,
-    /// which follow the return's own lifecycle.
+    /// which follow the return's own lifecycle, and for the payment events
+    /// (`order.partially_refunded`, `order.refunded`), which change the payment dimension
+    /// only.
     pub fn status(self) -> Option<OrderStatus> {
         OrderStatus::ALL
             .into_iter()
@@ -313,6 +315,8 @@ mod tests {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }
         assert_eq!(EventType::ReturnReceived.status(), None);
+        assert_eq!(EventType::OrderRefunded.status(), None);
+        assert_eq!(EventType::OrderPartiallyRefunded.status(), None);
         assert_eq!(EventType::OrderRouted.status(), Some(OrderStatus::Routed));
     }
 }

@@ -51,12 +51,16 @@ pub use order_record::{
     DeliveredEvent, FulfilmentError, FulfilmentStatus, OrderRecord, RoutedEvent, ShipmentId,
     ShipmentLabel, ShipmentRecord, ShipmentStatus, ShippedEvent, UnroutableEvent,
 };
-pub use order_state::{IllegalTransition, OrderStatus};
+pub use order_state::{IllegalTransition, OrderCancelled, OrderStatus};
 pub use quantity::{Quantity, QuantityError};
-pub use refund::{Refund, RefundError, RefundItem, RefundLedger};
+pub use refund::{
+    PaymentError, PaymentState, Refund, RefundCause, RefundError, RefundItem, RefundLedger,
+    RefundRecorded,
+};
 pub use reservation::{Reservation, ReservationError, ReservedLine};
 pub use returns::{
-    Inspection, ReturnAuthorization, ReturnError, ReturnLine, ReturnState, ReturnedItem,
+    Inspection, LineRestock, RestockPlacement, ReturnAuthorization, ReturnError, ReturnInspected,
+    ReturnLine, ReturnReceived, ReturnRefunded, ReturnRequested, ReturnState, ReturnedItem,
 };
 pub use routing::{
     plan, FulfilmentPlan, Location, LocationKind, RoutingError, RoutingPolicy, RoutingRequest,

@@ -1,4 +1,7 @@
-//! The order lifecycle as an explicit state machine.
+//! The order lifecycle as an explicit state machine: the order dimension only. Money has
+//! its own dimension (`OrderRecord::payment_status`, derived from the refund ledger): a
+//! refund records `order.partially_refunded` / `order.refunded` on the timeline but never
+//! moves the order, so a partially refunded split order still ships and delivers.
 
 use std::fmt;
 
@@ -14,15 +17,13 @@ use crate::event::EventType;
 /// | `backordered` | `reserved`, `cancelled` |
 /// | `reserved` | `routed`, `cancelled` |
 /// | `routed` | `routed` (re-route), `partially_shipped`, `shipped`, `cancelled` |
-/// | `partially_shipped` | `partially_shipped`, `shipped`, `partially_refunded`, `refunded` |
-/// | `shipped` | `delivered`, `partially_refunded`, `refunded` |
-/// | `delivered` | `partially_refunded`, `refunded` |
-/// | `cancelled` | `partially_refunded`, `refunded` (returning a captured payment) |
-/// | `partially_refunded` | `partially_refunded`, `refunded` |
-/// | `rejected`, `refunded` | — (terminal) |
+/// | `partially_shipped` | `partially_shipped`, `shipped` |
+/// | `shipped` | `delivered` |
+/// | `rejected`, `cancelled`, `delivered` | — (terminal) |
 ///
 /// Orders are cancellable until something ships. The repeatable steps record one event per
-/// shipment, re-route or refund.
+/// shipment or re-route. Refunds and returns are not order statuses: their events leave
+/// the status alone (see [`crate::EventType::status`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -40,14 +41,20 @@ pub enum OrderStatus {
     PartiallyShipped,
     /// Every shipment has left.
     Shipped,
-    /// The carrier delivered (or the customer collected).
+    /// The carrier delivered (or the customer collected). Terminal.
     Delivered,
-    /// Cancelled before shipment; stock released.
+    /// Cancelled before shipment; its stock is released. Terminal.
     Cancelled,
-    /// Some money returned to the customer.
-    PartiallyRefunded,
-    /// Everything captured has been returned to the customer. Terminal.
-    Refunded,
+}
+
+/// The data of `order.cancelled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    /// The caller's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The status it was cancelled from.
+    pub from: OrderStatus,
 }
 
 /// A status change the lifecycle forbids.
@@ -62,7 +69,7 @@ pub struct IllegalTransition {
 
 impl OrderStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [OrderStatus; 11] = [
+    pub const ALL: [OrderStatus; 9] = [
         Self::Validated,
         Self::Reserved,
         Self::Backordered,
@@ -72,8 +79,6 @@ impl OrderStatus {
         Self::Shipped,
         Self::Delivered,
         Self::Cancelled,
-        Self::PartiallyRefunded,
-        Self::Refunded,
     ];
 
     /// The statuses reachable in one step.
@@ -84,12 +89,9 @@ impl OrderStatus {
             Backordered => &[Reserved, Cancelled],
             Reserved => &[Routed, Backordered, Cancelled],
             Routed => &[Routed, PartiallyShipped, Shipped, Cancelled],
-            PartiallyShipped => &[PartiallyShipped, Shipped, PartiallyRefunded, Refunded],
-            Shipped => &[Delivered, PartiallyRefunded, Refunded],
-            Delivered => &[PartiallyRefunded, Refunded],
-            Cancelled => &[PartiallyRefunded, Refunded],
-            PartiallyRefunded => &[PartiallyRefunded, Refunded],
-            Rejected | Refunded => &[],
+            PartiallyShipped => &[PartiallyShipped, Shipped],
+            Shipped => &[Delivered],
+            Rejected | Cancelled | Delivered => &[],
         }
     }
 
@@ -132,8 +134,6 @@ impl OrderStatus {
             Self::Shipped => EventType::OrderShipped,
             Self::Delivered => EventType::OrderDelivered,
             Self::Cancelled => EventType::OrderCancelled,
-            Self::PartiallyRefunded => EventType::OrderPartiallyRefunded,
-            Self::Refunded => EventType::OrderRefunded,
         }
     }
 
@@ -149,8 +149,6 @@ impl OrderStatus {
             Self::Shipped => "shipped",
             Self::Delivered => "delivered",
             Self::Cancelled => "cancelled",
-            Self::PartiallyRefunded => "partially_refunded",
-            Self::Refunded => "refunded",
         }
     }
 }
@@ -169,18 +167,10 @@ mod tests {
     #[test]
     fn happy_path_is_allowed() {
         let mut s = Validated;
-        for next in [
-            Reserved,
-            Routed,
-            PartiallyShipped,
-            Shipped,
-            Delivered,
-            PartiallyRefunded,
-            Refunded,
-        ] {
+        for next in [Reserved, Routed, PartiallyShipped, Shipped, Delivered] {
             s = s.transition(next).unwrap();
         }
-        assert_eq!(s, Refunded);
+        assert_eq!(s, Delivered);
         assert!(Validated
             .transition(Backordered)
             .unwrap()
@@ -224,7 +214,7 @@ mod tests {
             .into_iter()
             .filter(|s| s.is_terminal())
             .collect();
-        assert_eq!(terminal, [Rejected, Refunded]);
+        assert_eq!(terminal, [Rejected, Delivered, Cancelled]);
         for s in OrderStatus::ALL {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
             assert_eq!(s.event_type().status(), Some(s));

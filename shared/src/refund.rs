@@ -1,12 +1,155 @@
-//! Refunds: what a request is worth, and the ledger that keeps them within what was captured.
+//! Refunds: what a request is worth, the ledger that keeps them within what was captured,
+//! and the payment dimension of an order ([`PaymentState`], derived from the ledger) with the
+//! typed payload of the refund events. The transitions that use them (cancel, refund, the
+//! return steps) are methods of `OrderRecord` in `order_record/payment.rs`.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{ReturnId, Sku};
 use crate::money::{Money, MoneyError};
 use crate::order::Order;
+use crate::order_state::OrderStatus;
 use crate::quantity::Quantity;
+use crate::returns::{ReturnError, ReturnState};
+use crate::timeline::TimelineError;
+
+/// Where the order's money stands — its own dimension, beside the order status and the
+/// fulfilment status (as commercetools' `PaymentState` or Medusa's `payment_status`).
+/// Derived from the refund ledger, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentState {
+    /// Funds are held, not taken (nothing can be refunded yet).
+    Authorized,
+    /// The order was cancelled before anything was captured: the hold is given up.
+    Voided,
+    /// Captured, nothing refunded.
+    Paid,
+    /// Part of what was captured has been refunded.
+    PartiallyRefunded,
+    /// Everything captured has been refunded.
+    Refunded,
+}
+
+impl PaymentState {
+    /// The state of an order's money, from its ledger and whether it was cancelled.
+    pub fn of(ledger: &RefundLedger, cancelled: bool) -> PaymentState {
+        if ledger.captured().is_zero() {
+            if cancelled {
+                PaymentState::Voided
+            } else {
+                PaymentState::Authorized
+            }
+        } else if ledger.is_fully_refunded() {
+            PaymentState::Refunded
+        } else if ledger.refunded().is_zero() {
+            PaymentState::Paid
+        } else {
+            PaymentState::PartiallyRefunded
+        }
+    }
+
+    /// The state as written in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorized => "authorized",
+            Self::Voided => "voided",
+            Self::Paid => "paid",
+            Self::PartiallyRefunded => "partially_refunded",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
+impl std::fmt::Display for PaymentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What caused a refund. Recorded on the refund's event, so the same cause arriving again (a
+/// retried request, a redelivery, a second cancel) finds its refund instead of booking
+/// another: no refund twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cause", rename_all = "snake_case")]
+pub enum RefundCause {
+    /// `POST /v1/orders/{id}/refunds` with this `Idempotency-Key`.
+    Request {
+        /// The request's key.
+        idempotency_key: String,
+    },
+    /// The automatic refund of a captured payment when the order is cancelled.
+    Cancellation,
+    /// The accepted units of a return, at inspection.
+    Return {
+        /// The return.
+        return_id: ReturnId,
+    },
+}
+
+/// The data of `order.partially_refunded` / `order.refunded`: the refund, its cause, and the
+/// totals right after it (amounts as decimal strings in `currency`, as the API writes them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundRecorded {
+    /// Why.
+    #[serde(flatten)]
+    pub cause: RefundCause,
+    /// The caller's free-text reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What was refunded and how much.
+    pub refund: Refund,
+    /// Refunded so far, this refund included.
+    pub refunded_total: String,
+    /// Captured minus refunded, after this refund.
+    pub refundable: String,
+    /// The order's currency code.
+    pub currency: String,
+    /// The payment dimension after this refund.
+    pub payment_status: PaymentState,
+}
+
+/// Why a cancellation, refund or return step was refused. A refused step changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// Something has shipped: the order can no longer be cancelled.
+    #[error("an order that is {0} cannot be cancelled; request a return or a refund instead")]
+    NotCancellable(OrderStatus),
+    /// Nothing has shipped and the order is not cancelled: it is cancelled, not refunded.
+    #[error("an order that is {0} cannot be refunded; cancel it instead, or wait until it ships")]
+    NotRefundable(OrderStatus),
+    /// Everything captured has been refunded already.
+    #[error("the order is already fully refunded")]
+    FullyRefunded,
+    /// The ledger refused the refund.
+    #[error(transparent)]
+    Refund(#[from] RefundError),
+    /// The return step was refused.
+    #[error(transparent)]
+    Return(#[from] ReturnError),
+    /// The order has no return with this id.
+    #[error("order has no return {0}")]
+    UnknownReturn(ReturnId),
+    /// The return was inspected before, with other verdicts.
+    #[error("the return was already {0} with different verdicts")]
+    VerdictsDiffer(ReturnState),
+    /// An accepted line's SKU never shipped from anywhere, so it has nowhere to go back to.
+    #[error("line {line} ({sku}) never shipped, so it cannot be restocked")]
+    NowhereToRestock {
+        /// The order line.
+        line: usize,
+        /// Its SKU.
+        sku: Sku,
+    },
+    /// The event could not be recorded (a corrupted timeline).
+    #[error(transparent)]
+    Timeline(#[from] TimelineError),
+    /// An event payload could not be encoded.
+    #[error("event payload: {0}")]
+    Payload(String),
+}
 
 /// Why a refund was refused. A refused refund changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,8 +287,8 @@ impl RefundLedger {
         self.shipping_refunded
     }
 
-    /// Whether everything captured has been refunded (the order becomes `refunded`, else
-    /// `partially_refunded`).
+    /// Whether everything captured has been refunded (the refund records `order.refunded`,
+    /// else `order.partially_refunded`).
     pub fn is_fully_refunded(&self) -> bool {
         !self.captured.is_zero() && self.refunded == self.captured
     }

@@ -1,23 +1,27 @@
 //! Return authorisations: requested → received → inspected → refunded, with per-line
 //! acceptance deciding both the refund and what goes back on the shelf.
+//!
+//! Only units that left a warehouse can come back: a request is capped per line by the units
+//! shipped (shipments shipped or delivered) less the units earlier returns of the order
+//! already cover, never by the units ordered — an unshipped unit refunded and restocked
+//! would be money and stock that do not exist.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventType;
-use crate::ids::{OrderId, ReturnId, Sku};
+use crate::ids::{LocationId, OrderId, ReturnId, Sku};
 use crate::order::Order;
-use crate::order_state::OrderStatus;
 use crate::quantity::Quantity;
 use crate::refund::RefundItem;
 
 /// Why a return step was refused. A refused step changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReturnError {
-    /// Only shipped or delivered orders can be returned.
-    #[error("an order that is {0} cannot be returned")]
-    NotReturnable(OrderStatus),
+    /// Nothing of the order has shipped yet, so nothing can be returned (cancel instead).
+    #[error("nothing of this order has shipped yet, so nothing can be returned")]
+    NothingShipped,
     /// A return covers at least one line.
     #[error("a return must include at least one line")]
     Empty,
@@ -27,14 +31,14 @@ pub enum ReturnError {
     /// A line appears twice in one request or inspection.
     #[error("line {0} is listed twice")]
     DuplicateLine(usize),
-    /// More units than were bought and not already returned.
-    #[error("line {line}: {requested} units requested but only {remaining} can still be returned")]
+    /// More units than were shipped and not already returned.
+    #[error("line {line}: {requested} units requested but only {remaining} shipped and not yet returned")]
     QuantityExceeded {
         /// The line index.
         line: usize,
         /// Units asked for.
         requested: u32,
-        /// Units still returnable.
+        /// Units shipped and not yet returned.
         remaining: u32,
     },
     /// The step does not follow from the current state.
@@ -135,6 +139,65 @@ pub struct ReturnLine {
     pub accepted: Option<u32>,
 }
 
+/// Units of one SKU going back on hand at one location.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RestockPlacement {
+    /// The SKU.
+    pub sku: Sku,
+    /// Where it goes back on hand (a location that shipped it).
+    pub location: LocationId,
+    /// Units.
+    pub units: u32,
+}
+
+/// Where the accepted units of one returned line go back on hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineRestock {
+    /// The order line.
+    pub line: usize,
+    /// Units per location.
+    pub placements: Vec<RestockPlacement>,
+}
+
+/// The data of `return.requested`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnRequested {
+    /// The return.
+    pub return_id: ReturnId,
+    /// What comes back.
+    pub lines: Vec<ReturnLine>,
+    /// The customer's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The data of `return.received`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnReceived {
+    /// The return.
+    pub return_id: ReturnId,
+}
+
+/// The data of `return.inspected`: the verdicts and where accepted units go back on hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnInspected {
+    /// The return.
+    pub return_id: ReturnId,
+    /// The returned lines with their accepted units.
+    pub lines: Vec<ReturnLine>,
+    /// The restock plan (applied once per line and location).
+    pub restock: Vec<LineRestock>,
+}
+
+/// The data of `return.refunded`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReturnRefunded {
+    /// The return.
+    pub return_id: ReturnId,
+    /// The refund of its accepted units.
+    pub refund: crate::refund::Refund,
+}
+
 /// A return authorisation for part of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ReturnRepr", into = "ReturnRepr")]
@@ -146,26 +209,23 @@ pub struct ReturnAuthorization {
 }
 
 impl ReturnAuthorization {
-    /// Opens a return for `items` of `order`, which is in `status`. `previous` are the order's
-    /// earlier returns: units they cover (accepted units once inspected) cannot be returned
-    /// again.
+    /// Opens a return for `items` of `order`. `shipped[i]` is how many units of line `i` have
+    /// shipped (missing entries: none); `previous` are the order's earlier returns: units
+    /// they cover (accepted units once inspected) cannot be returned again.
     ///
     /// # Errors
-    /// [`ReturnError`] when the order has not shipped, the request is empty, names an unknown
-    /// or duplicate line, or asks for more units than remain returnable.
+    /// [`ReturnError::NothingShipped`] when no unit has shipped; otherwise when the request
+    /// is empty, names an unknown or duplicate line, or asks for more units of a line than
+    /// shipped and are not yet returned ([`ReturnError::QuantityExceeded`]).
     pub fn request(
         id: ReturnId,
         order: &Order,
-        status: OrderStatus,
+        shipped: &[u32],
         items: &[ReturnedItem],
         previous: &[ReturnAuthorization],
     ) -> Result<Self, ReturnError> {
-        use OrderStatus::*;
-        if !matches!(
-            status,
-            PartiallyShipped | Shipped | Delivered | PartiallyRefunded
-        ) {
-            return Err(ReturnError::NotReturnable(status));
+        if shipped.iter().all(|&u| u == 0) {
+            return Err(ReturnError::NothingShipped);
         }
         if items.is_empty() {
             return Err(ReturnError::Empty);
@@ -185,9 +245,11 @@ impl ReturnAuthorization {
             if lines.iter().any(|l: &ReturnLine| l.line == item.line) {
                 return Err(ReturnError::DuplicateLine(item.line));
             }
-            let remaining = ordered
-                .quantity()
-                .get()
+            let remaining = shipped
+                .get(item.line)
+                .copied()
+                .unwrap_or(0)
+                .min(ordered.quantity().get())
                 .saturating_sub(taken.get(&item.line).copied().unwrap_or(0));
             if item.quantity.get() > remaining {
                 return Err(ReturnError::QuantityExceeded {
@@ -207,6 +269,25 @@ impl ReturnAuthorization {
             id,
             order_id: order.id(),
             state: ReturnState::Requested,
+            lines,
+        })
+    }
+
+    /// A return as recorded earlier (e.g. replayed from the order's `return.*` events).
+    ///
+    /// # Errors
+    /// [`ReturnError`] when the lines do not fit the state (verdicts before inspection, none
+    /// after, duplicate lines, nothing accepted on a refunded return).
+    pub fn restore(
+        id: ReturnId,
+        order_id: OrderId,
+        state: ReturnState,
+        lines: Vec<ReturnLine>,
+    ) -> Result<Self, ReturnError> {
+        Self::try_from(ReturnRepr {
+            id,
+            order_id,
+            state,
             lines,
         })
     }
@@ -439,14 +520,8 @@ mod tests {
     #[test]
     fn full_flow_refunds_and_restocks_accepted_units() {
         let o = order();
-        let r = ReturnAuthorization::request(
-            rid(1),
-            &o,
-            OrderStatus::Delivered,
-            &[item(0, 2), item(1, 1)],
-            &[],
-        )
-        .unwrap();
+        let r = ReturnAuthorization::request(rid(1), &o, &[2, 1], &[item(0, 2), item(1, 1)], &[])
+            .unwrap();
         assert_eq!(r.state(), ReturnState::Requested);
         assert!(r.restock().is_empty());
         assert!(matches!(
@@ -491,12 +566,37 @@ mod tests {
     fn requests_are_checked_against_the_order_and_earlier_returns() {
         let o = order();
         let req = |items: &[ReturnedItem], prev: &[ReturnAuthorization]| {
-            ReturnAuthorization::request(rid(2), &o, OrderStatus::Shipped, items, prev)
+            ReturnAuthorization::request(rid(2), &o, &[2, 1], items, prev)
         };
         assert_eq!(
-            ReturnAuthorization::request(rid(2), &o, OrderStatus::Routed, &[item(0, 1)], &[]),
-            Err(ReturnError::NotReturnable(OrderStatus::Routed))
+            ReturnAuthorization::request(rid(2), &o, &[0, 0], &[item(0, 1)], &[]),
+            Err(ReturnError::NothingShipped)
         );
+        assert_eq!(
+            ReturnAuthorization::request(rid(2), &o, &[], &[item(0, 1)], &[]),
+            Err(ReturnError::NothingShipped)
+        );
+        // Line 0 shipped one of its two units (a split order): the unshipped one cannot
+        // come back, nor can line 1, which has not shipped at all.
+        let split =
+            |items: &[ReturnedItem]| ReturnAuthorization::request(rid(2), &o, &[1, 0], items, &[]);
+        assert_eq!(
+            split(&[item(0, 2)]),
+            Err(ReturnError::QuantityExceeded {
+                line: 0,
+                requested: 2,
+                remaining: 1
+            })
+        );
+        assert_eq!(
+            split(&[item(1, 1)]),
+            Err(ReturnError::QuantityExceeded {
+                line: 1,
+                requested: 1,
+                remaining: 0
+            })
+        );
+        assert!(split(&[item(0, 1)]).is_ok());
         assert_eq!(req(&[], &[]), Err(ReturnError::Empty));
         assert_eq!(req(&[item(9, 1)], &[]), Err(ReturnError::UnknownLine(9)));
         assert_eq!(
@@ -528,11 +628,10 @@ mod tests {
     #[test]
     fn inspections_must_match_the_returned_lines() {
         let o = order();
-        let r =
-            ReturnAuthorization::request(rid(3), &o, OrderStatus::Delivered, &[item(0, 1)], &[])
-                .unwrap()
-                .receive()
-                .unwrap();
+        let r = ReturnAuthorization::request(rid(3), &o, &[2, 1], &[item(0, 1)], &[])
+            .unwrap()
+            .receive()
+            .unwrap();
         assert_eq!(r.inspect(&[]), Err(ReturnError::InspectionMismatch(0)));
         assert_eq!(
             r.inspect(&[

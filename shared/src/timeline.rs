@@ -101,7 +101,7 @@ impl Timeline {
             (None, Some(OrderStatus::Validated)) => Ok(Some(OrderStatus::Validated)),
             (None, _) => Err(TimelineError::NotStarted(event_type)),
             (Some(from), Some(to)) => Ok(Some(from.transition(to)?)),
-            // Return events leave the order status alone.
+            // Return and payment (refund) events leave the order status alone.
             (Some(from), None) => Ok(Some(from)),
         }
     }
@@ -212,6 +212,52 @@ mod tests {
         let mut shuffled = t.events().to_vec();
         shuffled.reverse();
         assert_eq!(Timeline::from_events(order(), shuffled).unwrap(), t);
+    }
+
+    #[test]
+    fn refunds_leave_the_order_status_alone_so_the_rest_still_ships() {
+        let mut t = Timeline::new(order());
+        for (i, s) in [
+            OrderStatus::Validated,
+            OrderStatus::Reserved,
+            OrderStatus::Routed,
+            OrderStatus::PartiallyShipped,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            t.transition(s, Uuid::from_u128(i as u128 + 1), at(i as u32), json!({}))
+                .unwrap();
+        }
+        t.record(
+            EventType::OrderPartiallyRefunded,
+            Uuid::from_u128(10),
+            at(5),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(t.status(), Some(OrderStatus::PartiallyShipped));
+        t.transition(OrderStatus::Shipped, Uuid::from_u128(11), at(6), json!({}))
+            .unwrap();
+        t.transition(
+            OrderStatus::Delivered,
+            Uuid::from_u128(12),
+            at(7),
+            json!({}),
+        )
+        .unwrap();
+        t.record(
+            EventType::OrderRefunded,
+            Uuid::from_u128(13),
+            at(8),
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(t.status(), Some(OrderStatus::Delivered));
+        assert_eq!(
+            Timeline::from_events(order(), t.events().to_vec()).unwrap(),
+            t
+        );
     }
 
     #[test]

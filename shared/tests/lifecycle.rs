@@ -4,10 +4,11 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use oms_domain::{
-    plan, Catalog, Coordinates, Currency, EventType, Fingerprint, Inspection, Inventory, Location,
-    LocationId, LocationKind, Money, Order, OrderId, OrderStatus, Quantity, RefundLedger,
-    Reservation, ReturnAuthorization, ReturnId, ReturnedItem, RoutingPolicy, RoutingRequest, Sku,
-    StockLevel, Timeline,
+    plan, Catalog, Coordinates, Currency, EventType, Fingerprint, FulfilmentPlan, Inspection,
+    Inventory, Location, LocationId, LocationKind, Money, Order, OrderId, OrderRecord, OrderStatus,
+    PaymentError, PaymentState, Quantity, RefundCause, RefundItem, RefundLedger, Reservation,
+    ReturnAuthorization, ReturnError, ReturnId, ReturnState, ReturnedItem, RoutingPolicy,
+    RoutingRequest, Shipment, ShipmentId, ShipmentLabel, ShipmentLine, Sku, StockLevel, Timeline,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -170,7 +171,7 @@ fn an_order_from_checkout_to_refund() {
     let ret = ReturnAuthorization::request(
         ReturnId::new(ids.next().unwrap()),
         &order,
-        timeline.status().unwrap(),
+        &[2, 1],
         &[ReturnedItem {
             line: 0,
             quantity: Quantity::ONE,
@@ -207,14 +208,23 @@ fn an_order_from_checkout_to_refund() {
         .refund(&order, &ret.refund_items().unwrap())
         .unwrap();
     assert_eq!(refund.amount, Money::parse("19.99", Currency::USD).unwrap());
-    let next = if ledger.is_fully_refunded() {
-        OrderStatus::Refunded
+    let refunded = if ledger.is_fully_refunded() {
+        EventType::OrderRefunded
     } else {
-        OrderStatus::PartiallyRefunded
+        EventType::OrderPartiallyRefunded
     };
     timeline
-        .transition(next, ids.next().unwrap(), t0 + Duration::days(4), json!({}))
+        .record(
+            refunded,
+            ids.next().unwrap(),
+            t0 + Duration::days(4),
+            json!({}),
+        )
         .unwrap();
+    assert_eq!(
+        PaymentState::of(&ledger, false),
+        PaymentState::PartiallyRefunded
+    );
 
     // The timeline is the ordered history, and it survives storage.
     let types: Vec<&str> = timeline
@@ -238,7 +248,281 @@ fn an_order_from_checkout_to_refund() {
     let stored = serde_json::to_string(timeline.events()).unwrap();
     let replayed =
         Timeline::from_events(order.id(), serde_json::from_str(&stored).unwrap()).unwrap();
-    assert_eq!(replayed.status(), Some(OrderStatus::PartiallyRefunded));
+    // The refund is the payment dimension's: the order stays delivered.
+    assert_eq!(replayed.status(), Some(OrderStatus::Delivered));
     // Too late to cancel.
     assert!(!replayed.status().unwrap().is_cancellable());
+}
+
+/// A captured order of 2 × SKU-1 (19.99) and 1 × SKU-2 (5.50), routed as two shipments:
+/// SKU-1 from wh-west (`{order}-1`), SKU-2 from wh-east (`{order}-2`).
+fn split_order() -> (OrderRecord, impl FnMut() -> Uuid) {
+    let t0 = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
+    let mut n = 100u128;
+    let mut ids = move || {
+        n += 1;
+        Uuid::from_u128(n)
+    };
+    let body = json!({
+        "channel": "web",
+        "customer": {"email": "ada@example.com"},
+        "currency": "USD",
+        "lines": [
+            {"sku": "SKU-1", "quantity": 2, "unit_price": "19.99"},
+            {"sku": "SKU-2", "quantity": 1, "unit_price": "5.50"}
+        ],
+        "shipping": {"method": "standard", "amount": "4.95", "address": {
+            "country": "US", "postal_code": "10001", "line1": "1 Broadway", "city": "New York"}},
+        "tax": "0.00",
+        "totals": {"subtotal": "45.48", "discount": "0.00", "shipping": "4.95", "tax": "0.00", "grand_total": "50.43"},
+        "payment": {"reference": "pi_9", "status": "captured", "amount": "50.43"}
+    });
+    let order = Order::from_request(&body, OrderId::new(ids()), t0).unwrap();
+    let mut record = OrderRecord::accept(order, ids(), t0).unwrap();
+    record
+        .transition(OrderStatus::Reserved, json!({}), ids(), t0)
+        .unwrap();
+    let shipment = |loc: &str, s: &str, units| Shipment {
+        location: lid(loc),
+        kind: LocationKind::Warehouse,
+        lines: vec![ShipmentLine { sku: sku(s), units }],
+        distance_km: None,
+        cost: Decimal::ZERO,
+    };
+    let plan = FulfilmentPlan {
+        shipments: vec![
+            shipment("wh-west", "SKU-1", 2),
+            shipment("wh-east", "SKU-2", 1),
+        ],
+        total_cost: Decimal::ZERO,
+    };
+    record.route(plan, ids(), t0).unwrap();
+    (record, ids)
+}
+
+fn label(s: &str) -> ShipmentLabel {
+    ShipmentLabel::parse(s).unwrap()
+}
+
+#[test]
+fn a_partial_refund_on_a_split_order_leaves_the_rest_to_ship_and_deliver() {
+    let (mut record, mut ids) = split_order();
+    let now = Utc.with_ymd_and_hms(2025, 6, 2, 12, 0, 0).unwrap();
+    let (first, second) = (
+        ShipmentId::new(record.order.id(), 1).unwrap(),
+        ShipmentId::new(record.order.id(), 2).unwrap(),
+    );
+    assert_eq!(record.payment_status(), PaymentState::Paid);
+    record
+        .ship(&first, label("ups"), label("1Z1"), ids(), now)
+        .unwrap();
+    assert_eq!(record.status(), OrderStatus::PartiallyShipped);
+
+    // A goodwill refund on the partly shipped order: the payment moves, the order does not.
+    let cause = RefundCause::Request {
+        idempotency_key: "k-1".into(),
+    };
+    let five = [RefundItem::Amount {
+        amount: Money::parse("5.00", Currency::USD).unwrap(),
+    }];
+    assert!(record
+        .refund(cause.clone(), &five, Some("late".into()), ids(), now)
+        .unwrap());
+    assert_eq!(record.status(), OrderStatus::PartiallyShipped);
+    assert_eq!(record.payment_status(), PaymentState::PartiallyRefunded);
+    assert_eq!(
+        record.owed_events().last().unwrap().event_type(),
+        EventType::OrderPartiallyRefunded,
+        "the refund's event is in the outbox"
+    );
+    // The same cause again (a retry, a redelivery) books nothing.
+    let before = record.ledger.clone();
+    assert!(!record
+        .refund(cause.clone(), &five, None, ids(), now)
+        .unwrap());
+    assert_eq!(record.ledger, before);
+    assert_eq!(record.refund_for(&cause).unwrap().refunded_total, "5.00");
+
+    // The second shipment still ships, and the order is delivered.
+    record
+        .ship(&second, label("ups"), label("1Z2"), ids(), now)
+        .unwrap();
+    assert_eq!(record.status(), OrderStatus::Shipped);
+    record.deliver(&first, ids(), now).unwrap();
+    record.deliver(&second, ids(), now).unwrap();
+    assert_eq!(record.status(), OrderStatus::Delivered);
+    assert_eq!(record.payment_status(), PaymentState::PartiallyRefunded);
+    record.timeline().unwrap();
+
+    // Refunding the rest makes the payment refunded; the order stays delivered.
+    let rest = [RefundItem::Amount {
+        amount: record.ledger.refundable(),
+    }];
+    let all = RefundCause::Request {
+        idempotency_key: "k-2".into(),
+    };
+    assert!(record.refund(all, &rest, None, ids(), now).unwrap());
+    assert_eq!(
+        (record.status(), record.payment_status()),
+        (OrderStatus::Delivered, PaymentState::Refunded)
+    );
+    assert!(matches!(
+        record.refund(
+            RefundCause::Request {
+                idempotency_key: "k-3".into()
+            },
+            &five,
+            None,
+            ids(),
+            now
+        ),
+        Err(PaymentError::FullyRefunded)
+    ));
+}
+
+#[test]
+fn returns_are_capped_by_units_shipped_and_replayed_from_the_timeline() {
+    let (mut record, mut ids) = split_order();
+    let now = Utc.with_ymd_and_hms(2025, 6, 2, 12, 0, 0).unwrap();
+    let item = |line, q| ReturnedItem {
+        line,
+        quantity: Quantity::new(q).unwrap(),
+    };
+    let rid = ReturnId::new(Uuid::from_u128(7));
+    // Nothing shipped: nothing to return.
+    assert_eq!(
+        record.request_return(rid, &[item(0, 1)], None, ids(), now),
+        Err(PaymentError::Return(ReturnError::NothingShipped))
+    );
+    // Only SKU-1's shipment left: SKU-2 (line 1) cannot come back yet.
+    let first = ShipmentId::new(record.order.id(), 1).unwrap();
+    record
+        .ship(&first, label("ups"), label("1Z1"), ids(), now)
+        .unwrap();
+    assert_eq!(record.units_shipped(), [2, 0]);
+    let before = record.events.len();
+    assert!(matches!(
+        record.request_return(rid, &[item(0, 1), item(1, 1)], None, ids(), now),
+        Err(PaymentError::Return(ReturnError::QuantityExceeded {
+            line: 1,
+            remaining: 0,
+            ..
+        }))
+    ));
+    assert_eq!(
+        record.events.len(),
+        before,
+        "a refused return records nothing"
+    );
+    assert!(record
+        .request_return(rid, &[item(0, 2)], Some("too big".into()), ids(), now)
+        .unwrap());
+    assert!(
+        !record
+            .request_return(rid, &[item(0, 2)], None, ids(), now)
+            .unwrap(),
+        "the same return again opens nothing"
+    );
+    assert_eq!(record.returns, [rid]);
+    assert!(matches!(
+        record.inspect_return(rid, &[], [ids(), ids(), ids()], now),
+        Err(PaymentError::Return(ReturnError::WrongState { .. }))
+    ));
+    assert!(record.receive_return(rid, ids(), now).unwrap());
+    assert!(!record.receive_return(rid, ids(), now).unwrap());
+    let verdicts = [Inspection {
+        line: 0,
+        accepted: 1,
+    }];
+    assert!(record
+        .inspect_return(rid, &verdicts, [ids(), ids(), ids()], now)
+        .unwrap());
+    let ra = record.find_return(rid).unwrap();
+    assert_eq!(ra.state(), ReturnState::Refunded);
+    assert_eq!(
+        record.restock_of(rid)[0].placements[0].location,
+        lid("wh-west")
+    );
+    let refund = record
+        .refund_for(&RefundCause::Return { return_id: rid })
+        .unwrap();
+    assert_eq!(
+        refund.refund.amount,
+        Money::parse("19.99", Currency::USD).unwrap()
+    );
+    // A repeat with the same verdicts changes nothing; other verdicts are refused.
+    assert!(!record
+        .inspect_return(rid, &verdicts, [ids(), ids(), ids()], now)
+        .unwrap());
+    assert_eq!(
+        record.inspect_return(
+            rid,
+            &[Inspection {
+                line: 0,
+                accepted: 2
+            }],
+            [ids(), ids(), ids()],
+            now
+        ),
+        Err(PaymentError::VerdictsDiffer(ReturnState::Refunded))
+    );
+    assert_eq!(record.refunds.len(), 1);
+    // The rejected unit of line 0 can come back again; still nothing of line 1.
+    let again = ReturnId::new(Uuid::from_u128(8));
+    assert!(record
+        .request_return(again, &[item(0, 1)], None, ids(), now)
+        .unwrap());
+    let types: Vec<&str> = record
+        .events
+        .iter()
+        .skip(before)
+        .map(|e| e.event_type().as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "return.requested",
+            "return.received",
+            "return.inspected",
+            "order.partially_refunded",
+            "return.refunded",
+            "return.requested"
+        ]
+    );
+    assert_eq!(record.status(), OrderStatus::PartiallyShipped);
+}
+
+#[test]
+fn cancelling_records_the_cancellation_and_refunds_a_capture_once() {
+    let (mut record, mut ids) = split_order();
+    let now = Utc.with_ymd_and_hms(2025, 6, 2, 12, 0, 0).unwrap();
+    assert!(record
+        .cancel(Some("changed mind".into()), [ids(), ids()], now)
+        .unwrap());
+    assert_eq!(record.status(), OrderStatus::Cancelled);
+    assert_eq!(record.payment_status(), PaymentState::Refunded);
+    let owed: Vec<EventType> = record
+        .owed_events()
+        .iter()
+        .map(|e| e.event_type())
+        .collect();
+    assert_eq!(
+        &owed[owed.len() - 2..],
+        [EventType::OrderCancelled, EventType::OrderRefunded]
+    );
+    assert!(!record.cancel(None, [ids(), ids()], now).unwrap());
+    assert_eq!(record.refunds.len(), 1);
+
+    // Shipped orders cannot be cancelled, and nothing changes when refused.
+    let (mut shipped, mut ids) = split_order();
+    let first = ShipmentId::new(shipped.order.id(), 1).unwrap();
+    shipped
+        .ship(&first, label("ups"), label("1Z1"), ids(), now)
+        .unwrap();
+    let before = shipped.events.len();
+    assert_eq!(
+        shipped.cancel(None, [ids(), ids()], now),
+        Err(PaymentError::NotCancellable(OrderStatus::PartiallyShipped))
+    );
+    assert_eq!(shipped.events.len(), before);
 }
