@@ -16,9 +16,15 @@ to what the operator's admission webhook and this app need:
 - each variable is declared in spin.toml, secret ones come from a Secret, and every required
   variable without a default is bound;
 - every key-value store its components open is configured in `runtimeConfig` (otherwise each
-  pod gets a store of its own instead of the shared Redis);
+  pod gets a store of its own instead of the shared Redis), and no two Redis stores share one
+  Redis database (Spin's Redis key-value keeps no per-label namespace: `get-keys` of one store
+  would list the other's keys, e.g. the reconciler would take orders for owed-work entries);
 - an autoscaled SpinApp has an autoscaler (HorizontalPodAutoscaler or KEDA ScaledObject), and
   every autoscaler targets an autoscaled SpinApp (otherwise it fights the operator).
+
+A runtime-config TOML file under infra/ (for `spin up --runtime-config-file`) must define
+every key-value store label spin.toml grants besides `default` (Spin stops at start with
+"unknown key_value_stores label" otherwise), with the same one-database-per-Redis-store rule.
 
 Every other YAML/TOML/JSON file under infra/ must parse (YAML duplicate keys rejected, as
 kubectl does); every `secretKeyRef` must name a key of a Secret under infra/; an Ingress must
@@ -483,6 +489,16 @@ class Checker:
             for label, components in sorted(users.items()):
                 if label not in configured:
                     out.append(fail(["spec", "runtimeConfig", "keyValueStores"], f"store {label!r} (opened by {', '.join(components)}) is not configured: each pod would get a local store of its own instead of the shared one"))
+            databases = {}
+            for i, store in enumerate(stores):
+                url = next((o for o in store.get("options") or [] if o.get("name") == "url"), None)
+                if store.get("type") != "redis" or url is None:
+                    continue
+                value, _ = bound_value(url, ctx, ns)
+                database = redis_database(value) if value is not None else json.dumps(url, sort_keys=True)
+                if database in databases:
+                    out.append(fail(["spec", "runtimeConfig", "keyValueStores", i, "options"], shared_database(databases[database], store["name"])))
+                databases.setdefault(database, store["name"])
         return out
 
     def secret_refs(self, node, path, ctx: Context, ns, fail) -> list[Failure]:
@@ -545,15 +561,28 @@ class Checker:
         return out
 
     # Files that are not Kubernetes objects.
-    @staticmethod
-    def runtime_config(file: str, doc: dict) -> list[Failure]:
+    def runtime_config(self, file: str, doc: dict) -> list[Failure]:
         out = []
-        for label, store in (doc.get("key_value_store") or {}).items():
+        stores = doc.get("key_value_store") or {}
+        databases = {}
+        for label, store in stores.items():
             path = ["key_value_store", label]
             if not isinstance(store, dict) or not isinstance(store.get("type"), str):
                 out.append(Failure(file, 0, json_path(path), "a store needs a type"))
             elif store["type"] == "redis" and not re.match(r"rediss?://", str(store.get("url", ""))):
                 out.append(Failure(file, 0, json_path(path + ["url"]), "a redis store needs url = \"redis://...\""))
+            elif store["type"] == "redis":
+                database = redis_database(store["url"])
+                if database in databases:
+                    out.append(Failure(file, 0, json_path(path + ["url"]), shared_database(databases[database], label)))
+                databases.setdefault(database, label)
+        granted = defaultdict(list)
+        for component in self.app.components:
+            for label in self.app.stores_of(component):
+                granted[label].append(component)
+        for label, components in sorted(granted.items()):
+            if label != "default" and label not in stores:
+                out.append(Failure(file, 0, json_path(["key_value_store"]), f"no [key_value_store.{label}] (granted to {', '.join(components)}): spin up stops with: unknown key_value_stores label \"{label}\""))
         return out
 
     # Across all of infra/.
@@ -603,6 +632,27 @@ def bound_value(var: dict, ctx: Context, ns):
         except (ValueError, UnicodeDecodeError):
             return None, None
     return (value, source) if isinstance(value, str) else (None, None)
+
+
+def redis_database(url: str) -> str:
+    """Which Redis database a URL names: scheme, host, port and database number (credentials
+    and defaults left out), so two spellings of one database compare equal."""
+    scheme, _, rest = url.partition("://")
+    authority, _, path = rest.partition("/")
+    host = authority.rpartition("@")[2]
+    if not re.search(r":\d+$", host):
+        host += ":6379"
+    db = path.split("?")[0].strip("/") or "0"
+    return f"{scheme}://{host}/{db}"
+
+
+def shared_database(first: str, second: str) -> str:
+    return (
+        f"stores {first!r} and {second!r} use the same Redis database: Spin's Redis key-value keeps "
+        f"no per-label namespace (one keyspace; get-keys lists every key), so each would see the "
+        f"other's keys (the reconciler would take orders for owed-work entries): give each store "
+        f"its own database (redis://host:port/N) or server"
+    )
 
 
 def allowed_host_problem(value: str):
