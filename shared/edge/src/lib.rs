@@ -18,6 +18,7 @@ mod kv;
 mod placement;
 mod problem;
 mod record;
+pub mod standard_webhooks;
 mod step;
 mod stock;
 
@@ -29,7 +30,9 @@ pub use env::{
     OWED_STORE,
 };
 pub use http::{json_body, json_response, path_match, query_param, read_response, Reply};
-pub use idempotency::{idempotent, Claim, StoredResponse, IDEMPOTENCY_TTL_HOURS};
+pub use idempotency::{
+    idempotent, idempotent_with, Claim, Repeat, StoredResponse, IDEMPOTENCY_TTL_HOURS,
+};
 pub use kv::{update_json, Change, Kv, KvError, MemKv, SpinKv};
 pub use placement::{inventory_for, pairs, routing_policy, settle, Usable};
 pub use problem::{FunctionError, Problem};
