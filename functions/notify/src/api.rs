@@ -8,13 +8,15 @@
 //! | `DELETE /v1/webhooks/{id}` | 204; its delivery log goes too |
 //! | `GET /v1/webhooks/{id}/deliveries[?state=pending\|delivered\|dead]` | recent deliveries, newest first |
 
+use std::rc::Rc;
+
 use chrono::{DateTime, Utc};
 use oms_edge::{
     json_body, json_response, keys, query_param, read_response, update_json, Change, FunctionError,
     Kv, Problem,
 };
 use serde_json::json;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
 
 use crate::auth::require_admin;
@@ -23,6 +25,7 @@ use crate::signature::{WebhookSecret, GENERATED_KEY_BYTES};
 use crate::subscription::{self, NewSubscription, Subscription, MAX_SUBSCRIPTIONS};
 
 /// Fresh randomness for a registration, drawn by the caller (the API itself is deterministic).
+#[derive(Debug, Clone, Copy)]
 pub struct Fresh {
     /// The new subscription's id.
     pub id: Uuid,
@@ -30,73 +33,91 @@ pub struct Fresh {
     pub key: [u8; GENERATED_KEY_BYTES],
 }
 
+/// What one request to the API works with: the store, the admin token it must present, the
+/// time and the randomness of a registration.
+pub struct Api<K> {
+    /// The `default` store (subscriptions and delivery records).
+    pub kv: K,
+    /// The `admin_token` variable.
+    pub admin_token: String,
+    /// The request's time.
+    pub now: DateTime<Utc>,
+    /// Id and key of a subscription this request may create.
+    pub fresh: Fresh,
+}
+
 /// Answers one request to the subscription API; every failure is a problem document.
-pub fn handle<K: Kv>(
-    req: &Request,
-    kv: &K,
-    admin_token: &str,
-    now: DateTime<Utc>,
-    fresh: Fresh,
-) -> Response {
-    if let Err(problem) = require_admin(req, admin_token) {
+pub fn handle<K: Kv + 'static>(req: Request, api: Rc<Api<K>>) -> Response {
+    if let Err(problem) = require_admin(&req, &api.admin_token) {
         let mut response = problem.response();
         response.set_header("www-authenticate", "Bearer");
         return response;
     }
-    route(req, kv, now, fresh).unwrap_or_else(|e| e.response())
+    router(&api).handle(req)
 }
 
-fn route<K: Kv>(
-    req: &Request,
-    kv: &K,
-    now: DateTime<Utc>,
-    fresh: Fresh,
-) -> Result<Response, FunctionError> {
-    // The part after /v1/webhooks, as Spin's wildcard route hands it over.
-    let rest = req
-        .header("spin-path-info")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    match (req.method(), segments.as_slice()) {
-        (Method::Get, []) => list(req, kv),
-        (Method::Post, []) => create(req, kv, now, fresh),
-        (_, []) => Ok(not_allowed("GET, POST")),
-        (Method::Get, [id]) => Ok(read_response(req, &find(kv, id)?.redacted())),
-        (Method::Delete, [id]) => delete(kv, id),
-        (_, [_]) => Ok(not_allowed("GET, DELETE")),
-        (Method::Get, [id, "deliveries"]) => deliveries(req, kv, id),
-        (_, [_, "deliveries"]) => Ok(not_allowed("GET")),
-        _ => Err(Problem::new(
+/// The routes (full paths, as `spin.toml` sends `/v1/webhooks` and `/v1/webhooks/...` here).
+fn router<K: Kv + 'static>(api: &Rc<Api<K>>) -> Router {
+    const ROOT: &str = "/v1/webhooks";
+    const ONE: &str = "/v1/webhooks/:id";
+    const LOG: &str = "/v1/webhooks/:id/deliveries";
+    let mut r = Router::new();
+    r.get(ROOT, endpoint(api, |api, req, _| list(req, &api.kv)));
+    r.post(ROOT, endpoint(api, create));
+    r.any(ROOT, not_allowed("GET, POST"));
+    r.get(
+        ONE,
+        endpoint(api, |api, req, id| {
+            Ok(read_response(req, &find(&api.kv, id)?.redacted()))
+        }),
+    );
+    r.delete(ONE, endpoint(api, |api, _, id| delete(&api.kv, id)));
+    r.any(ONE, not_allowed("GET, DELETE"));
+    r.get(
+        LOG,
+        endpoint(api, |api, req, id| deliveries(req, &api.kv, id)),
+    );
+    r.any(LOG, not_allowed("GET"));
+    r.any("/*", |req: Request, _: Params| {
+        Problem::new(
             404,
             "not-found",
             "Not found",
-            format!("no resource at /v1/webhooks{rest}"),
+            format!("no resource at {}", req.path()),
         )
-        .into()),
+        .response()
+    });
+    r
+}
+
+/// A route handler over the shared [`Api`]: `f` gets the request and its `:id` ("" when the
+/// route has none); its error becomes the problem response.
+fn endpoint<K: Kv + 'static>(
+    api: &Rc<Api<K>>,
+    f: impl Fn(&Api<K>, &Request, &str) -> Result<Response, FunctionError> + 'static,
+) -> impl Fn(Request, Params) -> Response + 'static {
+    let api = Rc::clone(api);
+    move |req, params| {
+        let id = params.get("id").unwrap_or_default();
+        f(&api, &req, id).unwrap_or_else(|e| e.response())
     }
 }
 
-fn create<K: Kv>(
-    req: &Request,
-    kv: &K,
-    now: DateTime<Utc>,
-    fresh: Fresh,
-) -> Result<Response, FunctionError> {
+fn create<K: Kv>(api: &Api<K>, req: &Request, _: &str) -> Result<Response, FunctionError> {
     let body = json_body(req)?;
     let new = NewSubscription::parse(&body)
         .map_err(|v| Problem::invalid("the webhook subscription is invalid", v.as_slice()))?;
     let sub = Subscription {
-        id: fresh.id.to_string(),
+        id: api.fresh.id.to_string(),
         url: new.url,
         events: new.events,
         secret: new
             .secret
-            .unwrap_or_else(|| WebhookSecret::from_key(fresh.key)),
-        created_at: now,
+            .unwrap_or_else(|| WebhookSecret::from_key(api.fresh.key)),
+        created_at: api.now,
     };
     update_json(
-        kv,
+        &api.kv,
         keys::SUBSCRIPTIONS,
         |current: Option<Vec<Subscription>>| {
             let mut subs = current.unwrap_or_default();
@@ -183,16 +204,19 @@ fn find<K: Kv>(kv: &K, id: &str) -> Result<Subscription, FunctionError> {
         .ok_or_else(|| Problem::not_found("webhook subscription", id).into())
 }
 
-fn not_allowed(allow: &str) -> Response {
-    let mut response = Problem::new(
-        405,
-        "method-not-allowed",
-        "Method not allowed",
-        format!("use {allow}"),
-    )
-    .response();
-    response.set_header("allow", allow);
-    response
+/// The 405 answer of a route, naming the methods it takes.
+fn not_allowed(allow: &'static str) -> impl Fn(Request, Params) -> Response + 'static {
+    move |_, _| {
+        let mut response = Problem::new(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("use {allow}"),
+        )
+        .response();
+        response.set_header("allow", allow);
+        response
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +224,7 @@ mod tests {
     use super::*;
     use oms_domain::{EventEnvelope, EventType, OrderId};
     use oms_edge::MemKv;
+    use spin_sdk::http::Method;
     use serde_json::Value;
 
     const TOKEN: &str = "admin";
@@ -208,31 +233,48 @@ mod tests {
         DateTime::<Utc>::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
     }
 
-    fn call(kv: &MemKv, method: Method, rest: &str, body: Option<Value>) -> (u16, Value) {
+    fn api() -> Rc<Api<MemKv>> {
+        Rc::new(Api {
+            kv: MemKv::new(),
+            admin_token: TOKEN.into(),
+            now: at(0),
+            fresh: Fresh {
+                id: Uuid::from_u128(1),
+                key: [9; 24],
+            },
+        })
+    }
+
+    fn request(method: Method, rest: &str, body: Option<&[u8]>) -> Request {
         let mut b = Request::builder();
-        // Spin's path info is the path after the route, without the query.
-        let path_info = rest.split('?').next().unwrap_or_default();
         b.method(method)
             .uri(format!("/v1/webhooks{rest}"))
-            .header("spin-path-info", path_info)
             .header("authorization", format!("Bearer {TOKEN}"));
         if let Some(body) = body {
-            b.body(body.to_string());
+            b.body(body.to_vec());
         }
-        let fresh = Fresh {
-            id: Uuid::from_u128(1),
-            key: [9; 24],
-        };
-        let response = handle(&b.build(), kv, TOKEN, at(0), fresh);
+        b.build()
+    }
+
+    fn send(api: &Rc<Api<MemKv>>, req: Request) -> (u16, Value) {
+        let response = handle(req, Rc::clone(api));
         let json = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         (*response.status(), json)
     }
 
+    fn call(api: &Rc<Api<MemKv>>, method: Method, rest: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        send(
+            api,
+            request(method, rest, body.as_deref().map(str::as_bytes)),
+        )
+    }
+
     #[test]
     fn register_read_and_delete_a_subscription() {
-        let kv = MemKv::new();
+        let api = api();
         let (status, created) = call(
-            &kv,
+            &api,
             Method::Post,
             "",
             Some(json!({"url": "https://h.example.com/in", "events": ["order.*"]})),
@@ -245,7 +287,7 @@ mod tests {
             "a secret is generated"
         );
         assert_eq!(created["events"], json!(["order.*"]));
-        let (status, listed) = call(&kv, Method::Get, "", None);
+        let (status, listed) = call(&api, Method::Get, "", None);
         assert_eq!(
             (status, listed["webhooks"][0]["id"].as_str()),
             (200, Some(id.as_str()))
@@ -254,24 +296,24 @@ mod tests {
             listed["webhooks"][0].get("secret").is_none(),
             "reads never show the secret"
         );
-        let (status, one) = call(&kv, Method::Get, &format!("/{id}"), None);
+        let (status, one) = call(&api, Method::Get, &format!("/{id}"), None);
         assert_eq!(
             (status, one["url"].as_str()),
             (200, Some("https://h.example.com/in"))
         );
-        let (status, log) = call(&kv, Method::Get, &format!("/{id}/deliveries"), None);
+        let (status, log) = call(&api, Method::Get, &format!("/{id}/deliveries"), None);
         assert_eq!((status, log["deliveries"].clone()), (200, json!([])));
-        assert_eq!(call(&kv, Method::Delete, &format!("/{id}"), None).0, 204);
-        assert_eq!(call(&kv, Method::Get, &format!("/{id}"), None).0, 404);
-        assert_eq!(call(&kv, Method::Delete, &format!("/{id}"), None).0, 404);
-        assert_eq!(call(&kv, Method::Put, "", None).0, 405);
+        assert_eq!(call(&api, Method::Delete, &format!("/{id}"), None).0, 204);
+        assert_eq!(call(&api, Method::Get, &format!("/{id}"), None).0, 404);
+        assert_eq!(call(&api, Method::Delete, &format!("/{id}"), None).0, 404);
+        assert_eq!(call(&api, Method::Put, "", None).0, 405);
     }
 
     #[test]
     fn an_invalid_registration_names_the_field_and_stores_nothing() {
-        let kv = MemKv::new();
+        let api = api();
         let (status, problem) = call(
-            &kv,
+            &api,
             Method::Post,
             "",
             Some(json!({"url": "ftp://x", "events": ["order.*", "nope"]})),
@@ -284,15 +326,15 @@ mod tests {
             .map(|p| p["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["/url", "/events/1"]);
-        assert_eq!(call(&kv, Method::Post, "", None).0, 400, "no body");
-        assert!(kv.get(keys::SUBSCRIPTIONS).unwrap().is_none());
+        assert_eq!(call(&api, Method::Post, "", None).0, 400, "no body");
+        assert!(api.kv.get(keys::SUBSCRIPTIONS).unwrap().is_none());
     }
 
     #[test]
     fn deliveries_can_be_filtered_by_state() {
-        let kv = MemKv::new();
+        let api = api();
         let (_, created) = call(
-            &kv,
+            &api,
             Method::Post,
             "",
             Some(json!({"url": "https://h.io", "events": ["*"]})),
@@ -307,14 +349,14 @@ mod tests {
             json!({}),
         )
         .unwrap();
-        delivery::claim(&kv, id, &event, 1, at(1)).unwrap();
+        delivery::claim(&api.kv, id, &event, 1, at(1)).unwrap();
         let failed = delivery::Outcome::Failed {
             status: Some(500),
             error: "HTTP 500".into(),
         };
-        delivery::settle(&kv, id, event.id(), &failed, 1, at(1)).unwrap();
+        delivery::settle(&api.kv, id, event.id(), &failed, 1, at(1)).unwrap();
         let (_, dead) = call(
-            &kv,
+            &api,
             Method::Get,
             &format!("/{id}/deliveries?state=dead"),
             None,
@@ -323,7 +365,7 @@ mod tests {
         assert_eq!(dead["deliveries"][0]["event_type"], "order.routed");
         assert_eq!(dead["deliveries"][0]["attempts"], 1);
         let (_, delivered) = call(
-            &kv,
+            &api,
             Method::Get,
             &format!("/{id}/deliveries?state=delivered"),
             None,
@@ -331,7 +373,7 @@ mod tests {
         assert_eq!(delivered["deliveries"], json!([]));
         assert_eq!(
             call(
-                &kv,
+                &api,
                 Method::Get,
                 &format!("/{id}/deliveries?state=lost"),
                 None
@@ -343,25 +385,65 @@ mod tests {
 
     #[test]
     fn requests_without_the_admin_token_are_refused() {
-        let kv = MemKv::new();
+        let api = api();
         let req = Request::builder()
             .method(Method::Get)
             .uri("/v1/webhooks")
             .build();
-        let response = handle(
-            &req,
-            &kv,
-            TOKEN,
-            at(0),
-            Fresh {
-                id: Uuid::nil(),
-                key: [0; 24],
-            },
-        );
+        let response = handle(req, api);
         assert_eq!(*response.status(), 401);
         assert_eq!(
             response.header("www-authenticate").and_then(|v| v.as_str()),
             Some("Bearer")
         );
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_subscription_object_is_a_422_problem() {
+        let api = api();
+        for body in ["[1]", "\"x\"", "null", "3", "{\"url\": 5, \"events\": {}}"] {
+            let (status, problem) = send(&api, request(Method::Post, "", Some(body.as_bytes())));
+            assert_eq!(status, 422, "{body}: {problem}");
+            assert!(
+                problem["invalid-params"]
+                    .as_array()
+                    .is_some_and(|p| !p.is_empty()),
+                "{body}"
+            );
+        }
+        for body in ["{", "\u{0}", "{\"url\": }"] {
+            let (status, problem) = send(&api, request(Method::Post, "", Some(body.as_bytes())));
+            assert_eq!(
+                (status, &problem["invalid-params"][0]["code"]),
+                (400, &json!("invalid_json")),
+                "{body:?}"
+            );
+        }
+        assert!(api.kv.get(keys::SUBSCRIPTIONS).unwrap().is_none());
+    }
+
+    #[test]
+    fn other_methods_and_paths_are_problems() {
+        let api = api();
+        for (method, rest, allow) in [
+            (Method::Delete, "", "GET, POST"),
+            (Method::Post, "/x", "GET, DELETE"),
+            (Method::Put, "/x/deliveries", "GET"),
+        ] {
+            let response = handle(request(method, rest, None), Rc::clone(&api));
+            assert_eq!(*response.status(), 405, "{rest}");
+            assert_eq!(
+                response.header("allow").and_then(|v| v.as_str()),
+                Some(allow)
+            );
+        }
+        for rest in ["/x/deliveries/y", "/x/log"] {
+            let (status, problem) = call(&api, Method::Get, rest, None);
+            assert_eq!(
+                (status, problem["title"].as_str()),
+                (404, Some("Not found")),
+                "{rest}"
+            );
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The admin bearer token that guards the subscription API.
 
-use oms_edge::Problem;
+use oms_edge::{constant_time_eq, Problem};
 use sha2::{Digest, Sha256};
 use spin_sdk::http::Request;
 
@@ -38,11 +38,7 @@ pub fn require_admin(req: &Request, admin_token: &str) -> Result<(), Problem> {
 }
 
 fn same_digest(a: &[u8], b: &[u8]) -> bool {
-    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    constant_time_eq(&Sha256::digest(a), &Sha256::digest(b))
 }
 
 #[cfg(test)]

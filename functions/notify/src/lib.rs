@@ -29,13 +29,15 @@ pub mod signature;
 pub mod subscription;
 pub mod transport;
 
+use std::rc::Rc;
+
 use oms_domain::EventEnvelope;
 use oms_edge::{new_id, now, FunctionError, KvError, SpinKv};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::{http_component, redis_component};
 use uuid::Uuid;
 
-use crate::api::Fresh;
+use crate::api::{Api, Fresh};
 use crate::signature::GENERATED_KEY_BYTES;
 use crate::transport::WasiHttp;
 
@@ -60,15 +62,22 @@ pub enum Error {
 
 #[http_component]
 fn handle_webhooks(req: Request) -> Response {
-    let token = match spin_sdk::variables::get("admin_token") {
-        Ok(token) => token,
-        Err(e) => return FunctionError::Internal(format!("variable admin_token: {e}")).response(),
-    };
-    let kv = match SpinKv::open_default() {
-        Ok(kv) => kv,
-        Err(e) => return FunctionError::from(e).response(),
-    };
-    api::handle(&req, &kv, &token, now(), fresh())
+    match open_api() {
+        Ok(api) => api::handle(req, Rc::new(api)),
+        Err(e) => e.response(),
+    }
+}
+
+/// The subscription API's context for one request.
+fn open_api() -> Result<Api<SpinKv>, FunctionError> {
+    let admin_token = spin_sdk::variables::get("admin_token")
+        .map_err(|e| FunctionError::Internal(format!("variable admin_token: {e}")))?;
+    Ok(Api {
+        kv: SpinKv::open_default()?,
+        admin_token,
+        now: now(),
+        fresh: fresh()?,
+    })
 }
 
 #[redis_component]
@@ -114,8 +123,9 @@ fn max_attempts() -> Result<u32, Error> {
 }
 
 /// A new subscription id and secret key from the host's randomness.
-fn fresh() -> Fresh {
+fn fresh() -> Result<Fresh, FunctionError> {
     let mut key = [0u8; GENERATED_KEY_BYTES];
-    getrandom::fill(&mut key).expect("the host provides randomness");
-    Fresh { id: new_id(), key }
+    getrandom::fill(&mut key)
+        .map_err(|e| FunctionError::Internal(format!("no randomness from the host: {e}")))?;
+    Ok(Fresh { id: new_id(), key })
 }

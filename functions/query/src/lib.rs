@@ -2,73 +2,110 @@
 //! `Cache-Control: no-cache` (caches keep it but revalidate; `If-None-Match` → 304 without a
 //! body); a write changes the body and so the ETag, which is the invalidation.
 //!
-//! - `GET /v1/orders/{id}`: status, lines, totals, reservation, plan, shipments, refunds
+//! - `GET /v1/orders/{id}`: the [`OrderView`] (status dimensions, lines, totals, reservation,
+//!   plan, shipments, refunds, returns)
 //! - `GET /v1/orders/{id}/events`: the order's timeline
 //! - `GET /v1/availability/{sku}`: stock per location and available-to-promise
+//!   ([`availability`])
 //! - `GET /v1/openapi.json`: the API description (OpenAPI 3.1)
+//!
+//! Reads only: any other method is a 405 problem, any other path a 404 problem.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
 #![allow(unsafe_code)]
 
-use oms_domain::{Location, OrderId, Sku};
-use oms_edge::{
-    keys, path_match, read_response, FunctionError, Kv, OrderRecord, Problem, SpinKv, StockDoc,
-};
-use serde_json::{json, Value};
-use spin_sdk::http::{Method, Request, Response};
+pub mod availability;
+pub mod order_view;
+
+use std::rc::Rc;
+
+use oms_domain::{EventEnvelope, OrderId};
+use oms_edge::{keys, read_response, FunctionError, Kv, OrderRecord, Problem, SpinKv};
+use serde::Serialize;
+use serde_json::Value;
+use spin_sdk::http::{Method, Params, Request, Response, Router};
 use spin_sdk::http_component;
+
+pub use order_view::OrderView;
 
 /// The OpenAPI document, kept beside this crate.
 const OPENAPI: &str = include_str!("../openapi.json");
 
 #[http_component]
 fn handle(req: Request) -> Response {
-    match route(&req) {
-        Ok(r) => r,
-        Err(e) => e.response(),
+    match SpinKv::open_default() {
+        Ok(kv) => router(Rc::new(kv)).handle(req),
+        Err(e) => FunctionError::from(e).response(),
     }
 }
 
-fn route(req: &Request) -> Result<Response, FunctionError> {
-    if !matches!(req.method(), Method::Get | Method::Head) {
-        return Err(Problem::new(
-            405,
-            "method-not-allowed",
-            "Method not allowed",
-            "reads only: use GET",
-        )
-        .into());
-    }
-    let matched = req
-        .header("spin-matched-route")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
-    match matched.as_str() {
-        "/v1/openapi.json" => {
-            let doc: Value = serde_json::from_str(OPENAPI)?;
-            Ok(read_response(req, &doc))
+/// The read routes over a store (full paths, as `spin.toml` routes them here).
+pub fn router<K: Kv + 'static>(kv: Rc<K>) -> Router {
+    let mut r = Router::new();
+    read(&mut r, &kv, "/v1/openapi.json", |_, _| {
+        Ok(serde_json::from_str::<Value>(OPENAPI)?)
+    });
+    read(&mut r, &kv, "/v1/orders/:id", |kv, p| {
+        Ok(serde_json::to_value(OrderView::of(&load(kv, p)?))?)
+    });
+    read(&mut r, &kv, "/v1/orders/:id/events", |kv, p| {
+        let record = load(kv, p)?;
+        Ok(Timeline {
+            order_id: record.order.id(),
+            events: record.events,
+        })
+    });
+    read(&mut r, &kv, "/v1/availability/:sku", |kv, p| {
+        availability::of(kv, p.get("sku").unwrap_or_default())
+    });
+    r.any("/*", |req: Request, _: Params| {
+        let problem = if matches!(req.method(), Method::Get | Method::Head) {
+            Problem::not_found("route", req.path())
+        } else {
+            Problem::new(
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+                "reads only: use GET",
+            )
+        };
+        let mut response = problem.response();
+        if problem.status == 405 {
+            response.set_header("allow", "GET, HEAD");
         }
-        "/v1/availability/:sku" => availability(req, &SpinKv::open_default()?),
-        "/v1/orders/:id" => {
-            let record = load(req, &SpinKv::open_default()?)?;
-            Ok(read_response(req, &order_view(&record)))
-        }
-        "/v1/orders/:id/events" => {
-            let record = load(req, &SpinKv::open_default()?)?;
-            Ok(read_response(
-                req,
-                &json!({"order_id": record.order.id(), "events": record.events}),
-            ))
-        }
-        other => Err(Problem::not_found("route", other).into()),
+        response
+    });
+    r
+}
+
+/// Registers a cacheable read (GET and HEAD) whose body `view` builds.
+fn read<K: Kv + 'static, T: Serialize>(
+    r: &mut Router,
+    kv: &Rc<K>,
+    path: &str,
+    view: impl Fn(&K, &Params) -> Result<T, FunctionError> + Copy + 'static,
+) {
+    for method in [Method::Get, Method::Head] {
+        let kv = Rc::clone(kv);
+        r.add(
+            path,
+            method,
+            move |req: Request, params: Params| match view(&kv, &params) {
+                Ok(body) => read_response(&req, &body),
+                Err(e) => e.response(),
+            },
+        );
     }
 }
 
-fn load(req: &Request, kv: &impl Kv) -> Result<OrderRecord, FunctionError> {
-    let raw = path_match(req, "id").unwrap_or_default();
-    let id = OrderId::parse(&raw).map_err(|e| {
+/// The `:id` order.
+///
+/// # Errors
+/// 400 naming `id` when it is not an order id; 404 when there is no such order; a store error.
+fn load(kv: &impl Kv, params: &Params) -> Result<OrderRecord, FunctionError> {
+    let raw = params.get("id").unwrap_or_default();
+    let id = OrderId::parse(raw).map_err(|e| {
         Problem::field(
             400,
             "malformed",
@@ -79,77 +116,172 @@ fn load(req: &Request, kv: &impl Kv) -> Result<OrderRecord, FunctionError> {
         )
     })?;
     kv.get_json(&keys::order(&id.to_string()))?
-        .ok_or_else(|| Problem::not_found("order", &raw).into())
+        .ok_or_else(|| Problem::not_found("order", raw).into())
 }
 
-/// What a client sees of an order.
-pub fn order_view(r: &OrderRecord) -> Value {
-    let o = &r.order;
-    json!({
-        "id": o.id(),
-        "status": r.status().as_str(),
-        "placed_at": o.placed_at(),
-        "channel": o.channel(),
-        "customer": o.customer(),
-        "currency": o.currency(),
-        "lines": o.lines(),
-        "shipping": o.shipping(),
-        "discounts": o.discounts(),
-        "totals": o.totals(),
-        "payment": o.payment(),
-        "metadata": o.metadata(),
-        "reservation": r.reservation,
-        "plan": r.plan,
-        "shipments": r.shipments,
-        "refunds": r.refunds,
-        "refunded_total": r.ledger.refunded(),
-        "refundable": r.ledger.refundable(),
-        "returns": r.returns,
-        "reason": r.reason,
-        "links": {"events": format!("/v1/orders/{}/events", o.id())},
-    })
+/// `GET /v1/orders/{id}/events`: the order's timeline, oldest first.
+#[derive(Serialize)]
+struct Timeline {
+    order_id: OrderId,
+    events: Vec<EventEnvelope>,
 }
 
-fn availability(req: &Request, kv: &impl Kv) -> Result<Response, FunctionError> {
-    let raw = path_match(req, "sku").unwrap_or_default();
-    let sku = Sku::parse(&raw).map_err(|e| {
-        Problem::field(
-            400,
-            "malformed",
-            "Malformed request",
-            "sku",
-            "invalid_format",
-            e.to_string(),
-        )
-    })?;
-    let locations: Vec<Location> = kv.get_json(keys::LOCATIONS)?.unwrap_or_default();
-    let stock_keys: Vec<String> = locations
-        .iter()
-        .map(|l| keys::stock(sku.as_str(), l.id().as_str()))
-        .collect();
-    let docs = kv.get_many(&stock_keys)?;
-    let mut total = (0u64, 0u64, 0u64, 0u64);
-    let mut per_location = Vec::new();
-    for (loc, raw) in locations.iter().zip(docs) {
-        let doc: StockDoc = match raw {
-            Some(bytes) => serde_json::from_slice(&bytes)?,
-            None => continue,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_domain::{Order, StockLevel};
+    use oms_edge::{create, Env, MemEnv, MemKv, StockDoc};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    const ORDER: u128 = 7;
+
+    /// A store holding one validated order (created through the step runner, so it carries
+    /// the runner's bookkeeping) and stock of `SKU-1` at one warehouse.
+    fn store() -> Rc<MemKv> {
+        let env = MemEnv::new();
+        let body = json!({
+            "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
+            "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price": "10.00"}],
+            "shipping": {"method": "standard", "amount": "0.00",
+                "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
+            "tax": "0.00",
+            "totals": {"subtotal": "10.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "10.00"},
+            "payment": {"reference": "pi_1", "status": "captured", "amount": "10.00"}
+        });
+        let order = Order::from_request(&body, OrderId::new(Uuid::from_u128(ORDER)), env.now())
+            .expect("a valid order");
+        let record = OrderRecord::accept(order, Uuid::from_u128(100), env.now()).unwrap();
+        create(&env, record).unwrap();
+        env.kv
+            .set_json(
+                keys::LOCATIONS,
+                &json!([{"id": "wh-1", "kind": "warehouse", "coordinates": {"lat": 0, "lon": 0},
+                    "cost_per_shipment": "0", "cost_per_unit": "0", "ships": true, "pickup": false,
+                    "priority": 0}]),
+            )
+            .unwrap();
+        let doc = StockDoc {
+            level: StockLevel::new(10, 3, 2).unwrap(),
+            ..StockDoc::default()
         };
-        let l = doc.level;
-        total.0 += u64::from(l.on_hand());
-        total.1 += u64::from(l.reserved());
-        total.2 += u64::from(l.allocated());
-        total.3 += u64::from(l.available());
-        per_location.push(json!({
-            "location": loc.id(), "kind": loc.kind(), "on_hand": l.on_hand(), "reserved": l.reserved(),
-            "allocated": l.allocated(), "available": l.available(), "pickup": loc.pickup(),
-        }));
+        env.kv
+            .set_json(&keys::stock("SKU-1", "wh-1"), &doc)
+            .unwrap();
+        Rc::new(env.kv)
     }
-    Ok(read_response(
-        req,
-        &json!({
-            "sku": sku, "on_hand": total.0, "reserved": total.1, "allocated": total.2,
-            "available": total.3, "locations": per_location,
-        }),
-    ))
+
+    fn get(kv: &Rc<MemKv>, method: Method, path: &str, etag: Option<&str>) -> Response {
+        let mut b = Request::builder();
+        b.method(method).uri(path);
+        if let Some(etag) = etag {
+            b.header("if-none-match", etag);
+        }
+        router(Rc::clone(kv)).handle(b.build())
+    }
+
+    fn json_of(r: &Response) -> Value {
+        serde_json::from_slice(r.body()).unwrap_or(Value::Null)
+    }
+
+    fn order_path() -> String {
+        format!("/v1/orders/{}", Uuid::from_u128(ORDER))
+    }
+
+    #[test]
+    fn the_order_view_shows_the_order_but_not_the_runners_bookkeeping() {
+        let kv = store();
+        let stored: Value = kv
+            .get_json(&keys::order(&Uuid::from_u128(ORDER).to_string()))
+            .unwrap()
+            .unwrap();
+        assert!(
+            stored.get("version").is_some() && stored.get("marker").is_some(),
+            "{stored}"
+        );
+        let r = get(&kv, Method::Get, &order_path(), None);
+        assert_eq!(*r.status(), 200);
+        let view = json_of(&r);
+        assert_eq!(view["id"], Uuid::from_u128(ORDER).to_string());
+        assert_eq!(view["status"], "validated");
+        assert_eq!(view["lines"][0]["sku"], "SKU-1");
+        assert_eq!(view["links"]["events"], format!("{}/events", order_path()));
+        for internal in ["outbox", "version", "marker", "events", "ledger", "order"] {
+            assert!(
+                view.get(internal).is_none(),
+                "{internal} is not part of the view"
+            );
+        }
+        let etag = r
+            .header("etag")
+            .and_then(|v| v.as_str())
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            *get(&kv, Method::Get, &order_path(), Some(&etag)).status(),
+            304
+        );
+        assert_eq!(*get(&kv, Method::Head, &order_path(), None).status(), 200);
+    }
+
+    #[test]
+    fn the_timeline_lists_the_orders_events() {
+        let kv = store();
+        let r = get(&kv, Method::Get, &format!("{}/events", order_path()), None);
+        let body = json_of(&r);
+        assert_eq!(*r.status(), 200);
+        assert_eq!(body["order_id"], Uuid::from_u128(ORDER).to_string());
+        let types: Vec<&str> = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["order.validated"]);
+    }
+
+    #[test]
+    fn availability_sums_the_locations_stock() {
+        let kv = store();
+        let r = get(&kv, Method::Get, "/v1/availability/SKU-1", None);
+        assert_eq!(
+            json_of(&r),
+            json!({"sku": "SKU-1", "on_hand": 10, "reserved": 3, "allocated": 2, "available": 5,
+                "locations": [{"location": "wh-1", "kind": "warehouse", "on_hand": 10,
+                    "reserved": 3, "allocated": 2, "available": 5, "pickup": false}]})
+        );
+        let unknown = json_of(&get(&kv, Method::Get, "/v1/availability/NOPE-1", None));
+        assert_eq!(
+            (unknown["available"].as_u64(), unknown["locations"].clone()),
+            (Some(0), json!([]))
+        );
+    }
+
+    #[test]
+    fn bad_ids_unknown_orders_paths_and_writes_are_problems() {
+        let kv = store();
+        let bad = get(&kv, Method::Get, "/v1/orders/not-a-uuid", None);
+        assert_eq!(
+            (
+                *bad.status(),
+                json_of(&bad)["invalid-params"][0]["name"].as_str()
+            ),
+            (400, Some("id"))
+        );
+        let missing = format!("/v1/orders/{}", Uuid::from_u128(99));
+        assert_eq!(*get(&kv, Method::Get, &missing, None).status(), 404);
+        assert_eq!(*get(&kv, Method::Get, "/v1/nothing", None).status(), 404);
+        let write = get(&kv, Method::Post, &order_path(), None);
+        assert_eq!(*write.status(), 405);
+        assert_eq!(
+            write.header("allow").and_then(|v| v.as_str()),
+            Some("GET, HEAD")
+        );
+        assert_eq!(
+            write.header("content-type").and_then(|v| v.as_str()),
+            Some("application/problem+json")
+        );
+        let doc = get(&kv, Method::Get, "/v1/openapi.json", None);
+        assert_eq!(json_of(&doc)["openapi"], "3.1.0");
+    }
 }

@@ -1,0 +1,78 @@
+//! What a client sees of an order: the order as accepted and everything that happened to it,
+//! without the step runner's bookkeeping (`outbox`, `version`, `marker`), which says nothing
+//! to a client and would change the ETag on writes that change nothing it can see.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use oms_domain::{
+    ChannelId, Currency, Customer, Discount, FulfilmentPlan, Money, OrderId, OrderLine, Payment,
+    Refund, Reservation, ReturnId, Shipping, Totals,
+};
+use oms_edge::{OrderRecord, ShipmentRecord};
+use serde::Serialize;
+
+/// `GET /v1/orders/{id}` (schema `OrderView` in `openapi.json`).
+#[derive(Debug, Serialize)]
+pub struct OrderView<'a> {
+    id: OrderId,
+    /// The order's status (the lifecycle dimension).
+    status: &'static str,
+    placed_at: DateTime<Utc>,
+    channel: &'a ChannelId,
+    customer: &'a Customer,
+    currency: Currency,
+    lines: &'a [OrderLine],
+    shipping: &'a Shipping,
+    discounts: &'a [Discount],
+    totals: &'a Totals,
+    payment: &'a Payment,
+    metadata: &'a BTreeMap<String, String>,
+    reservation: &'a Option<Reservation>,
+    plan: &'a Option<FulfilmentPlan>,
+    shipments: &'a [ShipmentRecord],
+    refunds: &'a [Refund],
+    refunded_total: Money,
+    refundable: Money,
+    returns: &'a [ReturnId],
+    reason: &'a Option<String>,
+    links: Links,
+}
+
+/// Where the order's other resources are.
+#[derive(Debug, Serialize)]
+struct Links {
+    events: String,
+}
+
+impl<'a> OrderView<'a> {
+    /// The view of a stored order.
+    pub fn of(r: &'a OrderRecord) -> OrderView<'a> {
+        let o = &r.order;
+        OrderView {
+            id: o.id(),
+            status: r.status().as_str(),
+            placed_at: o.placed_at(),
+            channel: o.channel(),
+            customer: o.customer(),
+            currency: o.currency(),
+            lines: o.lines(),
+            shipping: o.shipping(),
+            discounts: o.discounts(),
+            totals: o.totals(),
+            payment: o.payment(),
+            metadata: o.metadata(),
+            reservation: &r.reservation,
+            plan: &r.plan,
+            shipments: &r.shipments,
+            refunds: &r.refunds,
+            refunded_total: r.ledger.refunded(),
+            refundable: r.ledger.refundable(),
+            returns: &r.returns,
+            reason: &r.reason,
+            links: Links {
+                events: format!("/v1/orders/{}/events", o.id()),
+            },
+        }
+    }
+}
