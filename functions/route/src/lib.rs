@@ -7,6 +7,10 @@
 //! Also takes fulfilment updates from warehouses and 3PLs over HTTP:
 //! - `POST /v1/shipments/{id}/shipped` `{"carrier": "ups", "tracking": "1Z..."}`
 //! - `POST /v1/shipments/{id}/delivered`
+//!
+//! Both run through the step runner (`oms_edge::run`): the change and its events are stored
+//! in one compare-and-swap, then published; what a crash leaves owed goes out on the next
+//! retry or redelivery, or from the reconciler.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
@@ -14,10 +18,13 @@
 
 mod fulfilment;
 mod routing;
+#[cfg(test)]
+mod tests;
 
+use fulfilment::Update;
 use oms_domain::EventEnvelope;
-use oms_edge::{new_id, now, SpinBus, SpinKv};
-use spin_sdk::http::{Request, Response};
+use oms_edge::{json_body, json_response, FunctionError, Problem, SpinEnv};
+use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::{http_component, redis_component};
 
 #[redis_component]
@@ -30,15 +37,40 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let kv = SpinKv::open_default()?;
-    let bus = SpinBus::open().map_err(anyhow::Error::msg)?;
-    routing::handle(&kv, &bus, &event, now(), new_id).map_err(|e| anyhow::anyhow!("{e:?}"))
+    let env = SpinEnv::open().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    routing::handle(&env, &event.order_id().to_string()).map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 #[http_component]
 fn shipment_update(req: Request) -> Response {
-    match fulfilment::handle(&req) {
-        Ok(r) => r,
-        Err(e) => e.response(),
-    }
+    let mut router = Router::new();
+    router.post("/v1/shipments/:id/shipped", |req: Request, p: Params| {
+        respond(
+            json_body(&req)
+                .map_err(FunctionError::from)
+                .and_then(|body| {
+                    let update = Update::shipped(&body)?;
+                    update_shipment(&p, &update)
+                }),
+        )
+    });
+    router.post("/v1/shipments/:id/delivered", |_: Request, p: Params| {
+        respond(update_shipment(&p, &Update::Delivered))
+    });
+    router.any("/v1/shipments/:id/:update", |_: Request, _: Params| {
+        let detail = "shipment updates are sent with POST";
+        Problem::new(405, "method-not-allowed", "Method not allowed", detail).response()
+    });
+    router.handle(req)
+}
+
+/// Parse the path's shipment id, apply the update through the runner, answer the shipment.
+fn update_shipment(params: &Params, update: &Update) -> Result<Response, FunctionError> {
+    let id = fulfilment::shipment_id(params.get("id").unwrap_or_default())?;
+    let shipment = fulfilment::apply(&SpinEnv::open()?, &id, update)?;
+    Ok(json_response(200, &shipment))
+}
+
+fn respond(result: Result<Response, FunctionError>) -> Response {
+    result.unwrap_or_else(|e| e.response())
 }

@@ -91,10 +91,13 @@ pub fn inventory_for(
     Ok(inventory)
 }
 
-/// Settles `order`'s stock at every pair to its stored outcome: it holds at most `held` units
-/// at each (none where `held` has no entry) and, given `allocated`, keeps allocations only
-/// where that has an entry (`None` leaves allocations alone). Idempotent, so a redelivery or
-/// a losing duplicate finishes what the winner owes.
+/// Settles `order`'s stock at every pair to its stored outcome: given `allocated`, its
+/// allocation at each pair becomes exactly that many units (none where it has no entry; an
+/// allocation lowered goes back to the order's hold first, a missing unit is taken only from
+/// its hold there), and it then holds at most `held` units at each (none
+/// where `held` has no entry). `None` leaves allocations alone. Idempotent, so a redelivery or
+/// a losing duplicate finishes what the winner owes — including an allocation a duplicate
+/// run left at a planned location with other units than the stored plan.
 ///
 /// # Errors
 /// Storage errors.
@@ -111,18 +114,20 @@ pub fn settle(
         let Some(raw) = raw else { continue };
         let doc: StockDoc = serde_json::from_slice(&raw)?;
         let keep = held.get(pair).copied().unwrap_or(0);
-        let keep_allocation = allocated.is_none_or(|a| a.contains_key(pair));
-        if doc.held_by(order) <= keep && (keep_allocation || doc.allocated_to(order) == 0) {
+        let allocation = allocated.map(|a| a.get(pair).copied().unwrap_or(0));
+        let op = |d: &StockDoc| match allocation {
+            Some(units) => {
+                // Never more than the order already has here: units that shipped meanwhile
+                // (or were never its own) are not taken from anyone.
+                let (h, a) = d.commitment(order);
+                d.allocate(order, units.min(h + a))?.trim_hold(order, keep)
+            }
+            None => d.trim_hold(order, keep),
+        };
+        if op(&doc).map_err(|e| FunctionError::Internal(e.to_string()))? == doc {
             continue;
         }
-        update_stock(kv, pair.0.as_str(), pair.1.as_str(), |d| {
-            let d = d.trim_hold(order, keep)?;
-            if keep_allocation {
-                Ok(d)
-            } else {
-                d.deallocate(order)
-            }
-        })?;
+        update_stock(kv, pair.0.as_str(), pair.1.as_str(), op)?;
     }
     Ok(())
 }
