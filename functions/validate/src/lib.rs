@@ -1,69 +1,85 @@
 //! validate: order intake. Parses a request into a domain `Order` (every problem reported
-//! with its JSON Pointer), checks it against catalog prices, stores it with its
-//! `order.validated` event and publishes that event for the reserve step.
+//! with its JSON Pointer), and stores it through the step runner (`oms_edge::create`) with
+//! its `order.validated` event in the order's outbox, for the reserve step.
 //!
-//! - `POST /v1/orders` — storefronts; `Idempotency-Key` required (same key and body → the
-//!   first response again; same key, other body → 422; keys kept 24 h).
+//! - `POST /v1/orders` — storefronts; `Idempotency-Key` required. The order id is derived
+//!   from the key, so any retry finds the same order; same key and body → the first 202
+//!   again; same key, other body → 422; a refused request (4xx) is not kept (keys kept 24 h).
 //! - `POST /v1/channels/{channel}/orders` — marketplace webhooks, signed per channel
-//!   (Shopify `X-Shopify-Hmac-Sha256`, or Standard Webhooks); a redelivery never makes a
-//!   second order.
+//!   (Shopify `X-Shopify-Hmac-Sha256`, or Standard Webhooks); the order id is derived from
+//!   (channel, external id), so a redelivery never makes a second order.
+//!
+//! A publish that fails after the order is stored does not undo it: the event stays owed in
+//! the order's outbox and the reconciler sends it.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
 #![allow(unsafe_code)]
 
-mod intake;
 mod marketplace;
+mod receipt;
+mod shopify;
+mod storefront;
+#[cfg(test)]
+mod tests;
 
-use oms_domain::{Fingerprint, IdempotencyKey};
-use oms_edge::{
-    idempotent, json_body, keys, new_id, now, FunctionError, Problem, SpinBus, SpinKv,
-    StoredResponse,
-};
-use spin_sdk::http::{Method, Request, Response};
+use oms_domain::{ChannelId, IdempotencyKey};
+use oms_edge::{json_body, json_response, now, FunctionError, Problem, SpinEnv};
+use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::http_component;
+
+use crate::marketplace::TakenIn;
+use crate::receipt::respond;
 
 #[http_component]
 fn handle(req: Request) -> Response {
-    let result = match (req.method(), matched_route(&req).as_str()) {
-        (Method::Post, "/v1/orders") => storefront(&req),
-        (Method::Post, "/v1/channels/:channel/orders") => marketplace::intake(&req),
-        _ => Err(Problem::new(
-            405,
-            "method-not-allowed",
-            "Method not allowed",
-            "orders are created with POST",
-        )
-        .into()),
-    };
-    match result {
-        Ok(r) => r,
-        Err(e) => e.response(),
-    }
+    let mut router = Router::new();
+    router.post("/v1/orders", |req: Request, _: Params| {
+        answer(storefront(&req))
+    });
+    router.post(
+        "/v1/channels/:channel/orders",
+        |req: Request, params: Params| {
+            answer(marketplace(&req, params.get("channel").unwrap_or_default()))
+        },
+    );
+    router.any("/v1/orders", not_allowed);
+    router.any("/v1/channels/:channel/orders", not_allowed);
+    router.handle(req)
 }
 
-fn matched_route(req: &Request) -> String {
-    req.header("spin-matched-route")
+fn answer(result: Result<Response, FunctionError>) -> Response {
+    result.unwrap_or_else(|e| e.response())
+}
+
+fn not_allowed(_: Request, _: Params) -> Response {
+    Problem::new(
+        405,
+        "method-not-allowed",
+        "Method not allowed",
+        "orders are created with POST",
+    )
+    .response()
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.header(name)
         .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string()
+        .map(str::to_string)
 }
 
 fn storefront(req: &Request) -> Result<Response, FunctionError> {
-    let key = req
-        .header("idempotency-key")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| {
-            Problem::field(
-                400,
-                "idempotency-key-required",
-                "Idempotency-Key required",
-                "Idempotency-Key",
-                "missing",
-                "send a unique Idempotency-Key header with every order",
-            )
-        })?;
-    let key = IdempotencyKey::parse(key).map_err(|e| {
+    let key = header(req, "idempotency-key").ok_or_else(|| {
+        Problem::field(
+            400,
+            "idempotency-key-required",
+            "Idempotency-Key required",
+            "Idempotency-Key",
+            "missing",
+            "send a unique Idempotency-Key header with every order",
+        )
+    })?;
+    let key = IdempotencyKey::parse(&key).map_err(|e| {
         Problem::field(
             400,
             "malformed",
@@ -74,34 +90,20 @@ fn storefront(req: &Request) -> Result<Response, FunctionError> {
         )
     })?;
     let body = json_body(req)?;
-    let kv = SpinKv::open_default()?;
-    let fingerprint = Fingerprint::of_json(&body);
-    let stored = idempotent(
-        &kv,
-        &keys::idempotency("orders", key.as_str()),
-        &fingerprint,
-        now,
-        || {
-            let bus = SpinBus::open().map_err(FunctionError::Internal)?;
-            intake::accept(&kv, &bus, &body, new_id(), new_id(), now())
-        },
-    )?;
+    let stored = storefront::place(&SpinEnv::open()?, &key, &body)?;
     Ok(respond(&stored))
 }
 
-/// The HTTP response for a stored (possibly replayed) result.
-pub(crate) fn respond(r: &StoredResponse) -> Response {
-    let mut b = Response::builder();
-    b.status(r.status)
-        .header("content-type", r.content_type.as_str())
-        .header("cache-control", "no-store");
-    if r.status == 202 {
-        if let Some(id) = serde_json::from_str::<serde_json::Value>(&r.body)
-            .ok()
-            .and_then(|v| v["id"].as_str().map(str::to_string))
-        {
-            b.header("location", format!("/v1/orders/{id}"));
-        }
-    }
-    b.body(r.body.clone()).build()
+fn marketplace(req: &Request, channel: &str) -> Result<Response, FunctionError> {
+    let channel = ChannelId::parse(channel).map_err(|_| Problem::not_found("channel", channel))?;
+    let secrets = spin_sdk::variables::get("channel_secrets")
+        .map_err(|e| FunctionError::Internal(format!("channel_secrets: {e}")))?;
+    let config = marketplace::channel_config(&secrets, &channel)?;
+    let delivery = marketplace::verify(&channel, &config, |h| header(req, h), req.body(), now())?;
+    Ok(
+        match marketplace::take_in(&SpinEnv::open()?, &channel, &delivery)? {
+            TakenIn::New(accepted) => respond(&accepted.stored()),
+            TakenIn::Duplicate(duplicate) => json_response(200, &duplicate),
+        },
+    )
 }

@@ -1,0 +1,95 @@
+//! Storefront orders (`POST /v1/orders`): parse, price-check against the catalog, store
+//! through the step runner under the id derived from the `Idempotency-Key`, answer 202.
+//!
+//! The id comes from the intent ([`OrderId::for_storefront`]), so whatever happened to an
+//! earlier attempt — stopped at its deadline, crashed after the write, answer lost — a retry
+//! finds the same order instead of making a second. The `order.validated` event is owed by
+//! the order (its outbox): a refused publish does not undo the order, the reconciler sends it.
+
+use oms_domain::{Catalog, Currency, Fingerprint, IdempotencyKey, Money, Order, OrderRecord, Sku};
+use oms_edge::{
+    create, idempotent_with, keys, Env, FunctionError, Kv, Problem, Repeat, StoredResponse,
+};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+use crate::receipt::Accepted;
+
+/// Places an order at most once per key: the first success replays; the same key with
+/// another body is a 422 (also after a 5xx, and also once the key's entry is gone: the order
+/// it made is compared); a 4xx is not kept, so a corrected body may reuse the key.
+///
+/// Repeats do not wait for an unfinished first attempt ([`Repeat::Rerun`]): every attempt
+/// writes only the order named by the key, so overlapping attempts converge on it.
+///
+/// # Errors
+/// 422 with every violation (shape, totals, catalog prices) or for a reused key; storage
+/// errors (5xx: retry with the same key).
+pub fn place<E: Env>(
+    env: &E,
+    key: &IdempotencyKey,
+    body: &Value,
+) -> Result<StoredResponse, FunctionError> {
+    // The key's scope is the storefront API for now; issue 12 adds the caller's identity.
+    idempotent_with(
+        env.kv(),
+        &keys::idempotency("orders", key.as_str()),
+        &Fingerprint::of_json(body),
+        || env.now(),
+        Repeat::Rerun,
+        || accept(env, key, body),
+    )
+}
+
+/// One attempt: validate, then create the order if it is not there yet.
+fn accept<E: Env>(
+    env: &E,
+    key: &IdempotencyKey,
+    body: &Value,
+) -> Result<StoredResponse, FunctionError> {
+    let order = Order::from_storefront_request(body, key, env.now())
+        .map_err(|v| Problem::invalid("the order is invalid", &v.0))?;
+    catalog_for(env.kv(), &order)?
+        .check(&order)
+        .map_err(|v| Problem::invalid("the order does not match the catalog", &v.0))?;
+    let record = OrderRecord::take_in(order.clone(), env.now())
+        .map_err(|e| FunctionError::Internal(e.to_string()))?;
+    let created = create(env, record)?;
+    if !created.new && !created.record.order.same_request(&order) {
+        return Err(Problem::field(
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "Idempotency-Key",
+            "key_reused",
+            "this key already placed an order with a different request body",
+        )
+        .into());
+    }
+    Ok(Accepted::of(&created.record).stored())
+}
+
+/// The catalog prices of the order's SKUs (`catalog:{sku}` = `{"USD": "19.99"}`).
+fn catalog_for(kv: &impl Kv, order: &Order) -> Result<Catalog, FunctionError> {
+    let skus: Vec<Sku> = order.units_by_sku().into_keys().collect();
+    let stored = kv.get_many(
+        &skus
+            .iter()
+            .map(|s| keys::catalog(s.as_str()))
+            .collect::<Vec<_>>(),
+    )?;
+    let mut catalog = Catalog::new();
+    for (sku, raw) in skus.into_iter().zip(stored) {
+        let Some(raw) = raw else { continue };
+        let prices: BTreeMap<String, String> = serde_json::from_slice(&raw)?;
+        for (code, amount) in prices {
+            let price = Currency::parse(&code)
+                .ok()
+                .and_then(|c| Money::parse(&amount, c).ok());
+            if let Some(price) = price {
+                catalog.set_price(sku.clone(), price);
+            }
+        }
+    }
+    Ok(catalog)
+}
