@@ -31,6 +31,10 @@ pub struct ReservedLine {
 /// The stock one order holds. Lines are merged per (SKU, location) and sorted, and zero-unit
 /// lines dropped, so equal holdings compare equal.
 ///
+/// A backordered order also lists the units promised to it beyond stock per SKU
+/// (`backordered`): they count against the SKU's backorder limit until the reservation is
+/// cleared, so whoever releases the reservation knows which promises to give back.
+///
 /// `expires_at` (passed in: reservation time plus the policy's time-to-live) lets a sweeper
 /// release holds of orders that were never paid; `None` holds until released.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +42,7 @@ pub struct ReservedLine {
 pub struct Reservation {
     order_id: OrderId,
     lines: Vec<ReservedLine>,
+    backordered: BTreeMap<Sku, u32>,
     expires_at: Option<DateTime<Utc>>,
 }
 
@@ -51,6 +56,22 @@ impl Reservation {
         lines: Vec<ReservedLine>,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<Self, ReservationError> {
+        Self::with_backorders(order_id, lines, BTreeMap::new(), expires_at)
+    }
+
+    /// Builds a reservation that also lists units promised on backorder per SKU (zero-unit
+    /// entries dropped); it may hold no stock when everything is backordered.
+    ///
+    /// # Errors
+    /// [`ReservationError::Empty`] when it neither holds nor backorders a unit.
+    pub fn with_backorders(
+        order_id: OrderId,
+        lines: Vec<ReservedLine>,
+        backordered: BTreeMap<Sku, u32>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<Self, ReservationError> {
+        let backordered: BTreeMap<Sku, u32> =
+            backordered.into_iter().filter(|(_, n)| *n > 0).collect();
         let mut merged: BTreeMap<(Sku, LocationId), u32> = BTreeMap::new();
         for l in lines {
             if l.units > 0 {
@@ -58,7 +79,7 @@ impl Reservation {
                 *slot = slot.saturating_add(l.units);
             }
         }
-        if merged.is_empty() {
+        if merged.is_empty() && backordered.is_empty() {
             return Err(ReservationError::Empty);
         }
         let lines = merged
@@ -72,6 +93,7 @@ impl Reservation {
         Ok(Self {
             order_id,
             lines,
+            backordered,
             expires_at,
         })
     }
@@ -105,6 +127,11 @@ impl Reservation {
     /// What is held where, sorted by SKU then location.
     pub fn lines(&self) -> &[ReservedLine] {
         &self.lines
+    }
+
+    /// Units promised beyond stock per SKU (backorders), counted against each SKU's limit.
+    pub fn backordered(&self) -> &BTreeMap<Sku, u32> {
+        &self.backordered
     }
 
     /// When the hold lapses, if ever.
@@ -157,13 +184,15 @@ impl Reservation {
 struct ReservationRepr {
     order_id: OrderId,
     lines: Vec<ReservedLine>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    backordered: BTreeMap<Sku, u32>,
     expires_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<ReservationRepr> for Reservation {
     type Error = ReservationError;
     fn try_from(r: ReservationRepr) -> Result<Self, ReservationError> {
-        Reservation::new(r.order_id, r.lines, r.expires_at)
+        Reservation::with_backorders(r.order_id, r.lines, r.backordered, r.expires_at)
     }
 }
 
@@ -172,6 +201,7 @@ impl From<Reservation> for ReservationRepr {
         ReservationRepr {
             order_id: r.order_id,
             lines: r.lines,
+            backordered: r.backordered,
             expires_at: r.expires_at,
         }
     }

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use oms_domain::{StockError, StockLevel};
+use oms_domain::{BackorderPolicy, StockError, StockLevel};
 use serde::{Deserialize, Serialize};
 
 use crate::kv::{update_json, Change, Kv};
@@ -247,12 +247,115 @@ pub fn update_stock<K: Kv>(
     })
 }
 
+/// The units of one SKU promised beyond stock (backorders), per order
+/// (`backorder-promises:{sku}`): the SKU's backorder limit ([`BackorderPolicy::UpTo`]) is
+/// checked against and counted in this one document, so a promise is one compare-and-swap —
+/// concurrent orders cannot exceed the limit, and a redelivery finds its own promise instead
+/// of counting twice. A promise is given back when the order ends up reserved in full,
+/// rejected or cancelled ([`BackorderDoc::release`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BackorderDoc {
+    /// Units promised per order id.
+    #[serde(default)]
+    pub promised: BTreeMap<String, u32>,
+}
+
+impl BackorderDoc {
+    /// The key of a SKU's promises.
+    pub fn key(sku: &str) -> String {
+        format!("backorder-promises:{sku}")
+    }
+
+    /// Units promised to all orders.
+    pub fn outstanding(&self) -> u32 {
+        self.promised
+            .values()
+            .fold(0u32, |sum, n| sum.saturating_add(*n))
+    }
+
+    /// Units promised to `order`.
+    pub fn promised_to(&self, order: &str) -> u32 {
+        self.promised.get(order).copied().unwrap_or(0)
+    }
+
+    /// Promises `order` exactly `units` under `policy`: the document after, or `None` when
+    /// the limit does not allow it (counting every other order's promise). Idempotent: an
+    /// order already promised `units` gets the document unchanged.
+    pub fn promise(
+        &self,
+        order: &str,
+        units: u32,
+        policy: BackorderPolicy,
+    ) -> Option<BackorderDoc> {
+        if self.promised_to(order) == units {
+            return Some(self.clone());
+        }
+        let others = self.outstanding() - self.promised_to(order);
+        if !policy.allows(others, units) {
+            return None;
+        }
+        let mut next = self.clone();
+        if units == 0 {
+            next.promised.remove(order);
+        } else {
+            next.promised.insert(order.to_string(), units);
+        }
+        Some(next)
+    }
+
+    /// Gives back what was promised to `order` (no-op when nothing was).
+    pub fn release(&self, order: &str) -> BackorderDoc {
+        let mut next = self.clone();
+        next.promised.remove(order);
+        next
+    }
+}
+
+/// Applies `op` to a SKU's [`BackorderDoc`] by compare-and-swap, writing only when it changes
+/// something; `op`'s verdict (`None`: refused, nothing written).
+///
+/// # Errors
+/// Storage errors.
+pub fn update_backorders<K: Kv>(
+    kv: &K,
+    sku: &str,
+    op: impl Fn(&BackorderDoc) -> Option<BackorderDoc>,
+) -> Result<Option<BackorderDoc>, FunctionError> {
+    update_json(kv, &BackorderDoc::key(sku), |cur: Option<BackorderDoc>| {
+        let doc = cur.unwrap_or_default();
+        match op(&doc) {
+            Some(next) if next != doc => {
+                Ok::<_, FunctionError>(Change::Write(next.clone(), Some(next)))
+            }
+            verdict => Ok(Change::Keep(verdict)),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn doc(on_hand: u32) -> StockDoc {
         StockDoc::default().recount(on_hand).unwrap()
+    }
+
+    #[test]
+    fn backorder_promises_count_once_per_order_within_the_limit() {
+        let limit = BackorderPolicy::UpTo(3);
+        let d = BackorderDoc::default().promise("o1", 2, limit).unwrap();
+        assert_eq!(
+            d.promise("o1", 2, limit).unwrap(),
+            d,
+            "a redelivery counts once"
+        );
+        assert!(d.promise("o2", 2, limit).is_none(), "only one unit is left");
+        let d = d.promise("o2", 1, limit).unwrap();
+        assert_eq!(d.outstanding(), 3);
+        let d = d.release("o1");
+        assert_eq!((d.outstanding(), d.release("o1")), (1, d.clone()));
+        assert!(d.promise("o3", 1, BackorderPolicy::Never).is_none());
+        assert!(d.promise("o3", 9, BackorderPolicy::Unlimited).is_some());
     }
 
     #[test]

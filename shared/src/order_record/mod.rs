@@ -172,6 +172,9 @@ impl OrderRecord {
     /// finished). Re-publishing it (same id) re-drives a step whose trigger was lost.
     pub fn owed_step(&self) -> Option<&EventEnvelope> {
         let owed = match self.status() {
+            // Cancelled (then perhaps refunded) with its stock still listed: the release is
+            // owed (reserve consumes `order.cancelled`: `oms_edge::release_cancelled`).
+            _ if self.release_pending() => EventType::OrderCancelled,
             OrderStatus::Validated => EventType::OrderValidated,
             OrderStatus::Reserved => EventType::OrderReserved,
             _ => return None,
