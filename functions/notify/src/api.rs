@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use crate::auth::require_admin;
 use crate::delivery::{self, DeliveryState};
-use crate::signature::{WebhookSecret, GENERATED_KEY_BYTES};
 use crate::subscription::{self, NewSubscription, Subscription, MAX_SUBSCRIPTIONS};
+use oms_edge::standard_webhooks::{WebhookSecret, GENERATED_KEY_BYTES};
 
 /// Fresh randomness for a registration, drawn by the caller (the API itself is deterministic).
 #[derive(Debug, Clone, Copy)]
@@ -224,8 +224,8 @@ mod tests {
     use super::*;
     use oms_domain::{EventEnvelope, EventType, OrderId};
     use oms_edge::MemKv;
-    use spin_sdk::http::Method;
     use serde_json::Value;
+    use spin_sdk::http::Method;
 
     const TOKEN: &str = "admin";
 

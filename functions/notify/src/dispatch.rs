@@ -148,8 +148,8 @@ mod tests {
 
     use super::*;
     use crate::delivery::recent;
-    use crate::signature::WebhookSecret;
     use crate::subscription::{EventFilter, WebhookUrl};
+    use oms_edge::standard_webhooks::{WebhookHeaders, WebhookSecret};
 
     /// One recorded request: URL, headers, body.
     type Sent = (String, Vec<(String, String)>, Vec<u8>);
@@ -254,6 +254,16 @@ mod tests {
             .secret
             .sign(&e.id().to_string(), at(5).timestamp(), body);
         assert_eq!(header(headers, "webhook-signature"), expected);
+        let received = WebhookHeaders {
+            id: Some(header(headers, "webhook-id")),
+            timestamp: Some(header(headers, "webhook-timestamp")),
+            signature: Some(header(headers, "webhook-signature")),
+        };
+        assert_eq!(
+            subs[0].secret.verify(&received, body, at(6)),
+            Ok(e.id().to_string().as_str()),
+            "a receiver verifying with the same Standard Webhooks module accepts it"
+        );
         drop(sent);
         // The queue redelivers the same message: nobody is notified twice.
         let again = deliver(&kv, &ok, &subs, &e, 4, || at(6)).unwrap();

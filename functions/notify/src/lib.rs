@@ -5,7 +5,8 @@
 //!   in one document under `keys::SUBSCRIPTIONS`. See [`api`].
 //! - **Deliveries** (a queue handler on every event channel): each matching subscriber gets the
 //!   event envelope as JSON, POSTed with `webhook-id` (the event id, stable across retries),
-//!   `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256>`. A 2xx answer
+//!   `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256>` (signed by
+//!   `oms_edge::standard_webhooks`, the module intake verifies marketplace webhooks with). A 2xx answer
 //!   delivers it; anything else is recorded and the handler fails, so the queue redelivers the
 //!   message with exponential backoff. After `webhook_max_attempts` attempts the webhook is
 //!   dead-lettered: logged, and shown as `dead` under `/v1/webhooks/{id}/deliveries`. Delivery
@@ -25,7 +26,6 @@ pub mod api;
 mod auth;
 pub mod delivery;
 pub mod dispatch;
-pub mod signature;
 pub mod subscription;
 pub mod transport;
 
@@ -38,8 +38,8 @@ use spin_sdk::{http_component, redis_component};
 use uuid::Uuid;
 
 use crate::api::{Api, Fresh};
-use crate::signature::GENERATED_KEY_BYTES;
 use crate::transport::WasiHttp;
+use oms_edge::standard_webhooks::GENERATED_KEY_BYTES;
 
 /// Why handling an event failed (the queue then redelivers it).
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ use oms_edge::{keys, Kv, KvError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::signature::WebhookSecret;
+use oms_edge::standard_webhooks::WebhookSecret;
 
 /// Most subscriptions the one document holds (it is read whole for every event).
 pub const MAX_SUBSCRIPTIONS: usize = 100;
