@@ -6,7 +6,9 @@
 //! finds the same order instead of making a second. The `order.validated` event is owed by
 //! the order (its outbox): a refused publish does not undo the order, the reconciler sends it.
 
-use oms_domain::{Catalog, Currency, Fingerprint, IdempotencyKey, Money, Order, OrderRecord, Sku};
+use oms_domain::{
+    Catalog, ChannelId, Currency, Fingerprint, IdempotencyKey, Money, Order, OrderRecord, Sku,
+};
 use oms_edge::{
     create, idempotent_with, keys, Env, FunctionError, Kv, Problem, Repeat, StoredResponse,
 };
@@ -30,15 +32,29 @@ pub fn place<E: Env>(
     key: &IdempotencyKey,
     body: &Value,
 ) -> Result<StoredResponse, FunctionError> {
-    // The key's scope is the storefront API for now; issue 12 adds the caller's identity.
     idempotent_with(
         env.kv(),
-        &keys::idempotency("orders", key.as_str()),
+        &keys::idempotency(&scope(body), key.as_str()),
         &Fingerprint::of_json(body),
         || env.now(),
         Repeat::Rerun,
         || accept(env, key, body),
     )
+}
+
+/// The key space of the request: its channel (as the order id is), so two storefront
+/// channels never share keys. Issue 12 adds the caller's identity to the scope. A body
+/// without a readable channel gets the bare scope: it fails validation, and a 4xx is never
+/// kept under the key.
+pub fn scope(body: &Value) -> String {
+    match body
+        .get("channel")
+        .and_then(Value::as_str)
+        .map(ChannelId::parse)
+    {
+        Some(Ok(channel)) => format!("orders:{channel}"),
+        _ => "orders".into(),
+    }
 }
 
 /// One attempt: validate, then create the order if it is not there yet.

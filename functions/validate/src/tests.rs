@@ -130,7 +130,7 @@ fn every_fault_in_storefront_accept_ends_in_one_validated_order_per_key() {
                 all,
                 [
                     keys::catalog("SKU-1"),
-                    keys::idempotency("orders", key().as_str()),
+                    keys::idempotency("orders:web", key().as_str()),
                     keys::order(&id)
                 ],
                 "{fault}: nothing else stored"
@@ -348,7 +348,7 @@ fn after_a_5xx_the_same_key_with_another_body_is_refused_and_the_same_body_place
         let failed = storefront::place(&FaultyEnv::new(&env, &plan), &key(), &body("19.99"));
         let claimed = env
             .kv
-            .get(&keys::idempotency("orders", key().as_str()))
+            .get(&keys::idempotency("orders:web", key().as_str()))
             .unwrap()
             .is_some();
         if status(&failed) < 500 || !claimed {
