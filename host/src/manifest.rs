@@ -398,10 +398,11 @@ impl App {
         })
     }
 
-    /// Every key-value store label some component is granted (`key_value_stores`).
+    /// Every key-value store label a component this host runs is granted (`key_value_stores`).
     pub fn granted_stores(&self) -> std::collections::BTreeSet<&str> {
         self.components
             .values()
+            .filter(|c| self.serves(&c.id))
             .flat_map(|c| c.key_value_stores.iter().map(String::as_str))
             .collect()
     }

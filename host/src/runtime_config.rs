@@ -75,14 +75,14 @@ impl RuntimeConfig {
         RuntimeConfig { key_value_stores }
     }
 
-    /// Checks that every store label a component of `app` is granted is defined, as Spin does
-    /// at start.
+    /// Checks that every store label a component this host runs is granted is defined, as
+    /// Spin does at start (with `--component-id`, Spin checks only the selected components).
     ///
     /// # Errors
     /// [`Error::RuntimeConfig`] for the first undefined label (in component order), naming
     /// it, the component, and the `file` to define it in.
     pub fn check_granted(&self, app: &App, file: &Path) -> Result<(), Error> {
-        for c in app.components.values() {
+        for c in app.components.values().filter(|c| app.serves(&c.id)) {
             for label in &c.key_value_stores {
                 if !self.key_value_stores.contains_key(label) {
                     return Err(Error::RuntimeConfig {
@@ -234,15 +234,19 @@ key_value_stores = ["default", "owed"]
 source = "quiet.wasm"
 "#;
 
-    fn app() -> App {
+    fn test_app() -> App {
         App::parse(Path::new("spin.toml"), MANIFEST).unwrap()
     }
 
     #[test]
     fn without_a_file_every_granted_label_is_embedded_in_one_file() {
-        let app = app();
+        let app = test_app();
         let rc = RuntimeConfig::embedded(Path::new("/state"), app.granted_stores());
         assert_eq!(rc.store_labels(), ["default", "owed"]);
+        let mut quiet = test_app();
+        quiet.select(&["quiet".to_string()]).unwrap();
+        let only_default = RuntimeConfig::embedded(Path::new("/state"), quiet.granted_stores());
+        assert_eq!(only_default.store_labels(), ["default"]);
         for label in ["default", "owed"] {
             assert_eq!(
                 rc.key_value_stores[label],
@@ -258,7 +262,7 @@ source = "quiet.wasm"
         let file = dir.path().join("rc.toml");
         std::fs::write(&file, "[key_value_store.cache]\ntype = \"spin\"\n").unwrap();
         let rc = RuntimeConfig::load(&file, Path::new("/s")).unwrap();
-        let e = rc.check_granted(&app(), &file).unwrap_err();
+        let e = rc.check_granted(&test_app(), &file).unwrap_err();
         let Error::RuntimeConfig { field, message, .. } = &e else {
             panic!("expected a runtime config error, got {e:?}");
         };
@@ -269,9 +273,13 @@ source = "quiet.wasm"
         );
         assert!(e.to_string().contains("rc.toml"), "{e}");
 
+        let mut quiet = test_app();
+        quiet.select(&["quiet".to_string()]).unwrap();
+        rc.check_granted(&quiet, &file).unwrap();
+
         std::fs::write(&file, "[key_value_store.owed]\ntype = \"spin\"\n").unwrap();
         let rc = RuntimeConfig::load(&file, Path::new("/s")).unwrap();
-        rc.check_granted(&app(), &file).unwrap();
+        rc.check_granted(&test_app(), &file).unwrap();
         assert_eq!(
             rc.key_value_stores["default"],
             KvBackendConfig::Sqlite(PathBuf::from("/s/kv.db"))
