@@ -130,7 +130,7 @@ struct Timeline {
 mod tests {
     use super::*;
     use oms_domain::{Order, StockLevel};
-    use oms_edge::{create, Env, MemEnv, MemKv, StockDoc};
+    use oms_edge::{create, Env, MemEnv, MemKv, ShipmentRecord, StockDoc};
     use serde_json::json;
     use uuid::Uuid;
 
@@ -140,15 +140,11 @@ mod tests {
     /// the runner's bookkeeping) and stock of `SKU-1` at one warehouse.
     fn store() -> Rc<MemKv> {
         let env = MemEnv::new();
-        let body = json!({
-            "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
-            "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price": "10.00"}],
-            "shipping": {"method": "standard", "amount": "0.00",
-                "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
-            "tax": "0.00",
-            "totals": {"subtotal": "10.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "10.00"},
-            "payment": {"reference": "pi_1", "status": "captured", "amount": "10.00"}
-        });
+        // A golden order document of the domain crate's intake tests.
+        let body: Value = serde_json::from_str(include_str!(
+            "../../../shared/tests/fixtures/valid/standard_usd.json"
+        ))
+        .unwrap();
         let order = Order::from_request(&body, OrderId::new(Uuid::from_u128(ORDER)), env.now())
             .expect("a valid order");
         let record = OrderRecord::accept(order, Uuid::from_u128(100), env.now()).unwrap();
@@ -203,7 +199,14 @@ mod tests {
         assert_eq!(*r.status(), 200);
         let view = json_of(&r);
         assert_eq!(view["id"], Uuid::from_u128(ORDER).to_string());
-        assert_eq!(view["status"], "validated");
+        assert_eq!(
+            (
+                &view["status"],
+                &view["fulfillment_status"],
+                &view["payment_status"]
+            ),
+            (&json!("validated"), &json!("unfulfilled"), &json!("paid"))
+        );
         assert_eq!(view["lines"][0]["sku"], "SKU-1");
         assert_eq!(view["links"]["events"], format!("{}/events", order_path()));
         for internal in ["outbox", "version", "marker", "events", "ledger", "order"] {
@@ -283,5 +286,35 @@ mod tests {
         );
         let doc = get(&kv, Method::Get, "/v1/openapi.json", None);
         assert_eq!(json_of(&doc)["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn the_fulfilment_dimension_comes_from_the_shipments_not_the_status() {
+        let kv = store();
+        let key = keys::order(&Uuid::from_u128(ORDER).to_string());
+        let mut record: OrderRecord = kv.get_json(&key).unwrap().unwrap();
+        let shipment = |n: u32, status| -> ShipmentRecord {
+            serde_json::from_value(json!({
+                "id": format!("{}-{n}", Uuid::from_u128(ORDER)), "location": "wh-1",
+                "lines": [{"sku": "SKU-1", "units": 1}], "status": status,
+            }))
+            .unwrap()
+        };
+        record.shipments = vec![shipment(1, "shipped"), shipment(2, "allocated")];
+        kv.set_json(&key, &record).unwrap();
+        let view = json_of(&get(&kv, Method::Get, &order_path(), None));
+        assert_eq!(
+            (
+                &view["status"],
+                &view["fulfillment_status"],
+                &view["payment_status"]
+            ),
+            (
+                &json!("validated"),
+                &json!("partially_shipped"),
+                &json!("paid")
+            )
+        );
+        assert_eq!(view["shipments"][0]["status"], "shipped");
     }
 }

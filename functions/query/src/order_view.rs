@@ -1,13 +1,16 @@
 //! What a client sees of an order: the order as accepted and everything that happened to it,
-//! without the step runner's bookkeeping (`outbox`, `version`, `marker`), which says nothing
-//! to a client and would change the ETag on writes that change nothing it can see.
+//! with its three status dimensions side by side — `status` (the lifecycle),
+//! `fulfillment_status` (from the shipments) and `payment_status` (from the refund ledger),
+//! each derived by the domain, never stored — and without the step runner's bookkeeping
+//! (`outbox`, `version`, `marker`), which says nothing to a client and would change the ETag
+//! on writes that change nothing it can see.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use oms_domain::{
-    ChannelId, Currency, Customer, Discount, FulfilmentPlan, Money, OrderId, OrderLine, Payment,
-    Refund, Reservation, ReturnId, Shipping, Totals,
+    ChannelId, Currency, Customer, Discount, FulfilmentPlan, FulfilmentStatus, Money, OrderId,
+    OrderLine, Payment, PaymentState, Refund, Reservation, ReturnId, Shipping, Totals,
 };
 use oms_edge::{OrderRecord, ShipmentRecord};
 use serde::Serialize;
@@ -18,6 +21,10 @@ pub struct OrderView<'a> {
     id: OrderId,
     /// The order's status (the lifecycle dimension).
     status: &'static str,
+    /// Where its shipments are (its own dimension: a refund never moves it).
+    fulfillment_status: FulfilmentStatus,
+    /// Where its money is (its own dimension: shipping never moves it).
+    payment_status: PaymentState,
     placed_at: DateTime<Utc>,
     channel: &'a ChannelId,
     customer: &'a Customer,
@@ -52,6 +59,8 @@ impl<'a> OrderView<'a> {
         OrderView {
             id: o.id(),
             status: r.status().as_str(),
+            fulfillment_status: r.fulfilment_status(),
+            payment_status: r.payment_status(),
             placed_at: o.placed_at(),
             channel: o.channel(),
             customer: o.customer(),
