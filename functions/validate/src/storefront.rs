@@ -65,9 +65,16 @@ fn accept<E: Env>(
 ) -> Result<StoredResponse, FunctionError> {
     let order = Order::from_storefront_request(body, key, env.now())
         .map_err(|v| Problem::invalid("the order is invalid", &v.0))?;
-    catalog_for(env.kv(), &order)?
-        .check(&order)
-        .map_err(|v| Problem::invalid("the order does not match the catalog", &v.0))?;
+    if let Err(v) = catalog_for(env.kv(), &order)?.check(&order) {
+        // Prices may have changed since an earlier attempt stored this very order: that
+        // order stands, and its retry is answered as such, not refused.
+        let earlier: Option<OrderRecord> =
+            env.kv().get_json(&keys::order(&order.id().to_string()))?;
+        return match earlier {
+            Some(r) if r.order.same_request(&order) => Ok(Accepted::of(&r).stored()),
+            _ => Err(Problem::invalid("the order does not match the catalog", &v.0).into()),
+        };
+    }
     let record = OrderRecord::take_in(order.clone(), env.now())
         .map_err(|e| FunctionError::Internal(e.to_string()))?;
     let created = create(env, record)?;

@@ -438,3 +438,23 @@ fn a_key_names_one_order_even_after_its_entry_is_forgotten() {
     let same = storefront::place(&env, &key(), &body("19.99")).unwrap();
     assert_eq!(same, first);
 }
+
+#[test]
+fn a_retry_after_a_price_change_finds_the_order_its_first_attempt_stored() {
+    let env = MemEnv::new();
+    setup(&env);
+    // The first attempt stored the order, then its answer was lost (e.g. a 504).
+    let first = storefront::place(&env, &key(), &body("19.99")).unwrap();
+    env.kv
+        .delete(&keys::idempotency("orders:web", key().as_str()))
+        .unwrap();
+    env.kv
+        .set_json(&keys::catalog("SKU-1"), &json!({"USD": "24.99"}))
+        .unwrap();
+    let retry = storefront::place(&env, &key(), &body("19.99")).unwrap();
+    assert_eq!(retry, first, "the order stands; the retry is not refused");
+    // A new order at the old price is refused.
+    let other = IdempotencyKey::parse("order-key-2").unwrap();
+    let r = storefront::place(&env, &other, &body("19.99"));
+    assert_eq!(status(&r), 422);
+}
