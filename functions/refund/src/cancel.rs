@@ -1,146 +1,70 @@
-//! `POST /v1/orders/{id}/cancel`: cancels an order that has not shipped, releases the stock
-//! it holds, and refunds a captured payment in full.
+//! `POST /v1/orders/{id}/cancel`: cancels an order that has not shipped and refunds a
+//! captured payment in full ([`OrderRecord::cancel`]), then releases its stock.
 //!
-//! Crash safety. The cancel is one compare-and-swap of the order record that records
-//! `order.cancelled` (and `order.refunded` for a captured payment) but deliberately *keeps*
-//! the record's reservation and allocated shipments: while a cancelled record still lists
-//! stock, that stock is marked "release pending". The stock is then released document by
-//! document (each release idempotent per order), the events are published, and only then a
-//! second compare-and-swap clears the mark. A crash anywhere after the first write leaves the
-//! mark in place, and a repeated cancel — which answers as the first did — releases whatever
-//! is still marked and publishes the events again (same event ids; subscribers
-//! de-duplicate). Clearing the holdings in the first write instead would lose the list of
-//! stock to release if the process died before releasing it.
+//! The cancellation and its refund are one step of the runner: one compare-and-swap records
+//! `order.cancelled` (and `order.refunded`) in the outbox while the record keeps listing the
+//! order's stock — the release is then *pending*, and owed. [`release_cancelled`] releases
+//! it and clears the listing; if that fails or the process dies first, the order still owes
+//! `order.cancelled` to reserve, which the reconciler re-drives until the stock is released.
+//! A repeated cancel changes nothing and answers the same.
 
-use oms_domain::{EventEnvelope, EventType, OrderId, OrderStatus, RefundItem};
-use oms_edge::{Bus, Change, FunctionError, Kv, OrderRecord, Problem, ShipmentStatus};
-use serde_json::{json, Map, Value};
+use oms_domain::{OrderRecord, RefundCause};
+use oms_edge::{json_body, release_cancelled, run, Env, FunctionError, StoredResponse};
+use serde_json::{json, Value};
+use spin_sdk::http::Request;
 
-use crate::context::Ctx;
-use crate::ledger;
-use crate::order_store::{self, find_event, timeline_error};
+use crate::problems;
+use crate::refunds::refund_view;
 use crate::requests::CancelRequest;
-use crate::stock_moves::{self, Placement};
-
-/// Why an automatic refund was issued (event data `cause`).
-const CAUSE: &str = "cancellation";
-
-/// Stock the record says the order holds (its reservation) or has allocated (shipments not
-/// yet shipped): what a cancellation must release.
-fn holdings(record: &OrderRecord) -> Vec<Placement> {
-    let mut out: Vec<Placement> = record
-        .reservation
-        .iter()
-        .flat_map(|r| r.lines())
-        .map(|l| Placement {
-            sku: l.sku.clone(),
-            location: l.location.clone(),
-            units: l.units,
-        })
-        .chain(
-            record
-                .shipments
-                .iter()
-                .filter(|s| s.status == ShipmentStatus::Allocated)
-                .flat_map(|s| {
-                    s.lines.iter().map(|l| Placement {
-                        sku: l.sku.clone(),
-                        location: s.location.clone(),
-                        units: l.units,
-                    })
-                }),
-        )
-        .collect();
-    out.sort();
-    out
-}
-
-/// Records the cancellation (and the full refund of a captured payment) on `record`.
-fn record_cancellation(
-    record: &mut OrderRecord,
-    req: &CancelRequest,
-    ids: (uuid::Uuid, uuid::Uuid),
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), FunctionError> {
-    let status = record.status();
-    if !status.is_cancellable() {
-        return Err(Problem::conflict(format!(
-            "an order that is {status} cannot be cancelled; request a return or a refund instead"
-        ))
-        .into());
-    }
-    let data = json!({"reason": req.reason, "from": status, "released": holdings(record)});
-    record
-        .transition(OrderStatus::Cancelled, data, ids.0, now)
-        .map_err(timeline_error)?;
-    let refundable = record.ledger.refundable();
-    if !refundable.is_zero() {
-        let mut tags = Map::new();
-        tags.insert("cause".into(), json!(CAUSE));
-        let items = [RefundItem::Amount { amount: refundable }];
-        ledger::apply(record, &items, tags, ids.1, now, |e| {
-            Problem::conflict(e.to_string())
-        })?;
-    }
-    Ok(())
-}
-
-/// The cancellation's events as recorded: `order.cancelled` and its automatic refund.
-fn cancellation_events(record: &OrderRecord) -> Vec<EventEnvelope> {
-    let cancelled = record
-        .events
-        .iter()
-        .find(|e| e.event_type() == EventType::OrderCancelled)
-        .cloned();
-    cancelled
-        .into_iter()
-        .chain(find_event(record, EventType::OrderRefunded, "cause", CAUSE))
-        .collect()
-}
+use crate::routes::{decision, idempotency_key, json, once, order_id};
 
 /// The answer, the same for the first cancel and any repeat.
-fn view(record: &OrderRecord, events: &[EventEnvelope]) -> Value {
-    let released = events
-        .first()
-        .map_or(Value::Null, |e| e.data()["released"].clone());
+fn view(record: &OrderRecord) -> Value {
+    let refund = record.refund_for(&RefundCause::Cancellation);
     json!({
         "order_id": record.order.id(),
         "status": record.status(),
-        "released": released,
-        "refund": events.get(1).map(ledger::view),
+        "payment_status": record.payment_status(),
+        "refund": refund.map(|r| refund_view(record, &r)),
     })
 }
 
-/// Cancels the order (or completes an earlier cancellation) and answers 200 with its status.
+/// Cancels the order (or finds it cancelled) and answers 200 with its statuses and the
+/// automatic refund.
 ///
 /// # Errors
-/// 404 for an unknown order, 409 once something has shipped, 503 when stock contention or
-/// the broker make it retry; storage errors.
-pub fn cancel<K: Kv, B: Bus>(
-    ctx: &Ctx<K, B>,
-    id: OrderId,
-    req: &CancelRequest,
-) -> Result<(u16, Value), FunctionError> {
-    let (ids, now) = ((ctx.id(), ctx.id()), ctx.now());
-    let record = order_store::update(ctx.kv, id, |mut record| {
-        if record.has_event(EventType::OrderCancelled) {
-            return Ok(Change::Keep(record));
-        }
-        record_cancellation(&mut record, req, ids, now)?;
-        Ok(Change::Write(record.clone(), record))
-    })?;
-    stock_moves::release(ctx.kv, &id.to_string(), &holdings(&record))?;
-    let events = cancellation_events(&record);
-    ctx.publish(&events)?;
-    let record = order_store::update(ctx.kv, id, |mut record| {
-        if holdings(&record).is_empty() {
-            return Ok(Change::Keep(record));
-        }
-        record.reservation = None;
-        record
-            .shipments
-            .retain(|s| s.status != ShipmentStatus::Allocated);
-        Ok(Change::Write(record.clone(), record))
-    })?;
-    Ok((200, view(&record, &events)))
+/// 404 for an unknown order; 422 naming the field of a bad body; 409 once something has
+/// shipped; storage errors (500; a retry completes the cancel).
+pub fn handle<E: Env>(
+    env: &E,
+    order: &str,
+    req: &Request,
+) -> Result<StoredResponse, FunctionError> {
+    let id = order_id(order)?.to_string();
+    let key = idempotency_key(req)?;
+    let body = (!req.body().is_empty())
+        .then(|| json_body(req))
+        .transpose()?;
+    let cancel = CancelRequest::parse(body.as_ref()).map_err(|v| problems::invalid(&v))?;
+    let scope = format!("cancel:{id}");
+    once(
+        env,
+        &scope,
+        key.as_ref(),
+        &body.unwrap_or(Value::Null),
+        || {
+            let answer = run(env, &id, |r| {
+                let ids = [env.new_id(), env.new_id()];
+                let changed = r
+                    .cancel(cancel.reason.clone(), ids, env.now())
+                    .map_err(problems::payment)?;
+                Ok(decision(changed, view(r)))
+            })?;
+            if let Err(e) = release_cancelled(env, &id) {
+                // The cancel stands and the release stays owed: the reconciler re-drives it.
+                eprintln!("refund: releasing the stock of cancelled order {id} failed: {e:?}");
+            }
+            Ok(json(200, &answer))
+        },
+    )
 }

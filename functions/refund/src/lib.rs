@@ -1,31 +1,30 @@
 //! refund: the Spin component for everything that unwinds an order — cancellations before
-//! shipment (releasing the stock held for it), partial and full refunds (never above captured
-//! minus refunded, `Idempotency-Key` required) and returns with inspection before refund
-//! (`requested → received → inspected → refunded`, accepted units restocked where they
-//! shipped from). It emits `order.cancelled`, `order.partially_refunded`, `order.refunded`
-//! and `return.*` events.
+//! shipment (the stock released by `oms_edge::release_cancelled`), partial and full refunds
+//! (never above captured minus refunded, `Idempotency-Key` required) and returns with
+//! inspection before refund (`requested → received → inspected → refunded`, accepted units
+//! restocked where they shipped from). It emits `order.cancelled`,
+//! `order.partially_refunded`, `order.refunded` and `return.*` events.
 //!
-//! Handlers are written over [`oms_edge::Kv`] and [`oms_edge::Bus`] with the clock and ids
-//! passed in ([`Ctx`]), so they run natively in unit tests on `MemKv`/`MemBus`; only the Spin
-//! entry point (`entry.rs`) touches the host. Every state change saves first and publishes
-//! second, and every step can be repeated: a retry after a crash completes the step and never
-//! refunds, releases or restocks twice (see each module's notes).
+//! Every handler is parse → decide → persist: the decision is an `OrderRecord` method
+//! (`cancel`, `refund`, `request_return`, `receive_return`, `inspect_return` in
+//! `oms-domain`'s `order_record/payment.rs`), run through the one step runner
+//! ([`oms_edge::run`]), which stores the change with its events in one compare-and-swap and
+//! publishes them from the order's outbox. A step repeated for the same cause — the same
+//! request, a retry after a crash, a concurrent duplicate — finds its own effect on the order
+//! and changes nothing, so nothing is refunded, released or restocked twice. Handlers are
+//! generic over [`oms_edge::Env`]: `SpinEnv` in the component, `MemEnv` / `FaultyEnv` in
+//! the native tests.
 
 mod cancel;
-mod context;
 mod entry;
 mod inspection;
-mod ledger;
-mod order_store;
 mod problems;
 mod refunds;
 mod requests;
 mod returns;
 mod routes;
-mod stock_moves;
 
-pub use context::Ctx;
-pub use routes::handle;
+pub use routes::router;
 
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,10 @@
 //! Domain refusals as RFC 9457 problems naming the offending field of the request.
 
 use oms_domain::{
-    Order, RefundError, RefundItem, RefundLedger, ReturnError, Violation, ViolationCode,
+    Inspection, Order, OrderRecord, PaymentError, RefundError, RefundItem, RefundLedger,
+    ReturnAuthorization, ReturnError, TimelineError, Violation, ViolationCode,
 };
-use oms_edge::Problem;
+use oms_edge::{FunctionError, Problem};
 
 /// 422 listing every invalid field.
 pub fn invalid(violations: &[Violation]) -> Problem {
@@ -81,7 +82,7 @@ pub fn return_refused(e: ReturnError, lines: &[usize], list_at: &str, units: &st
     let entry = |i: usize, field: &str| format!("{list_at}/{i}/{field}");
     let detail = e.to_string();
     match e {
-        ReturnError::NotReturnable(_) | ReturnError::WrongState { .. } => Problem::conflict(detail),
+        ReturnError::NothingShipped | ReturnError::WrongState { .. } => Problem::conflict(detail),
         ReturnError::Empty | ReturnError::NothingAccepted => {
             one(list_at, ViolationCode::Empty, detail)
         }
@@ -119,5 +120,81 @@ pub fn return_refused(e: ReturnError, lines: &[usize], list_at: &str, units: &st
                 None => one(list_at, ViolationCode::OutOfRange, detail),
             }
         }
+    }
+}
+
+/// A refused cancellation, refund or return step: 409 when the order's or the return's
+/// state forbids it, 404 for an unknown return, 422 for the ledger's and the return's own
+/// refusals (without a field to name: see the request-specific mappings below), 500 for a
+/// corrupted timeline.
+pub fn payment(e: PaymentError) -> FunctionError {
+    match e {
+        PaymentError::Refund(e) => one("", ViolationCode::NotAllowed, e.to_string()).into(),
+        PaymentError::Return(e) => return_refused(e, &[], "", "quantity").into(),
+        PaymentError::UnknownReturn(id) => Problem::not_found("return", &id.to_string()).into(),
+        PaymentError::Timeline(TimelineError::Illegal(t)) => {
+            Problem::conflict(t.to_string()).into()
+        }
+        PaymentError::Timeline(_) | PaymentError::Payload(_) => {
+            FunctionError::Internal(e.to_string())
+        }
+        other => Problem::conflict(other.to_string()).into(),
+    }
+}
+
+/// A refused `POST …/refunds`, naming the `/items/{i}/…` field at fault. `record` is the
+/// order as it was (a refused refund changes nothing).
+pub fn refund_request(
+    e: PaymentError,
+    record: &OrderRecord,
+    items: &[RefundItem],
+) -> FunctionError {
+    match e {
+        PaymentError::Refund(e) => {
+            refund_refused(e, &record.ledger, &record.order, items, "/items", |i, f| {
+                format!("/items/{i}/{f}")
+            })
+            .into()
+        }
+        other => payment(other),
+    }
+}
+
+/// A refused `POST …/returns`, naming the `/items/{i}/…` field at fault (`lines` are the
+/// order lines of the request's items, in body order).
+pub fn return_request(e: PaymentError, lines: &[usize]) -> FunctionError {
+    match e {
+        PaymentError::Return(e) => return_refused(e, lines, "/items", "quantity").into(),
+        other => payment(other),
+    }
+}
+
+/// A refused inspection of `ra`, naming the `/lines/{i}/…` verdict at fault
+/// (`verdict_lines` are the order lines of the verdicts, in body order). `record` is the
+/// order as it was.
+pub fn inspection(
+    e: PaymentError,
+    record: &OrderRecord,
+    ra: &ReturnAuthorization,
+    verdicts: &[Inspection],
+    verdict_lines: &[usize],
+) -> FunctionError {
+    match e {
+        PaymentError::Return(e) => return_refused(e, verdict_lines, "/lines", "accepted").into(),
+        PaymentError::Refund(e) => {
+            let items = ra
+                .inspect(verdicts)
+                .and_then(|r| r.refund_items())
+                .unwrap_or_default();
+            let field_of = |i: usize, field: &str| {
+                let Some(RefundItem::Line { line, .. }) = items.get(i) else {
+                    return format!("/lines/{i}/{field}");
+                };
+                let at = verdict_lines.iter().position(|l| l == line).unwrap_or(i);
+                format!("/lines/{at}/accepted")
+            };
+            refund_refused(e, &record.ledger, &record.order, &items, "/lines", field_of).into()
+        }
+        other => payment(other),
     }
 }

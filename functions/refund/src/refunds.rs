@@ -1,55 +1,77 @@
 //! `POST /v1/orders/{id}/refunds`: partial and full refunds, never above captured minus
-//! already refunded.
+//! already refunded ([`OrderRecord::refund`]).
 //!
-//! Exactly once, twice over: the `Idempotency-Key` entry replays a finished request's answer,
-//! and the refund event on the order records the key in the same compare-and-swap that books
-//! the refund — so even a request whose first attempt crashed after booking (its key's lease
-//! then runs out and it runs again) finds its own refund instead of booking a second one.
+//! Exactly once, twice over: the `Idempotency-Key` entry replays a finished request's
+//! answer, and the refund's event records the key as its cause in the same compare-and-swap
+//! that books it — so a request whose first attempt died after booking (or runs twice at
+//! once) finds its own refund instead of booking a second one.
 
-use oms_domain::{EventEnvelope, OrderId};
-use oms_edge::{Bus, Change, FunctionError, Kv};
-use serde_json::{json, Map, Value};
+use oms_domain::{OrderRecord, RefundCause, RefundRecorded};
+use oms_edge::{json_body, run, Env, FunctionError, Problem, StoredResponse};
+use serde_json::{json, Value};
+use spin_sdk::http::Request;
 
-use crate::context::Ctx;
-use crate::ledger;
-use crate::order_store::{self, find_refund_event};
 use crate::problems;
 use crate::requests::RefundRequest;
+use crate::routes::{decision, idempotency_key, json, once, order_id};
 
-/// Event data field naming the request's `Idempotency-Key`.
-const KEY: &str = "idempotency_key";
+/// The client's view of a refund: `{"refund", "refunded_total", "refundable", "currency",
+/// "payment_status"}` as its event recorded them, and the order's current status.
+pub fn refund_view(record: &OrderRecord, refund: &RefundRecorded) -> Value {
+    json!({
+        "order_id": record.order.id(),
+        "refund": refund.refund,
+        "refunded_total": refund.refunded_total,
+        "refundable": refund.refundable,
+        "currency": refund.currency,
+        "payment_status": refund.payment_status,
+        "status": record.status(),
+    })
+}
 
-/// Books the refund `body` asks for (or finds the one this key already booked), publishes
-/// its event and answers 201 with the refund, the totals and the order's status.
+fn key_required() -> Problem {
+    Problem::field(
+        400,
+        "idempotency-key-required",
+        "Idempotency-Key required",
+        "Idempotency-Key",
+        "missing",
+        "a refund needs an Idempotency-Key header so a retry cannot refund twice",
+    )
+}
+
+/// Books the refund the body asks for (or finds the one this key booked) and answers 201
+/// with the refund, the totals and the payment status.
 ///
 /// # Errors
-/// 404 for an unknown order; 422 naming the field for an invalid or excessive refund; 409
-/// when the order's status allows no refund; 503 under contention or when the broker fails.
-pub fn refund<K: Kv, B: Bus>(
-    ctx: &Ctx<K, B>,
-    id: OrderId,
-    key: &str,
-    body: &Value,
-) -> Result<(u16, Value), FunctionError> {
-    let record = order_store::load(ctx.kv, id)?;
-    let req =
-        RefundRequest::parse(body, record.order.currency()).map_err(|v| problems::invalid(&v))?;
-    let (event_id, now) = (ctx.id(), ctx.now());
-    let event: EventEnvelope = order_store::update(ctx.kv, id, |mut record| {
-        if let Some(done) = find_refund_event(&record, KEY, key) {
-            return Ok(Change::Keep(done));
-        }
-        let mut tags = Map::new();
-        tags.insert(KEY.into(), json!(key));
-        tags.insert("reason".into(), json!(req.reason));
-        let (before, order) = (record.ledger.clone(), record.order.clone());
-        let event = ledger::apply(&mut record, &req.items, tags, event_id, now, |e| {
-            problems::refund_refused(e, &before, &order, &req.items, "/items", |i, f| {
-                format!("/items/{i}/{f}")
-            })
+/// 400 without an `Idempotency-Key` or body; 404 for an unknown order; 422 naming the field
+/// of an invalid or excessive refund; 409 when nothing has shipped (cancel instead) or all
+/// was refunded; storage errors (500; a retry with the same key completes it).
+pub fn handle<E: Env>(
+    env: &E,
+    order: &str,
+    req: &Request,
+) -> Result<StoredResponse, FunctionError> {
+    let id = order_id(order)?.to_string();
+    let key = idempotency_key(req)?.ok_or_else(key_required)?;
+    let body = json_body(req)?;
+    let cause = RefundCause::Request {
+        idempotency_key: key.as_str().to_string(),
+    };
+    once(env, &format!("refund:{id}"), Some(&key), &body, || {
+        let answer = run(env, &id, |r| {
+            let asked = RefundRequest::parse(&body, r.order.currency())
+                .map_err(|v| problems::invalid(&v))?;
+            let (event_id, now) = (env.new_id(), env.now());
+            let changed = match r.refund(cause.clone(), &asked.items, asked.reason, event_id, now) {
+                Ok(changed) => changed,
+                Err(e) => return Err(problems::refund_request(e, r, &asked.items)),
+            };
+            let booked = r.refund_for(&cause).ok_or_else(|| {
+                FunctionError::Internal(format!("order {id}: the refund just booked is missing"))
+            })?;
+            Ok(decision(changed, refund_view(r, &booked)))
         })?;
-        Ok(Change::Write(record, event))
-    })?;
-    ctx.publish(std::slice::from_ref(&event))?;
-    Ok((201, ledger::view(&event)))
+        Ok(json(201, &answer))
+    })
 }

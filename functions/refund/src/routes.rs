@@ -1,31 +1,65 @@
-//! The component's HTTP surface: which request goes to which handler, and the HTTP details
-//! around it (methods, headers, bodies, `Idempotency-Key` replay).
+//! The component's HTTP surface: Spin's [`Router`] maps each route to its handler; the HTTP
+//! details every handler shares (path ids, the `Idempotency-Key` header and its replay, JSON
+//! answers, problem documents for unknown routes and methods) are here once.
 //!
 //! | route | handler |
 //! | --- | --- |
 //! | `POST /v1/orders/{id}/cancel` (optional `Idempotency-Key`) | [`crate::cancel`] |
 //! | `POST /v1/orders/{id}/refunds` (`Idempotency-Key` required) | [`crate::refunds`] |
-//! | `POST /v1/orders/{id}/returns` (optional `Idempotency-Key`) | open a return |
-//! | `GET /v1/returns/{id}` | read a return |
-//! | `POST /v1/returns/{id}/received` | book the parcel in |
+//! | `POST /v1/orders/{id}/returns` (optional `Idempotency-Key`) | [`crate::returns::open`] |
+//! | `GET /v1/returns/{id}` | [`crate::returns::read`] |
+//! | `POST /v1/returns/{id}/received` | [`crate::returns::receive`] |
 //! | `POST /v1/returns/{id}/inspection` | [`crate::inspection`] |
 
-use oms_domain::{Fingerprint, IdempotencyKey};
+use std::rc::Rc;
+
+use oms_domain::{Fingerprint, IdempotencyKey, OrderId, ReturnId};
 use oms_edge::{
-    idempotent, json_body, keys, path_match, Bus, FunctionError, Kv, Problem, StoredResponse,
+    idempotent_with, keys, Decision, Env, FunctionError, Problem, Repeat, StoredResponse,
 };
 use serde_json::Value;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::{Method, Params, Request, Response, Router};
 
-use crate::context::Ctx;
-use crate::order_store::order_id;
-use crate::requests::CancelRequest;
-use crate::returns::return_id;
-use crate::{cancel, inspection, problems, refunds, returns};
+use crate::{cancel, inspection, refunds, returns};
 
-/// Serves one request.
-pub fn handle<K: Kv, B: Bus>(ctx: &Ctx<K, B>, req: &Request) -> Response {
-    match dispatch(ctx, req) {
+/// A handler: the environment, the route's `:id` and the request.
+type Handler<E> = fn(&E, &str, &Request) -> Result<StoredResponse, FunctionError>;
+
+/// The component's routes over `env`.
+pub fn router<E: Env + 'static>(env: Rc<E>) -> Router {
+    let mut router = Router::new();
+    let routes: [(&str, Method, Handler<E>); 6] = [
+        ("/v1/orders/:id/cancel", Method::Post, cancel::handle),
+        ("/v1/orders/:id/refunds", Method::Post, refunds::handle),
+        ("/v1/orders/:id/returns", Method::Post, returns::open),
+        ("/v1/returns/:id", Method::Get, returns::read),
+        ("/v1/returns/:id/received", Method::Post, returns::receive),
+        (
+            "/v1/returns/:id/inspection",
+            Method::Post,
+            inspection::handle,
+        ),
+    ];
+    for (path, method, handler) in routes {
+        let env = Rc::clone(&env);
+        let allowed = method.to_string();
+        router.add(path, method, move |req: Request, params: Params| {
+            reply(handler(&env, params.get("id").unwrap_or_default(), &req))
+        });
+        router.any(path, move |_: Request, _: Params| {
+            let detail = format!("use {allowed}");
+            Problem::new(405, "method-not-allowed", "Method not allowed", detail).response()
+        });
+    }
+    router.any("/*", |req: Request, _: Params| {
+        FunctionError::from(Problem::not_found("resource", req.path())).response()
+    });
+    router
+}
+
+/// The HTTP response for a handler's outcome.
+fn reply(outcome: Result<StoredResponse, FunctionError>) -> Response {
+    match outcome {
         Ok(stored) => Response::builder()
             .status(stored.status)
             .header("content-type", stored.content_type)
@@ -36,7 +70,8 @@ pub fn handle<K: Kv, B: Bus>(ctx: &Ctx<K, B>, req: &Request) -> Response {
     }
 }
 
-fn stored((status, body): (u16, Value)) -> StoredResponse {
+/// A JSON answer (also what an `Idempotency-Key` replays).
+pub fn json(status: u16, body: &Value) -> StoredResponse {
     StoredResponse {
         status,
         content_type: "application/json".into(),
@@ -44,112 +79,36 @@ fn stored((status, body): (u16, Value)) -> StoredResponse {
     }
 }
 
-fn method_not_allowed(allowed: &str) -> FunctionError {
-    Problem::new(
-        405,
-        "method-not-allowed",
-        "Method not allowed",
-        format!("use {allowed}"),
-    )
-    .into()
-}
-
-fn dispatch<K: Kv, B: Bus>(
-    ctx: &Ctx<K, B>,
-    req: &Request,
-) -> Result<StoredResponse, FunctionError> {
-    if req.path().starts_with("/v1/returns") {
-        returns_route(ctx, req)
+/// What a domain transition's "did anything change" means to the step runner.
+pub fn decision<R>(changed: bool, answer: R) -> Decision<R> {
+    if changed {
+        Decision::Changed(answer)
     } else {
-        orders_route(ctx, req)
+        Decision::Unchanged(answer)
     }
 }
 
-/// `/v1/returns/{id}[/received|/inspection]`, from Spin's `spin-path-info` (the path below
-/// the `/v1/returns/...` route).
-fn returns_route<K: Kv, B: Bus>(
-    ctx: &Ctx<K, B>,
-    req: &Request,
-) -> Result<StoredResponse, FunctionError> {
-    let info = req
-        .header("spin-path-info")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default();
-    let mut parts = info.trim_matches('/').splitn(2, '/');
-    let id = return_id(parts.next().unwrap_or_default())?;
-    match (parts.next(), req.method()) {
-        (None, Method::Get) => Ok(stored((200, serde_json::json!(returns::load(ctx.kv, id)?)))),
-        (None, _) => Err(method_not_allowed("GET")),
-        (Some("received"), Method::Post) => returns::receive(ctx, id).map(stored),
-        (Some("inspection"), Method::Post) => {
-            inspection::inspect(ctx, id, &json_body(req)?).map(stored)
-        }
-        (Some("received" | "inspection"), _) => Err(method_not_allowed("POST")),
-        (Some(other), _) => Err(Problem::not_found("return resource", other).into()),
-    }
+/// Parses an order id from the path; anything that is not an order id names no order.
+///
+/// # Errors
+/// 404 for a malformed id.
+pub fn order_id(raw: &str) -> Result<OrderId, Problem> {
+    OrderId::parse(raw).map_err(|_| Problem::not_found("order", raw))
 }
 
-/// `POST /v1/orders/{id}/cancel|refunds|returns`; the id is Spin's `:id` route parameter.
-fn orders_route<K: Kv, B: Bus>(
-    ctx: &Ctx<K, B>,
-    req: &Request,
-) -> Result<StoredResponse, FunctionError> {
-    let id = order_id(&path_match(req, "id").unwrap_or_default())?;
-    if !matches!(req.method(), Method::Post) {
-        return Err(method_not_allowed("POST"));
-    }
-    let key = idempotency_key(req)?;
-    match req.path().trim_end_matches('/').rsplit('/').next() {
-        Some("cancel") => {
-            let body = if req.body().is_empty() {
-                None
-            } else {
-                Some(json_body(req)?)
-            };
-            let run = || {
-                let cancel =
-                    CancelRequest::parse(body.as_ref()).map_err(|v| problems::invalid(&v))?;
-                cancel::cancel(ctx, id, &cancel).map(stored)
-            };
-            match key {
-                Some(key) => once(ctx, &format!("cancel:{id}"), &key, body.as_ref(), run),
-                None => run(),
-            }
-        }
-        Some("refunds") => {
-            let key = key.ok_or_else(|| {
-                let why = "a refund needs an Idempotency-Key header so a retry cannot refund twice";
-                Problem::field(
-                    400,
-                    "idempotency-key-required",
-                    "Idempotency-Key required",
-                    "Idempotency-Key",
-                    "missing",
-                    why,
-                )
-            })?;
-            let body = json_body(req)?;
-            once(ctx, &format!("refund:{id}"), &key, Some(&body), || {
-                refunds::refund(ctx, id, key.as_str(), &body).map(stored)
-            })
-        }
-        Some("returns") => {
-            let body = json_body(req)?;
-            let run = || returns::open(ctx, id, &body).map(stored);
-            match key {
-                Some(key) => once(ctx, &format!("return:{id}"), &key, Some(&body), run),
-                None => run(),
-            }
-        }
-        _ => Err(Problem::not_found("resource", req.path()).into()),
-    }
+/// Parses a return id from the path; anything else names no return.
+///
+/// # Errors
+/// 404 for a malformed id.
+pub fn return_id(raw: &str) -> Result<ReturnId, Problem> {
+    ReturnId::parse(raw).map_err(|_| Problem::not_found("return", raw))
 }
 
 /// The `Idempotency-Key` header, when sent.
 ///
 /// # Errors
 /// 400 naming the header when it is malformed.
-fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
+pub fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
     let Some(value) = req.header("idempotency-key") else {
         return Ok(None);
     };
@@ -169,20 +128,28 @@ fn idempotency_key(req: &Request) -> Result<Option<IdempotencyKey>, Problem> {
         })
 }
 
-/// Runs `run` at most once per (`scope`, key, body).
-fn once<K: Kv, B: Bus>(
-    ctx: &Ctx<K, B>,
+/// Runs `run` under `key` (when sent): a repeat with the same body replays the first
+/// answer, another body is a 422. A repeat while an earlier run is unfinished (or died) runs
+/// again at once ([`Repeat::Rerun`]): every effect of these handlers is keyed by the intent
+/// (the refund's cause names the key, a return's id derives from it, a cancel happens once),
+/// so overlapping runs converge on one result.
+///
+/// # Errors
+/// As [`idempotent_with`], and `run`'s own.
+pub fn once<E: Env>(
+    env: &E,
     scope: &str,
-    key: &IdempotencyKey,
-    body: Option<&Value>,
+    key: Option<&IdempotencyKey>,
+    body: &Value,
     run: impl FnOnce() -> Result<StoredResponse, FunctionError>,
 ) -> Result<StoredResponse, FunctionError> {
-    let fingerprint = Fingerprint::of_json(body.unwrap_or(&Value::Null));
-    idempotent(
-        ctx.kv,
+    let Some(key) = key else { return run() };
+    idempotent_with(
+        env.kv(),
         &keys::idempotency(scope, key.as_str()),
-        &fingerprint,
-        ctx.clock,
+        &Fingerprint::of_json(body),
+        || env.now(),
+        Repeat::Rerun,
         run,
     )
 }

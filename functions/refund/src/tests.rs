@@ -1,93 +1,27 @@
-//! Handler tests on `MemKv`/`MemBus` through the same routing the Spin entry uses: orders are
-//! staged the way the reserve and route steps leave them, then cancelled, refunded and
-//! returned over the component's HTTP surface.
+//! Handler tests on `MemEnv` through the component's router, and fault injection
+//! ([`oms_edge::for_every_fault`]) at every I/O call of cancel, refund and each return step:
+//! orders are staged the way the reserve and route steps leave them (stock documents and the
+//! record), then cancelled, refunded and returned.
 
-use std::cell::{Cell, RefCell};
+// The fault tests pass each handler as `|e, i, r| handler(e, i, r)`: the closure instantiates
+// the generic handler for the faulty world of each run (a generic fn item names one lifetime
+// of `FaultyEnv`, which the harness's higher-ranked bound cannot take).
+#![allow(clippy::redundant_closure)]
 
-use chrono::{DateTime, TimeZone, Utc};
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use chrono::Duration;
 use oms_domain::{
-    LocationId, Order, OrderId, OrderStatus, Reservation, ReservedLine, ShipmentLine, Sku,
+    EventEnvelope, FulfilmentPlan, LocationId, Order, OrderId, OrderRecord, OrderStatus,
+    PaymentState, Reservation, ReservedLine, ShipmentId, ShipmentLabel, Sku,
 };
 use oms_edge::{
-    keys, Bus, Kv, KvError, MemBus, MemKv, OrderRecord, ShipmentRecord, ShipmentStatus, StockDoc,
+    for_every_fault, keys, reconcile, release_cancelled, Env, FaultyEnv, Kv, MemEnv, StockDoc,
 };
 use serde_json::{json, Value};
 use spin_sdk::http::{Method, Request};
 use uuid::Uuid;
-
-use crate::context::Ctx;
-
-/// A store that can be told to fail writes to keys with a prefix (a crash at that point).
-#[derive(Default)]
-struct FlakyKv {
-    inner: MemKv,
-    fail: RefCell<Option<&'static str>>,
-}
-
-impl FlakyKv {
-    fn refuses(&self, key: &str) -> Result<(), KvError> {
-        match *self.fail.borrow() {
-            Some(prefix) if key.starts_with(prefix) => {
-                Err(KvError::Store(format!("injected failure writing {key}")))
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-impl Kv for FlakyKv {
-    type Cas = <MemKv as Kv>::Cas;
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.refuses(key)?;
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.inner.delete(key)
-    }
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-        self.inner.get_many(keys)
-    }
-    fn read(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Cas), KvError> {
-        self.inner.read(key)
-    }
-    fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<bool, KvError> {
-        self.refuses(&cas.0)?;
-        self.inner.swap(cas, value)
-    }
-
-    fn keys(&self) -> Result<Vec<String>, KvError> {
-        self.inner.keys()
-    }
-}
-
-/// A bus that can be switched off (the broker is down).
-#[derive(Default)]
-struct FlakyBus {
-    inner: MemBus,
-    down: Cell<bool>,
-}
-
-impl Bus for FlakyBus {
-    fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), String> {
-        if self.down.get() {
-            return Err("broker down".into());
-        }
-        self.inner.publish(channel, payload)
-    }
-}
-
-struct World {
-    kv: FlakyKv,
-    bus: FlakyBus,
-    ids: Cell<u128>,
-}
-
-fn at() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2025, 5, 1, 12, 0, 0).unwrap()
-}
 
 fn sku(s: &str) -> Sku {
     Sku::parse(s).unwrap()
@@ -102,12 +36,164 @@ fn money(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
+fn request(method: Method, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Request {
+    let mut b = Request::builder();
+    b.method(method).uri(path);
+    for (k, v) in headers {
+        b.header(*k, *v);
+    }
+    if let Some(body) = body {
+        b.body(body.to_string());
+    }
+    b.build()
+}
+
+fn record(env: &MemEnv, id: OrderId) -> OrderRecord {
+    env.kv
+        .get_json(&keys::order(&id.to_string()))
+        .unwrap()
+        .unwrap()
+}
+
+/// Stores a staged record as the earlier steps would have left it: published.
+fn save(env: &MemEnv, mut record: OrderRecord) {
+    record.outbox.clear();
+    env.kv
+        .set_json(&keys::order(&record.order.id().to_string()), &record)
+        .unwrap();
+}
+
+fn stock(env: &MemEnv, s: &str, l: &str) -> StockDoc {
+    env.kv
+        .get_json(&keys::stock(s, l))
+        .unwrap()
+        .unwrap_or_default()
+}
+
+fn set_stock(env: &MemEnv, s: &str, l: &str, on_hand: u32) {
+    let doc = StockDoc::default().recount(on_hand).unwrap();
+    env.kv.set_json(&keys::stock(s, l), &doc).unwrap();
+}
+
+fn update_stock(env: &MemEnv, s: &str, l: &str, op: impl Fn(StockDoc) -> StockDoc) {
+    let doc = op(stock(env, s, l));
+    env.kv.set_json(&keys::stock(s, l), &doc).unwrap();
+}
+
+/// An accepted order: `lines` are (sku, quantity, unit price cents); $5 shipping.
+fn order(env: &MemEnv, lines: &[(&str, u32, i64)], captured: bool) -> OrderId {
+    let subtotal: i64 = lines.iter().map(|(_, q, p)| i64::from(*q) * p).sum();
+    let body = json!({
+        "channel": "web",
+        "customer": {"email": "ada@example.com"},
+        "currency": "USD",
+        "lines": lines.iter().map(|(s, q, p)| json!({"sku": s, "quantity": q, "unit_price": money(*p)})).collect::<Vec<_>>(),
+        "shipping": {"method": "standard", "amount": "5.00", "address": {
+            "country": "US", "postal_code": "90012", "line1": "1 Main St", "city": "Los Angeles"}},
+        "tax": "0.00",
+        "totals": {"subtotal": money(subtotal), "discount": "0.00", "shipping": "5.00", "tax": "0.00",
+                   "grand_total": money(subtotal + 500)},
+        "payment": {"reference": "pi_1", "status": if captured {"captured"} else {"authorized"},
+                    "amount": money(subtotal + 500)}
+    });
+    let id = OrderId::new(env.new_id());
+    let order = Order::from_request(&body, id, env.now()).unwrap();
+    save(
+        env,
+        OrderRecord::accept(order, env.new_id(), env.now()).unwrap(),
+    );
+    id
+}
+
+/// What the reserve step leaves: holds on the stock documents and the reservation.
+fn reserve(env: &MemEnv, id: OrderId, at_location: &[(&str, &str, u32)]) {
+    let mut r = record(env, id);
+    let mut lines = Vec::new();
+    for (s, l, units) in at_location {
+        update_stock(env, s, l, |d| {
+            let (d, held) = d.hold_up_to(&id.to_string(), *units).unwrap();
+            assert_eq!(held, *units);
+            d
+        });
+        lines.push(ReservedLine {
+            sku: sku(s),
+            location: loc(l),
+            units: *units,
+        });
+    }
+    r.reservation = Some(Reservation::new(id, lines, None).unwrap());
+    r.transition(OrderStatus::Reserved, json!({}), env.new_id(), env.now())
+        .unwrap();
+    save(env, r);
+}
+
+/// What the route step leaves: one allocated shipment per location, in reservation order.
+fn route(env: &MemEnv, id: OrderId) {
+    let mut r = record(env, id);
+    let mut shipments: Vec<Value> = Vec::new();
+    for l in r.reservation.as_ref().unwrap().lines() {
+        update_stock(env, l.sku.as_str(), l.location.as_str(), |d| {
+            d.allocate(&id.to_string(), l.units).unwrap()
+        });
+        let line = json!({"sku": l.sku, "units": l.units});
+        match shipments
+            .iter_mut()
+            .find(|s| s["location"] == l.location.as_str())
+        {
+            Some(s) => s["lines"].as_array_mut().unwrap().push(line),
+            None => shipments.push(json!({"location": l.location, "kind": "warehouse",
+                "lines": [line], "distance_km": null, "cost": "0"})),
+        }
+    }
+    let plan: FulfilmentPlan =
+        serde_json::from_value(json!({"shipments": shipments, "total_cost": "0"})).unwrap();
+    r.route(plan, env.new_id(), env.now()).unwrap();
+    save(env, r);
+}
+
+/// Ships shipment `n` (from 1): its units leave on-hand stock.
+fn ship(env: &MemEnv, id: OrderId, n: u32) {
+    let mut r = record(env, id);
+    let sid = ShipmentId::new(id, n).unwrap();
+    let label = |s: &str| ShipmentLabel::parse(s).unwrap();
+    let s = r.shipment(&sid).unwrap().clone();
+    for l in &s.lines {
+        update_stock(env, l.sku.as_str(), s.location.as_str(), |d| {
+            d.ship(&id.to_string()).unwrap()
+        });
+    }
+    r.ship(&sid, label("ups"), label("1Z"), env.new_id(), env.now())
+        .unwrap();
+    save(env, r);
+}
+
+fn deliver(env: &MemEnv, id: OrderId, n: u32) {
+    let mut r = record(env, id);
+    r.deliver(&ShipmentId::new(id, n).unwrap(), env.new_id(), env.now())
+        .unwrap();
+    save(env, r);
+}
+
+/// A delivered order of 2 × SKU-1 ($19.99) from wh-west, captured ($44.98).
+fn delivered(env: &MemEnv) -> OrderId {
+    set_stock(env, "SKU-1", "wh-west", 10);
+    let id = order(env, &[("SKU-1", 2, 1999)], true);
+    reserve(env, id, &[("SKU-1", "wh-west", 2)]);
+    route(env, id);
+    ship(env, id, 1);
+    deliver(env, id, 1);
+    id
+}
+
+/// The component over one in-memory world, through its router.
+struct World {
+    env: Rc<MemEnv>,
+}
+
 impl World {
     fn new() -> World {
         World {
-            kv: FlakyKv::default(),
-            bus: FlakyBus::default(),
-            ids: Cell::new(1000),
+            env: Rc::new(MemEnv::new()),
         }
     }
 
@@ -118,33 +204,8 @@ impl World {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut b = Request::builder();
-        b.method(method).uri(path);
-        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        if parts.get(1) == Some(&"orders") {
-            b.header("spin-path-match-id", parts[2]);
-        } else {
-            b.header("spin-path-info", path.trim_start_matches("/v1/returns"));
-        }
-        for (k, v) in headers {
-            b.header(*k, *v);
-        }
-        if let Some(body) = body {
-            b.body(body.to_string());
-        }
-        let req = b.build();
-        let clock = at;
-        let next = || {
-            self.ids.set(self.ids.get() + 1);
-            Uuid::from_u128(self.ids.get())
-        };
-        let ctx = Ctx {
-            kv: &self.kv,
-            bus: &self.bus,
-            clock: &clock,
-            ids: &next,
-        };
-        let resp = crate::routes::handle(&ctx, &req);
+        let req = request(method, path, headers, body.as_ref());
+        let resp = crate::router(Rc::clone(&self.env)).handle(req);
         let body = if resp.body().is_empty() {
             Value::Null
         } else {
@@ -166,164 +227,15 @@ impl World {
     }
 
     fn record(&self, id: OrderId) -> OrderRecord {
-        self.kv
-            .get_json(&keys::order(&id.to_string()))
-            .unwrap()
-            .unwrap()
-    }
-
-    fn save(&self, record: &OrderRecord) {
-        self.kv
-            .set_json(&keys::order(&record.order.id().to_string()), record)
-            .unwrap();
+        record(&self.env, id)
     }
 
     fn stock(&self, s: &str, l: &str) -> StockDoc {
-        self.kv
-            .get_json(&keys::stock(s, l))
-            .unwrap()
-            .unwrap_or_default()
-    }
-
-    fn set_stock(&self, s: &str, l: &str, on_hand: u32) {
-        self.kv
-            .set_json(
-                &keys::stock(s, l),
-                &StockDoc::default().recount(on_hand).unwrap(),
-            )
-            .unwrap();
+        stock(&self.env, s, l)
     }
 
     fn published(&self) -> Vec<String> {
-        self.bus
-            .inner
-            .sent
-            .borrow()
-            .iter()
-            .map(|(c, _)| c.clone())
-            .collect()
-    }
-
-    fn next_id(&self) -> Uuid {
-        self.ids.set(self.ids.get() + 1);
-        Uuid::from_u128(self.ids.get())
-    }
-
-    /// An accepted order: `lines` are (sku, quantity, unit price cents); $5 shipping.
-    fn order(&self, lines: &[(&str, u32, i64)], captured: bool) -> OrderId {
-        let subtotal: i64 = lines.iter().map(|(_, q, p)| i64::from(*q) * p).sum();
-        let body = json!({
-            "channel": "web",
-            "customer": {"email": "ada@example.com"},
-            "currency": "USD",
-            "lines": lines.iter().map(|(s, q, p)| json!({"sku": s, "quantity": q, "unit_price": money(*p)})).collect::<Vec<_>>(),
-            "shipping": {"method": "standard", "amount": "5.00", "address": {
-                "country": "US", "postal_code": "90012", "line1": "1 Main St", "city": "Los Angeles"}},
-            "tax": "0.00",
-            "totals": {"subtotal": money(subtotal), "discount": "0.00", "shipping": "5.00", "tax": "0.00",
-                       "grand_total": money(subtotal + 500)},
-            "payment": {"reference": "pi_1", "status": if captured {"captured"} else {"authorized"},
-                        "amount": money(subtotal + 500)}
-        });
-        let id = OrderId::new(self.next_id());
-        let order = Order::from_request(&body, id, at()).unwrap();
-        self.save(&OrderRecord::accept(order, self.next_id(), at()).unwrap());
-        id
-    }
-
-    /// What the reserve step leaves: holds on the stock documents and the reservation.
-    fn reserve(&self, id: OrderId, at_location: &[(&str, &str, u32)]) {
-        let mut record = self.record(id);
-        let mut lines = Vec::new();
-        for (s, l, units) in at_location {
-            let (doc, held) = self
-                .stock(s, l)
-                .hold_up_to(&id.to_string(), *units)
-                .unwrap();
-            assert_eq!(held, *units);
-            self.kv.set_json(&keys::stock(s, l), &doc).unwrap();
-            lines.push(ReservedLine {
-                sku: sku(s),
-                location: loc(l),
-                units: *units,
-            });
-        }
-        record.reservation = Some(Reservation::new(id, lines, None).unwrap());
-        record
-            .transition(OrderStatus::Reserved, json!({}), self.next_id(), at())
-            .unwrap();
-        self.save(&record);
-    }
-
-    /// What the route step leaves: one allocated shipment per location.
-    fn route(&self, id: OrderId) {
-        let mut record = self.record(id);
-        let lines = record.reservation.take().unwrap().lines().to_vec();
-        let mut shipments: Vec<ShipmentRecord> = Vec::new();
-        for l in lines {
-            let key = keys::stock(l.sku.as_str(), l.location.as_str());
-            let doc = self
-                .stock(l.sku.as_str(), l.location.as_str())
-                .allocate(&id.to_string(), l.units)
-                .unwrap();
-            self.kv.set_json(&key, &doc).unwrap();
-            let line = ShipmentLine {
-                sku: l.sku.clone(),
-                units: l.units,
-            };
-            match shipments.iter_mut().find(|s| s.location == l.location) {
-                Some(s) => s.lines.push(line),
-                None => shipments.push(ShipmentRecord {
-                    id: format!("{id}-{}", shipments.len() + 1),
-                    location: l.location.clone(),
-                    lines: vec![line],
-                    status: ShipmentStatus::Allocated,
-                    carrier: None,
-                    tracking: None,
-                    shipped_at: None,
-                    delivered_at: None,
-                }),
-            }
-        }
-        record.shipments = shipments;
-        record
-            .transition(OrderStatus::Routed, json!({}), self.next_id(), at())
-            .unwrap();
-        self.save(&record);
-    }
-
-    /// Ships and delivers every shipment.
-    fn deliver(&self, id: OrderId) {
-        let mut record = self.record(id);
-        for s in &mut record.shipments {
-            for l in &s.lines {
-                let doc = self
-                    .stock(l.sku.as_str(), s.location.as_str())
-                    .ship(&id.to_string())
-                    .unwrap();
-                self.kv
-                    .set_json(&keys::stock(l.sku.as_str(), s.location.as_str()), &doc)
-                    .unwrap();
-            }
-            s.status = ShipmentStatus::Delivered;
-        }
-        record
-            .transition(OrderStatus::Shipped, json!({}), self.next_id(), at())
-            .unwrap();
-        record
-            .transition(OrderStatus::Delivered, json!({}), self.next_id(), at())
-            .unwrap();
-        self.save(&record);
-    }
-
-    /// A delivered order of 2 × SKU-1 ($19.99) from wh-west, captured ($44.98).
-    fn delivered(&self) -> OrderId {
-        self.set_stock("SKU-1", "wh-west", 10);
-        let id = self.order(&[("SKU-1", 2, 1999)], true);
-        self.reserve(id, &[("SKU-1", "wh-west", 2)]);
-        self.route(id);
-        self.deliver(id);
-        id
+        self.env.published()
     }
 }
 
@@ -338,56 +250,58 @@ fn field(problem: &Value) -> &str {
 #[test]
 fn cancelling_a_reserved_order_releases_its_holds_and_refunds_the_capture() {
     let w = World::new();
-    w.set_stock("SKU-1", "wh-west", 10);
-    let id = w.order(&[("SKU-1", 3, 1999)], true);
-    w.reserve(id, &[("SKU-1", "wh-west", 3)]);
+    set_stock(&w.env, "SKU-1", "wh-west", 10);
+    let id = order(&w.env, &[("SKU-1", 3, 1999)], true);
+    reserve(&w.env, id, &[("SKU-1", "wh-west", 3)]);
     assert_eq!(w.stock("SKU-1", "wh-west").available(), 7);
 
-    let (status, body) = w.post(
-        &format!("/v1/orders/{id}/cancel"),
-        &[],
-        json!({"reason": "changed mind"}),
-    );
+    let path = format!("/v1/orders/{id}/cancel");
+    let (status, body) = w.post(&path, &[], json!({"reason": "changed mind"}));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "refunded");
+    assert_eq!(
+        (body["status"].as_str(), body["payment_status"].as_str()),
+        (Some("cancelled"), Some("refunded"))
+    );
     assert_eq!(body["refund"]["refunded_total"], "64.97");
     assert_eq!(body["refund"]["refundable"], "0.00");
-    assert_eq!(body["released"][0]["units"], 3);
     assert_eq!(w.stock("SKU-1", "wh-west").available(), 10);
     assert_eq!(w.published(), ["order.cancelled", "order.refunded"]);
-    let record = w.record(id);
-    assert!(
-        record.reservation.is_none(),
-        "the pending-release mark is cleared"
-    );
-    assert_eq!(record.refunds.len(), 1);
+    let r = w.record(id);
+    assert!(!r.release_pending(), "the release is done");
+    assert_eq!(r.refunds.len(), 1);
+    assert!(w.env.owed.keys().unwrap().is_empty(), "nothing owed");
 
     // A repeat answers the same, releases nothing more and refunds nothing more.
-    let (again, same) = w.post(
-        &format!("/v1/orders/{id}/cancel"),
-        &[],
-        json!({"reason": "changed mind"}),
-    );
+    let (again, same) = w.post(&path, &[], json!({"reason": "changed mind"}));
     assert_eq!((again, &same), (200, &body));
     assert_eq!(w.stock("SKU-1", "wh-west").available(), 10);
     assert_eq!(w.record(id).refunds.len(), 1);
+    assert_eq!(w.published().len(), 2);
 }
 
 #[test]
-fn cancelling_a_routed_authorized_order_deallocates_without_a_refund() {
+fn cancelling_a_routed_authorized_order_deallocates_and_voids_the_payment() {
     let w = World::new();
-    w.set_stock("SKU-1", "wh-west", 4);
-    w.set_stock("SKU-2", "wh-east", 4);
-    let id = w.order(&[("SKU-1", 1, 1999), ("SKU-2", 2, 500)], false);
-    w.reserve(id, &[("SKU-1", "wh-west", 1), ("SKU-2", "wh-east", 2)]);
-    w.route(id);
+    set_stock(&w.env, "SKU-1", "wh-west", 4);
+    set_stock(&w.env, "SKU-2", "wh-east", 4);
+    let id = order(&w.env, &[("SKU-1", 1, 1999), ("SKU-2", 2, 500)], false);
+    reserve(
+        &w.env,
+        id,
+        &[("SKU-1", "wh-west", 1), ("SKU-2", "wh-east", 2)],
+    );
+    route(&w.env, id);
     assert_eq!(w.stock("SKU-2", "wh-east").allocated_to(&id.to_string()), 2);
 
     let (status, body) = w.call(Method::Post, &format!("/v1/orders/{id}/cancel"), &[], None);
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        (body["status"].as_str(), &body["refund"]),
-        (Some("cancelled"), &Value::Null)
+        (
+            body["status"].as_str(),
+            body["payment_status"].as_str(),
+            &body["refund"]
+        ),
+        (Some("cancelled"), Some("voided"), &Value::Null)
     );
     assert_eq!(w.stock("SKU-1", "wh-west").available(), 4);
     assert_eq!(w.stock("SKU-2", "wh-east").available(), 4);
@@ -401,63 +315,56 @@ fn cancelling_a_routed_authorized_order_deallocates_without_a_refund() {
 #[test]
 fn only_unshipped_orders_can_be_cancelled() {
     let w = World::new();
-    let id = w.delivered();
+    let id = delivered(&w.env);
     let before = w.record(id).events.len();
     let (status, body) = w.call(Method::Post, &format!("/v1/orders/{id}/cancel"), &[], None);
     assert_eq!(status, 409, "{body}");
     assert_eq!(w.record(id).events.len(), before);
-    let unknown = OrderId::new(Uuid::from_u128(1));
+    let unknown = OrderId::new(Uuid::from_u128(999_999));
+    let cancel = |path: &str, method| w.call(method, path, &[], None).0;
     assert_eq!(
-        w.call(
-            Method::Post,
-            &format!("/v1/orders/{unknown}/cancel"),
-            &[],
-            None
-        )
-        .0,
+        cancel(&format!("/v1/orders/{unknown}/cancel"), Method::Post),
         404
     );
+    assert_eq!(cancel("/v1/orders/not-an-id/cancel", Method::Post), 404);
+    let (status, problem) = w.call(Method::Get, &format!("/v1/orders/{id}/cancel"), &[], None);
     assert_eq!(
-        w.call(Method::Post, "/v1/orders/not-an-id/cancel", &[], None)
-            .0,
-        404
+        (status, problem["type"].as_str()),
+        (405, Some("https://oms.dev/problems/method-not-allowed"))
     );
-    assert_eq!(
-        w.call(Method::Get, &format!("/v1/orders/{id}/cancel"), &[], None)
-            .0,
-        405
-    );
+    assert_eq!(cancel("/v1/nothing/here", Method::Post), 404);
 }
 
 #[test]
-fn a_crash_before_the_stock_is_released_is_completed_by_a_repeated_cancel() {
+fn a_cancel_with_an_idempotency_key_replays_and_refuses_another_body() {
     let w = World::new();
-    w.set_stock("SKU-1", "wh-west", 10);
-    let id = w.order(&[("SKU-1", 2, 1999)], true);
-    w.reserve(id, &[("SKU-1", "wh-west", 2)]);
-
-    *w.kv.fail.borrow_mut() = Some("stock:");
-    let (status, _) = w.call(Method::Post, &format!("/v1/orders/{id}/cancel"), &[], None);
-    assert_eq!(status, 503, "a storage failure is worth a retry");
-    let record = w.record(id);
+    set_stock(&w.env, "SKU-1", "wh-west", 5);
+    let id = order(&w.env, &[("SKU-1", 1, 1999)], false);
+    reserve(&w.env, id, &[("SKU-1", "wh-west", 1)]);
+    let path = format!("/v1/orders/{id}/cancel");
+    let key = [("idempotency-key", "c-1")];
+    let (status, first) = w.post(&path, &key, json!({"reason": "duplicate order"}));
     assert_eq!(
-        record.status(),
-        OrderStatus::Refunded,
-        "the cancel itself was saved"
+        (status, first["status"].as_str()),
+        (200, Some("cancelled")),
+        "{first}"
     );
-    assert!(
-        record.reservation.is_some(),
-        "…with the stock marked as still to release"
+    assert_eq!(
+        w.post(&path, &key, json!({"reason": "duplicate order"})),
+        (200, first)
     );
-    assert_eq!(w.stock("SKU-1", "wh-west").available(), 8);
-
-    *w.kv.fail.borrow_mut() = None;
-    let (status, body) = w.call(Method::Post, &format!("/v1/orders/{id}/cancel"), &[], None);
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(w.stock("SKU-1", "wh-west").available(), 10);
-    assert!(w.record(id).reservation.is_none());
-    assert_eq!(w.record(id).refunds.len(), 1);
-    assert_eq!(w.published(), ["order.cancelled", "order.refunded"]);
+    let (status, problem) = w.post(&path, &key, json!({"reason": "other"}));
+    assert_eq!((status, field(&problem)), (422, "Idempotency-Key"));
+    assert_eq!(
+        w.published(),
+        ["order.cancelled"],
+        "the replay published nothing again"
+    );
+    let (status, problem) = w.post(&path, &[], json!({"why": "x"}));
+    assert_eq!((status, field(&problem)), (422, "/why"));
+    let bad_key = [("idempotency-key", "has space")];
+    let (status, problem) = w.post(&path, &bad_key, json!({}));
+    assert_eq!((status, field(&problem)), (400, "Idempotency-Key"));
 }
 
 // --- refunds ------------------------------------------------------------------------------
@@ -465,7 +372,7 @@ fn a_crash_before_the_stock_is_released_is_completed_by_a_repeated_cancel() {
 #[test]
 fn partial_then_full_refund_with_idempotent_replay() {
     let w = World::new();
-    let id = w.delivered();
+    let id = delivered(&w.env);
     let one_unit =
         json!({"items": [{"kind": "line", "line": 0, "quantity": 1}], "reason": "scratched"});
     let (status, body) = w.refund(id, "r-1", one_unit.clone());
@@ -475,7 +382,11 @@ fn partial_then_full_refund_with_idempotent_replay() {
         (body["refunded_total"].as_str(), body["refundable"].as_str()),
         (Some("19.99"), Some("24.99"))
     );
-    assert_eq!(body["status"], "partially_refunded");
+    assert_eq!(
+        (body["payment_status"].as_str(), body["status"].as_str()),
+        (Some("partially_refunded"), Some("delivered")),
+        "a refund moves the payment, not the order"
+    );
 
     // Same key, same body: the same answer and no second refund.
     assert_eq!(w.refund(id, "r-1", one_unit.clone()), (201, body.clone()));
@@ -488,13 +399,14 @@ fn partial_then_full_refund_with_idempotent_replay() {
     let (status, body) = w.refund(id, "r-2", rest);
     assert_eq!(status, 201, "{body}");
     assert_eq!(
-        (body["status"].as_str(), body["refundable"].as_str()),
+        (body["payment_status"].as_str(), body["refundable"].as_str()),
         (Some("refunded"), Some("0.00"))
     );
     assert_eq!(
         w.published(),
         ["order.partially_refunded", "order.refunded"]
     );
+    assert_eq!(w.record(id).status(), OrderStatus::Delivered);
     let (status, _) = w.refund(
         id,
         "r-3",
@@ -504,9 +416,39 @@ fn partial_then_full_refund_with_idempotent_replay() {
 }
 
 #[test]
+fn a_partially_refunded_split_order_still_ships_its_second_shipment() {
+    let w = World::new();
+    set_stock(&w.env, "SKU-1", "wh-west", 5);
+    set_stock(&w.env, "SKU-2", "wh-east", 5);
+    let id = order(&w.env, &[("SKU-1", 1, 1999), ("SKU-2", 1, 500)], true);
+    reserve(
+        &w.env,
+        id,
+        &[("SKU-1", "wh-west", 1), ("SKU-2", "wh-east", 1)],
+    );
+    route(&w.env, id);
+    ship(&w.env, id, 1);
+    let (status, body) = w.refund(
+        id,
+        "goodwill",
+        json!({"items": [{"kind": "amount", "amount": "3.00"}]}),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "partially_shipped");
+    ship(&w.env, id, 2);
+    deliver(&w.env, id, 1);
+    deliver(&w.env, id, 2);
+    let r = w.record(id);
+    assert_eq!(
+        (r.status(), r.payment_status()),
+        (OrderStatus::Delivered, PaymentState::PartiallyRefunded)
+    );
+}
+
+#[test]
 fn refused_refunds_name_the_field_and_change_nothing() {
     let w = World::new();
-    let id = w.delivered();
+    let id = delivered(&w.env);
     let before = serde_json::to_value(w.record(id)).unwrap();
     let cases = [
         (
@@ -551,51 +493,23 @@ fn refused_refunds_name_the_field_and_change_nothing() {
     assert_eq!(serde_json::to_value(w.record(id)).unwrap(), before);
     assert!(w.published().is_empty());
 
-    let (status, problem) = w.post(
-        &format!("/v1/orders/{id}/refunds"),
-        &[],
-        json!({"items": [{"kind": "shipping"}]}),
-    );
+    let path = format!("/v1/orders/{id}/refunds");
+    let (status, problem) = w.post(&path, &[], json!({"items": [{"kind": "shipping"}]}));
     assert_eq!((status, field(&problem)), (400, "Idempotency-Key"));
-    let (status, problem) = w.call(
-        Method::Post,
-        &format!("/v1/orders/{id}/refunds"),
-        &[("idempotency-key", "x")],
-        None,
-    );
+    let (status, problem) = w.call(Method::Post, &path, &[("idempotency-key", "x")], None);
     assert_eq!((status, field(&problem)), (400, "body"));
-    let unknown = OrderId::new(Uuid::from_u128(2));
-    assert_eq!(
-        w.refund(unknown, "k", json!({"items": [{"kind": "shipping"}]}))
-            .0,
-        404
-    );
+    let unknown = OrderId::new(Uuid::from_u128(999_999));
+    let shipping = json!({"items": [{"kind": "shipping"}]});
+    assert_eq!(w.refund(unknown, "k", shipping).0, 404);
 }
 
 #[test]
 fn orders_that_have_not_shipped_are_cancelled_not_refunded() {
     let w = World::new();
-    let id = w.order(&[("SKU-1", 1, 1999)], true);
+    let id = order(&w.env, &[("SKU-1", 1, 1999)], true);
     let (status, problem) = w.refund(id, "k", json!({"items": [{"kind": "shipping"}]}));
     assert_eq!(status, 409, "{problem}");
     assert!(w.record(id).refunds.is_empty());
-}
-
-#[test]
-fn a_refund_booked_before_a_failed_publish_is_not_booked_again_on_retry() {
-    let w = World::new();
-    let id = w.delivered();
-    let body = json!({"items": [{"kind": "amount", "amount": "10.00"}]});
-    w.bus.down.set(true);
-    let (status, _) = w.refund(id, "k-1", body.clone());
-    assert_eq!(status, 503);
-    assert_eq!(w.record(id).refunds.len(), 1, "booked, not yet published");
-    w.bus.down.set(false);
-    let (status, answer) = w.refund(id, "k-1", body);
-    assert_eq!(status, 201, "{answer}");
-    assert_eq!(answer["refunded_total"], "10.00");
-    assert_eq!(w.record(id).refunds.len(), 1);
-    assert_eq!(w.published(), ["order.partially_refunded"]);
 }
 
 // --- returns ------------------------------------------------------------------------------
@@ -611,87 +525,68 @@ fn open_return(w: &World, id: OrderId, quantity: u32) -> String {
     body["id"].as_str().unwrap().to_string()
 }
 
-#[test]
-fn a_return_is_received_inspected_refunded_and_restocked_once() {
-    let w = World::new();
-    let id = w.delivered();
-    assert_eq!(w.stock("SKU-1", "wh-west").level.on_hand(), 8);
-    let rid = open_return(&w, id, 2);
-    assert_eq!(w.record(id).returns.len(), 1);
-
-    let inspection = json!({"lines": [{"line": 0, "accepted": true}]});
-    assert_eq!(
-        w.post(
-            &format!("/v1/returns/{rid}/inspection"),
-            &[],
-            inspection.clone()
-        )
-        .0,
-        409,
-        "not received yet"
-    );
-    let (status, received) = w.call(
+fn receive(w: &World, rid: &str) -> (u16, Value) {
+    w.call(
         Method::Post,
         &format!("/v1/returns/{rid}/received"),
         &[],
         None,
+    )
+}
+
+#[test]
+fn a_return_is_received_inspected_refunded_and_restocked_once() {
+    let w = World::new();
+    let id = delivered(&w.env);
+    assert_eq!(w.stock("SKU-1", "wh-west").level.on_hand(), 8);
+    let rid = open_return(&w, id, 2);
+    assert_eq!(w.record(id).returns.len(), 1);
+
+    let inspect = format!("/v1/returns/{rid}/inspection");
+    let inspection = json!({"lines": [{"line": 0, "accepted": true}]});
+    assert_eq!(
+        w.post(&inspect, &[], inspection.clone()).0,
+        409,
+        "not received yet"
     );
+    let (status, received) = receive(&w, &rid);
     assert_eq!(
         (status, received["state"].as_str()),
         (200, Some("received"))
     );
     assert_eq!(
-        w.call(
-            Method::Post,
-            &format!("/v1/returns/{rid}/received"),
-            &[],
-            None
-        ),
-        (200, received)
+        receive(&w, &rid),
+        (200, received),
+        "a repeat answers the same"
     );
 
-    let (status, body) = w.post(
-        &format!("/v1/returns/{rid}/inspection"),
-        &[],
-        inspection.clone(),
-    );
+    let (status, body) = w.post(&inspect, &[], inspection.clone());
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["return"]["state"], "refunded");
     assert_eq!(body["refund"]["refund"]["amount"]["amount"], "39.98");
-    assert_eq!(body["refund"]["status"], "partially_refunded");
+    assert_eq!(body["refund"]["payment_status"], "partially_refunded");
     assert_eq!(
         body["restocked"],
         json!([{"line": 0, "placements": [{"sku": "SKU-1", "location": "wh-west", "units": 2}]}])
     );
     assert_eq!(w.stock("SKU-1", "wh-west").level.on_hand(), 10);
-    // The repeated `received` published its event again, with the same id (at-least-once).
     assert_eq!(
         w.published(),
         [
             "return.requested",
-            "return.received",
             "return.received",
             "return.inspected",
             "order.partially_refunded",
             "return.refunded"
         ]
     );
-    let sent = w.bus.inner.sent.borrow().clone();
-    assert_eq!(sent[1].1, sent[2].1);
 
     // A repeat answers the same and changes nothing; other verdicts are refused.
-    assert_eq!(
-        w.post(&format!("/v1/returns/{rid}/inspection"), &[], inspection),
-        (200, body)
-    );
+    assert_eq!(w.post(&inspect, &[], inspection), (200, body));
     assert_eq!(w.stock("SKU-1", "wh-west").level.on_hand(), 10);
     assert_eq!(w.record(id).refunds.len(), 1);
-    let (status, _) = w.post(
-        &format!("/v1/returns/{rid}/inspection"),
-        &[],
-        json!({"lines": [{"line": 0, "accepted": 1}]}),
-    );
-    assert_eq!(status, 409);
+    let other = json!({"lines": [{"line": 0, "accepted": 1}]});
+    assert_eq!(w.post(&inspect, &[], other).0, 409);
     let (status, read) = w.call(Method::Get, &format!("/v1/returns/{rid}"), &[], None);
     assert_eq!((status, read["state"].as_str()), (200, Some("refunded")));
     // Everything was returned: nothing more can be.
@@ -704,56 +599,48 @@ fn a_return_is_received_inspected_refunded_and_restocked_once() {
 }
 
 #[test]
-fn an_inspection_interrupted_after_the_refund_completes_on_retry() {
+fn unshipped_units_cannot_be_returned() {
     let w = World::new();
-    let id = w.delivered();
-    let rid = open_return(&w, id, 2);
-    w.call(
-        Method::Post,
-        &format!("/v1/returns/{rid}/received"),
+    set_stock(&w.env, "SKU-1", "wh-west", 5);
+    set_stock(&w.env, "SKU-2", "wh-east", 5);
+    let id = order(&w.env, &[("SKU-1", 2, 1999), ("SKU-2", 1, 500)], true);
+    reserve(
+        &w.env,
+        id,
+        &[("SKU-1", "wh-west", 2), ("SKU-2", "wh-east", 1)],
+    );
+    route(&w.env, id);
+    let returns = format!("/v1/orders/{id}/returns");
+    let (status, problem) = w.post(
+        &returns,
         &[],
-        None,
+        json!({"items": [{"line": 0, "quantity": 1}]}),
     );
-    let inspection = json!({"lines": [{"line": 0, "accepted": 1}]});
-    w.bus.down.set(true);
-    assert_eq!(
-        w.post(
-            &format!("/v1/returns/{rid}/inspection"),
-            &[],
-            inspection.clone()
-        )
-        .0,
-        503
+    assert_eq!(status, 409, "nothing shipped yet: {problem}");
+    ship(&w.env, id, 1);
+    // SKU-1 (line 0) shipped, SKU-2 (line 1) did not: it cannot come back, nor be refunded
+    // and restocked as stock that does not exist.
+    let (status, problem) = w.post(
+        &returns,
+        &[],
+        json!({"items": [{"line": 0, "quantity": 2}, {"line": 1, "quantity": 1}]}),
     );
     assert_eq!(
-        w.stock("SKU-1", "wh-west").level.on_hand(),
-        9,
-        "restocked before publishing"
+        (status, field(&problem)),
+        (422, "/items/1/quantity"),
+        "{problem}"
     );
-    w.bus.down.set(false);
-    let (status, body) = w.post(&format!("/v1/returns/{rid}/inspection"), &[], inspection);
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["refund"]["refund"]["amount"]["amount"], "19.99");
-    assert_eq!(
-        w.stock("SKU-1", "wh-west").level.on_hand(),
-        9,
-        "not restocked twice"
-    );
-    assert_eq!(w.record(id).refunds.len(), 1, "not refunded twice");
-    assert_eq!(body["return"]["state"], "refunded");
+    assert!(w.record(id).returns.is_empty());
+    assert!(w.published().is_empty());
+    open_return(&w, id, 2);
 }
 
 #[test]
 fn rejected_units_are_neither_refunded_nor_restocked() {
     let w = World::new();
-    let id = w.delivered();
+    let id = delivered(&w.env);
     let rid = open_return(&w, id, 1);
-    w.call(
-        Method::Post,
-        &format!("/v1/returns/{rid}/received"),
-        &[],
-        None,
-    );
+    receive(&w, &rid);
     let (status, body) = w.post(
         &format!("/v1/returns/{rid}/inspection"),
         &[],
@@ -773,47 +660,37 @@ fn rejected_units_are_neither_refunded_nor_restocked() {
 #[test]
 fn returns_restock_where_the_units_shipped_from() {
     let w = World::new();
-    w.set_stock("SKU-1", "wh-west", 1);
-    w.set_stock("SKU-1", "wh-east", 5);
-    let id = w.order(&[("SKU-1", 3, 1000)], true);
-    w.reserve(id, &[("SKU-1", "wh-west", 1), ("SKU-1", "wh-east", 2)]);
-    w.route(id);
-    w.deliver(id);
+    set_stock(&w.env, "SKU-1", "wh-west", 1);
+    set_stock(&w.env, "SKU-1", "wh-east", 5);
+    let id = order(&w.env, &[("SKU-1", 3, 1000)], true);
+    reserve(
+        &w.env,
+        id,
+        &[("SKU-1", "wh-west", 1), ("SKU-1", "wh-east", 2)],
+    );
+    route(&w.env, id);
+    ship(&w.env, id, 1);
+    ship(&w.env, id, 2);
+    let inspect = |rid: &str, verdict: Value| {
+        receive(&w, rid);
+        let path = format!("/v1/returns/{rid}/inspection");
+        let (_, body) = w.post(
+            &path,
+            &[],
+            json!({"lines": [{"line": 0, "accepted": verdict}]}),
+        );
+        body["restocked"][0]["placements"].clone()
+    };
     let first = open_return(&w, id, 2);
-    w.call(
-        Method::Post,
-        &format!("/v1/returns/{first}/received"),
-        &[],
-        None,
-    );
-    let (_, body) = w.post(
-        &format!("/v1/returns/{first}/inspection"),
-        &[],
-        json!({"lines": [{"line": 0, "accepted": 2}]}),
-    );
-    let placed = |body: &Value| body["restocked"][0]["placements"].clone();
     assert_eq!(
-        placed(&body),
-        json!([{"sku": "SKU-1", "location": "wh-east", "units": 2}]),
-        "{body}"
+        inspect(&first, json!(2)),
+        json!([{"sku": "SKU-1", "location": "wh-east", "units": 2}])
     );
     // wh-east got back all it shipped: the last unit goes home to wh-west.
     let second = open_return(&w, id, 1);
-    w.call(
-        Method::Post,
-        &format!("/v1/returns/{second}/received"),
-        &[],
-        None,
-    );
-    let (_, body) = w.post(
-        &format!("/v1/returns/{second}/inspection"),
-        &[],
-        json!({"lines": [{"line": 0, "accepted": true}]}),
-    );
     assert_eq!(
-        placed(&body),
-        json!([{"sku": "SKU-1", "location": "wh-west", "units": 1}]),
-        "{body}"
+        inspect(&second, json!(true)),
+        json!([{"sku": "SKU-1", "location": "wh-west", "units": 1}])
     );
     assert_eq!(
         (
@@ -827,7 +704,7 @@ fn returns_restock_where_the_units_shipped_from() {
 #[test]
 fn bad_return_and_inspection_requests_name_the_field() {
     let w = World::new();
-    let id = w.delivered();
+    let id = delivered(&w.env);
     let returns = format!("/v1/orders/{id}/returns");
     for (body, pointer) in [
         (
@@ -845,24 +722,9 @@ fn bad_return_and_inspection_requests_name_the_field() {
         assert_eq!((status, field(&problem)), (422, pointer), "{problem}");
     }
     assert!(w.record(id).returns.is_empty());
-    let fresh = w.order(&[("SKU-1", 1, 1999)], true);
-    assert_eq!(
-        w.post(
-            &format!("/v1/orders/{fresh}/returns"),
-            &[],
-            json!({"items": [{"line": 0, "quantity": 1}]})
-        )
-        .0,
-        409
-    );
 
     let rid = open_return(&w, id, 1);
-    w.call(
-        Method::Post,
-        &format!("/v1/returns/{rid}/received"),
-        &[],
-        None,
-    );
+    receive(&w, &rid);
     let inspection = format!("/v1/returns/{rid}/inspection");
     for (body, pointer) in [
         (
@@ -883,16 +745,8 @@ fn bad_return_and_inspection_requests_name_the_field() {
     }
     let (status, read) = w.call(Method::Get, &format!("/v1/returns/{rid}"), &[], None);
     assert_eq!((status, read["state"].as_str()), (200, Some("received")));
-    assert_eq!(
-        w.call(
-            Method::Get,
-            &format!("/v1/returns/{}", Uuid::from_u128(9)),
-            &[],
-            None
-        )
-        .0,
-        404
-    );
+    let unknown = format!("/v1/returns/{}", Uuid::from_u128(999_999));
+    assert_eq!(w.call(Method::Get, &unknown, &[], None).0, 404);
     assert_eq!(w.call(Method::Get, "/v1/returns/nope", &[], None).0, 404);
     assert_eq!(
         w.call(Method::Post, &format!("/v1/returns/{rid}"), &[], None)
@@ -901,34 +755,259 @@ fn bad_return_and_inspection_requests_name_the_field() {
     );
 }
 
+// --- fault injection ----------------------------------------------------------------------
+
+/// The staged order of the fault tests: the first id `MemEnv` hands out.
+fn staged() -> OrderId {
+    OrderId::new(Uuid::from_u128(1))
+}
+
+type Answer = Result<oms_edge::StoredResponse, oms_edge::FunctionError>;
+
+/// What the world does after a faulty step: the client sends the same request again (on a
+/// clean world), then the reconciler runs late and reserve releases what it re-drives.
+fn recover(env: &MemEnv, retry: impl Fn(&MemEnv)) {
+    retry(env);
+    env.advance(Duration::seconds(120));
+    reconcile(env, Duration::seconds(60), 100).unwrap();
+    if env.published().iter().any(|c| c == "order.cancelled") {
+        release_cancelled(env, &staged().to_string()).unwrap();
+    }
+}
+
+/// Every published event is one the order recorded (ids are stable: a republish is the same
+/// event), and every event of `types` the order recorded was published at least once.
+fn assert_published(env: &MemEnv, r: &OrderRecord, types: &[&str], fault: &str) {
+    let sent: Vec<EventEnvelope> = env
+        .bus
+        .sent
+        .borrow()
+        .iter()
+        .map(|(_, p)| serde_json::from_slice(p).unwrap())
+        .collect();
+    let recorded: BTreeSet<Uuid> = r.events.iter().map(EventEnvelope::id).collect();
+    for e in &sent {
+        assert!(recorded.contains(&e.id()), "{fault}: stray {e:?}");
+    }
+    let sent_ids: BTreeSet<Uuid> = sent.iter().map(EventEnvelope::id).collect();
+    for t in types {
+        let of_type: Vec<&EventEnvelope> = r
+            .events
+            .iter()
+            .filter(|e| e.event_type().as_str() == *t)
+            .collect();
+        assert_eq!(of_type.len(), 1, "{fault}: {t} recorded once");
+        assert!(
+            sent_ids.contains(&of_type[0].id()),
+            "{fault}: {t} published"
+        );
+    }
+    assert!(r.outbox.is_empty(), "{fault}: outbox {:?}", r.outbox);
+    assert!(
+        env.owed.keys().unwrap().is_empty(),
+        "{fault}: owed {:?}",
+        env.owed.keys().unwrap()
+    );
+}
+
+/// Runs `call` under every fault, then the same request again and the reconciler.
+fn every_fault(
+    setup: impl Fn(&MemEnv),
+    req: impl Fn() -> Request,
+    call: impl Fn(&FaultyEnv<'_, MemEnv>, &str, &Request) -> Answer,
+    retry: impl Fn(&MemEnv, &str, &Request) -> Answer,
+    id: impl Fn(&MemEnv) -> String,
+    check: impl Fn(&MemEnv, &str),
+) {
+    for_every_fault(
+        setup,
+        |env| {
+            let _ = call(env, &id(env.inner()), &req());
+        },
+        |env| {
+            recover(env, |env| {
+                let answer = retry(env, &id(env), &req()).unwrap();
+                assert!(answer.status < 300, "{answer:?}");
+            })
+        },
+        check,
+    );
+}
+
 #[test]
-fn a_cancel_with_an_idempotency_key_replays_and_refuses_another_body() {
-    let w = World::new();
-    w.set_stock("SKU-1", "wh-west", 5);
-    let id = w.order(&[("SKU-1", 1, 1999)], false);
-    w.reserve(id, &[("SKU-1", "wh-west", 1)]);
-    let path = format!("/v1/orders/{id}/cancel");
-    let key = [("idempotency-key", "c-1")];
-    let (status, first) = w.post(&path, &key, json!({"reason": "duplicate order"}));
-    assert_eq!(
-        (status, first["status"].as_str()),
-        (200, Some("cancelled")),
-        "{first}"
+fn every_fault_in_a_cancel_ends_cancelled_released_and_refunded_once() {
+    let setup = |env: &MemEnv| {
+        set_stock(env, "SKU-1", "wh-west", 10);
+        let id = order(env, &[("SKU-1", 3, 1999)], true);
+        reserve(env, id, &[("SKU-1", "wh-west", 3)]);
+    };
+    let req = || request(Method::Post, "/", &[("idempotency-key", "c-1")], None);
+    every_fault(
+        setup,
+        req,
+        |e, i, r| crate::cancel::handle(e, i, r),
+        |e, i, r| crate::cancel::handle(e, i, r),
+        |_| staged().to_string(),
+        |env, fault| {
+            let r = record(env, staged());
+            assert_eq!(r.status(), OrderStatus::Cancelled, "{fault}");
+            assert_eq!(r.payment_status(), PaymentState::Refunded, "{fault}");
+            assert_eq!(r.refunds.len(), 1, "{fault}: refunded exactly once");
+            assert_eq!(r.ledger.refunded(), r.ledger.captured(), "{fault}");
+            assert!(!r.release_pending(), "{fault}");
+            let doc = stock(env, "SKU-1", "wh-west");
+            assert_eq!((doc.available(), doc.level.on_hand()), (10, 10), "{fault}");
+            assert_published(env, &r, &["order.cancelled", "order.refunded"], fault);
+        },
     );
-    assert_eq!(
-        w.post(&path, &key, json!({"reason": "duplicate order"})),
-        (200, first)
+}
+
+#[test]
+fn every_fault_in_a_refund_books_it_exactly_once() {
+    let req = || {
+        let body = json!({"items": [{"kind": "line", "line": 0, "quantity": 1}]});
+        request(
+            Method::Post,
+            "/",
+            &[("idempotency-key", "r-1")],
+            Some(&body),
+        )
+    };
+    every_fault(
+        |env| {
+            delivered(env);
+        },
+        req,
+        |e, i, r| crate::refunds::handle(e, i, r),
+        |e, i, r| crate::refunds::handle(e, i, r),
+        |_| staged().to_string(),
+        |env, fault| {
+            let r = record(env, staged());
+            assert_eq!(r.refunds.len(), 1, "{fault}: refunded exactly once");
+            assert_eq!(r.ledger.refunded().amount().to_string(), "19.99", "{fault}");
+            assert_eq!(
+                (r.status(), r.payment_status()),
+                (OrderStatus::Delivered, PaymentState::PartiallyRefunded),
+                "{fault}"
+            );
+            assert_published(env, &r, &["order.partially_refunded"], fault);
+        },
     );
-    let (status, problem) = w.post(&path, &key, json!({"reason": "other"}));
-    assert_eq!((status, field(&problem)), (422, "Idempotency-Key"));
-    assert_eq!(
-        w.published(),
-        ["order.cancelled"],
-        "the replay published nothing again"
+}
+
+/// A delivered order with return `rid` opened (and received, when `received`).
+fn with_return(env: &MemEnv, received: bool) -> String {
+    let id = delivered(env);
+    let body = json!({"items": [{"line": 0, "quantity": 2}]});
+    let open = request(
+        Method::Post,
+        "/",
+        &[("idempotency-key", "ret-1")],
+        Some(&body),
     );
-    let (status, problem) = w.post(&path, &[], json!({"why": "x"}));
-    assert_eq!((status, field(&problem)), (422, "/why"));
-    let bad_key = [("idempotency-key", "has space")];
-    let (status, problem) = w.post(&path, &bad_key, json!({}));
-    assert_eq!((status, field(&problem)), (400, "Idempotency-Key"));
+    let ra = crate::returns::open(env, &id.to_string(), &open).unwrap();
+    let rid = serde_json::from_str::<Value>(&ra.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    if received {
+        let post = request(Method::Post, "/", &[], None);
+        crate::returns::receive(env, &rid, &post).unwrap();
+    }
+    env.bus.sent.borrow_mut().clear();
+    rid
+}
+
+fn return_id(env: &MemEnv) -> String {
+    record(env, staged()).returns[0].to_string()
+}
+
+#[test]
+fn every_fault_in_opening_a_return_opens_exactly_one() {
+    let req = || {
+        let body = json!({"items": [{"line": 0, "quantity": 2}]});
+        request(
+            Method::Post,
+            "/",
+            &[("idempotency-key", "ret-1")],
+            Some(&body),
+        )
+    };
+    every_fault(
+        |env| {
+            delivered(env);
+        },
+        req,
+        |e, i, r| crate::returns::open(e, i, r),
+        |e, i, r| crate::returns::open(e, i, r),
+        |_| staged().to_string(),
+        |env, fault| {
+            let r = record(env, staged());
+            assert_eq!(r.returns.len(), 1, "{fault}: one return");
+            let ra = r.find_return(r.returns[0]).unwrap();
+            assert_eq!(ra.state(), oms_domain::ReturnState::Requested, "{fault}");
+            let pointer: Option<Value> = env.kv.get_json(&keys::return_(&return_id(env))).unwrap();
+            assert!(pointer.is_some(), "{fault}: the return can be found");
+            assert_published(env, &r, &["return.requested"], fault);
+        },
+    );
+}
+
+#[test]
+fn every_fault_in_receiving_a_return_receives_it_once() {
+    every_fault(
+        |env| {
+            with_return(env, false);
+        },
+        || request(Method::Post, "/", &[], None),
+        |e, i, r| crate::returns::receive(e, i, r),
+        |e, i, r| crate::returns::receive(e, i, r),
+        return_id,
+        |env, fault| {
+            let r = record(env, staged());
+            let ra = r.find_return(r.returns[0]).unwrap();
+            assert_eq!(ra.state(), oms_domain::ReturnState::Received, "{fault}");
+            assert_published(env, &r, &["return.received"], fault);
+        },
+    );
+}
+
+#[test]
+fn every_fault_in_an_inspection_refunds_and_restocks_exactly_once() {
+    let req = || {
+        let body = json!({"lines": [{"line": 0, "accepted": 1}]});
+        request(Method::Post, "/", &[], Some(&body))
+    };
+    every_fault(
+        |env| {
+            with_return(env, true);
+        },
+        req,
+        |e, i, r| crate::inspection::handle(e, i, r),
+        |e, i, r| crate::inspection::handle(e, i, r),
+        return_id,
+        |env, fault| {
+            let r = record(env, staged());
+            let ra = r.find_return(r.returns[0]).unwrap();
+            assert_eq!(ra.state(), oms_domain::ReturnState::Refunded, "{fault}");
+            assert_eq!(r.refunds.len(), 1, "{fault}: refunded exactly once");
+            assert_eq!(r.ledger.refunded().amount().to_string(), "19.99", "{fault}");
+            let doc = stock(env, "SKU-1", "wh-west");
+            assert_eq!(
+                doc.level.on_hand(),
+                9,
+                "{fault}: 8 left after shipping, 1 back"
+            );
+            assert_published(
+                env,
+                &r,
+                &[
+                    "return.inspected",
+                    "order.partially_refunded",
+                    "return.refunded",
+                ],
+                fault,
+            );
+        },
+    );
 }
