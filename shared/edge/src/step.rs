@@ -289,6 +289,16 @@ pub struct Reconciled {
     pub dropped: usize,
     /// Entries left for the next pass (over `limit`).
     pub remaining: usize,
+    /// Keys in the owed store that are not owed-work entries (left alone).
+    #[serde(default)]
+    pub foreign: usize,
+}
+
+/// Whether `key` has the shape [`mark`] gives an entry of `order`: `{order}/{32 hex digits}`.
+fn is_entry_key(key: &str, order: &str) -> bool {
+    key.strip_prefix(order)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// One pass of the reconciler over the owed-work index: for every entry older than `grace`,
@@ -309,10 +319,14 @@ pub fn reconcile<E: Env>(
     for (key, raw) in keys.into_iter().zip(values) {
         report.examined += 1;
         let Some(raw) = raw else { continue };
-        let Ok(entry) = serde_json::from_slice::<OwedEntry>(&raw) else {
-            eprintln!("reconcile: dropping unreadable owed-work entry {key}");
-            env.owed().delete(&key)?;
-            report.dropped += 1;
+        // Only keys this module writes are ever touched: a store shared by mistake with other
+        // data (e.g. `owed` on `default`'s Redis database) is reported, never deleted.
+        let entry = serde_json::from_slice::<OwedEntry>(&raw)
+            .ok()
+            .filter(|e| is_entry_key(&key, &e.order));
+        let Some(entry) = entry else {
+            eprintln!("reconcile: {key:?} is not an owed-work entry; left alone (is the owed store shared with other data?)");
+            report.foreign += 1;
             continue;
         };
         if entry.since + grace > now {
@@ -440,6 +454,26 @@ mod tests {
         assert_eq!(pass.republished, 1, "{pass:?}");
         assert_eq!(env.published(), ["order.validated"]);
         assert!(stored(&env, 1).outbox.is_empty());
+    }
+
+    #[test]
+    fn keys_that_are_not_owed_entries_are_never_touched() {
+        let env = MemEnv::new();
+        env.owed.set("order:1", b"{\"not\":\"an entry\"}").unwrap();
+        env.owed
+            .set_json(
+                "x/y",
+                &OwedEntry {
+                    order: "x".into(),
+                    since: env.now(),
+                    redriven: 0,
+                },
+            )
+            .unwrap();
+        env.advance(Duration::seconds(61));
+        let pass = reconcile(&env, Duration::seconds(60), 100).unwrap();
+        assert_eq!((pass.foreign, pass.dropped), (2, 0), "{pass:?}");
+        assert_eq!(env.owed.keys().unwrap().len(), 2);
     }
 
     #[test]
