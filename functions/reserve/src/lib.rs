@@ -1,7 +1,9 @@
-//! reserve: on `order.validated`, holds stock for the order against availability — one
-//! compare-and-swap per (SKU, location), so concurrent orders never oversell — and moves the
-//! order to `reserved`, `backordered` (shortfall allowed by the SKU's backorder policy) or
-//! `rejected` (holds released, reason recorded), publishing that event.
+//! reserve: the owner of holds. On `order.validated`, holds stock for the order against
+//! availability — one compare-and-swap per (SKU, location), so concurrent orders never
+//! oversell — and moves the order to `reserved`, `backordered` (shortfall promised within the
+//! SKU's backorder limit) or `rejected` (reason recorded), through the step runner (see
+//! `reservation`). On `order.cancelled`, releases what the cancelled order still lists
+//! (`oms_edge::release_cancelled`; re-driven by the reconciler until done).
 //!
 //! Also the sweeper that cancels orders whose unpaid reservation expired and releases their
 //! stock (see `expiry`), run two ways with the same code: on a schedule by a cron trigger
@@ -9,10 +11,9 @@
 //! `POST /v1/reservations/expire` (admin token; e.g. a Kubernetes CronJob where there is no
 //! cron trigger, as on SpinKube).
 //!
-//! Redelivery-safe: holds are per order inside each stock document (a repeat finds its own
-//! hold), the status change is a compare-and-swap from `validated`, and an order already past
-//! this step gets its outcome event re-published (in case a crash came between the store and
-//! the publish).
+//! Redelivery-safe: holds and backorder promises are per order inside each document (a
+//! repeat finds its own), the outcome is stored once by the runner, and a redelivery of a step
+//! that already ran changes nothing but publishes what the order still owes.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
@@ -36,11 +37,10 @@ mod cron {
     export!(Sweeper);
 }
 
-use oms_domain::EventEnvelope;
-use oms_edge::{
-    json_response, new_id, now, require_admin, FunctionError, Problem, SpinBus, SpinKv,
-};
-use spin_sdk::http::{Method, Request, Response};
+use chrono::Duration;
+use oms_domain::{EventEnvelope, EventType};
+use oms_edge::{json_response, release_cancelled, require_admin, FunctionError, Problem, SpinEnv};
+use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::{http_component, redis_component};
 
 #[redis_component]
@@ -53,13 +53,27 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let ttl = spin_sdk::variables::get("reservation_ttl_minutes")
+    let env = SpinEnv::open().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let order_id = event.order_id().to_string();
+    match event.event_type() {
+        EventType::OrderValidated => reservation::handle(&env, &order_id, ttl()),
+        EventType::OrderCancelled => match release_cancelled(&env, &order_id) {
+            Err(FunctionError::Problem(p)) if p.status == 404 => Ok(()),
+            other => other,
+        },
+        _ => Ok(()),
+    }
+    .map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+/// How long an order paid by authorization only holds its stock (`reservation_ttl_minutes`,
+/// 30 when unset or unreadable).
+fn ttl() -> Duration {
+    let minutes = spin_sdk::variables::get("reservation_ttl_minutes")
         .ok()
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(30);
-    let kv = SpinKv::open_default()?;
-    let bus = SpinBus::open().map_err(anyhow::Error::msg)?;
-    reservation::handle(&kv, &bus, &event, now(), ttl, new_id).map_err(|e| anyhow::anyhow!("{e:?}"))
+    Duration::minutes(minutes)
 }
 
 /// The scheduled sweep (cron trigger).
@@ -69,15 +83,10 @@ impl cron::Guest for Sweeper {
     fn handle_cron_event(
         _: cron::fermyon::spin_cron::cron_types::Metadata,
     ) -> Result<(), cron::fermyon::spin_cron::cron_types::Error> {
-        let run = || -> Result<serde_json::Value, FunctionError> {
-            let kv = SpinKv::open_default()?;
-            let bus = SpinBus::open().map_err(FunctionError::Internal)?;
-            expiry::sweep(&kv, &bus, now(), new_id)
-        };
-        match run() {
-            Ok(report) => {
-                if report["expired"].as_array().is_some_and(|e| !e.is_empty()) {
-                    eprintln!("reserve: expiry sweep: {report}");
+        match SpinEnv::open().and_then(|env| expiry::sweep(&env)) {
+            Ok(swept) => {
+                if !swept.expired.is_empty() || !swept.failed.is_empty() {
+                    eprintln!("reserve: expiry sweep: {swept:?}");
                 }
                 Ok(())
             }
@@ -88,21 +97,24 @@ impl cron::Guest for Sweeper {
     }
 }
 
+/// `POST /v1/reservations/expire` (admin token): one sweep now; answers what it did.
 #[http_component]
 fn expire(req: Request) -> Response {
-    let run = || -> Result<Response, FunctionError> {
-        require_admin(&req)?;
-        if *req.method() != Method::Post {
-            return Err(
-                Problem::new(405, "method-not-allowed", "Method not allowed", "use POST").into(),
-            );
-        }
-        let kv = SpinKv::open_default()?;
-        let bus = SpinBus::open().map_err(FunctionError::Internal)?;
-        Ok(json_response(
-            200,
-            &expiry::sweep(&kv, &bus, now(), new_id)?,
-        ))
-    };
-    run().unwrap_or_else(|e| e.response())
+    let mut router = Router::new();
+    router.post("/v1/reservations/expire", |req: Request, _: Params| {
+        respond(require_admin(&req).and_then(|()| {
+            let swept = expiry::sweep(&SpinEnv::open()?)?;
+            Ok(json_response(200, &swept))
+        }))
+    });
+    router.any("/v1/reservations/expire", |req: Request, _: Params| {
+        respond(require_admin(&req).and_then(|()| {
+            Err(Problem::new(405, "method-not-allowed", "Method not allowed", "use POST").into())
+        }))
+    });
+    router.handle(req)
+}
+
+fn respond(result: Result<Response, FunctionError>) -> Response {
+    result.unwrap_or_else(|e| e.response())
 }

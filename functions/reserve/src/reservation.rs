@@ -1,170 +1,134 @@
-//! The reservation step over any `Kv` and `Bus`.
+//! The reservation step (`order.validated`) on the step runner.
 //!
 //! Stock is held where the routing planner would ship it from (the order's own holds counted,
-//! so a redelivery converges to what it already holds), so route can allocate the holds where
-//! they are instead of moving units between locations; when no plan covers the order
-//! (a shortfall, the split limit) the locations are walked by priority. What the order holds
-//! beyond its stored reservation is given back only once that outcome is stored.
+//! so a re-run converges to what it already holds), so route can allocate the holds where
+//! they are instead of moving units between locations; when no plan covers the order (a
+//! shortfall, the split limit) the locations are walked by priority. A shortfall is promised
+//! on backorder per SKU in one compare-and-swap of the SKU's [`BackorderDoc`] when its policy
+//! allows. Holds and promises are written inside the runner's decision, idempotent per order
+//! (a hold is never taken twice, a promise is set, not added), so a decision re-run after a
+//! lost compare-and-swap, a crash or a redelivery takes nothing twice; the outcome itself is
+//! decided by [`OrderRecord::record_reservation`]. What the order holds or was promised
+//! beyond its stored outcome is given back only once that outcome is stored — by this run,
+//! a redelivery, or a duplicate that lost the race to store.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use oms_domain::{
-    plan, BackorderPolicy, EventEnvelope, EventType, Location, LocationId, Order, OrderStatus,
-    PaymentStatus, Reservation, ReservedLine, RoutingRequest, Sku,
+    plan, BackorderPolicy, Location, LocationId, Order, OrderRecord, OrderStatus, ReservedLine,
+    RoutingPolicy, RoutingRequest, Sku,
 };
 use oms_edge::{
-    inventory_for, keys, pairs, routing_policy, settle, update_json, update_stock, Bus, Change,
-    FunctionError, Kv, OrderRecord, StockDoc, Usable,
+    inventory_for, keys, pairs, routing_policy, run, settle, update_backorders, update_json,
+    BackorderDoc, Change, Decision, Env, FunctionError, Kv, StockDoc, Usable,
 };
-use serde_json::json;
-use uuid::Uuid;
-
-/// Outcome events of this step, for re-publishing on redelivery.
-const OUTCOMES: [EventType; 3] = [
-    EventType::OrderReserved,
-    EventType::OrderBackordered,
-    EventType::OrderRejected,
-];
 
 /// Plans tried before falling back to the walk by priority (each retry sees fresher stock).
 const MAX_PLANS: usize = 5;
 
-/// Handles one `order.validated` event.
+/// Units short per SKU.
+type Shortfalls = BTreeMap<Sku, u32>;
+
+/// Reserves one order (on its `order.validated` event): hold, promise backorders, store the
+/// outcome with its event (`order.reserved`, `order.backordered` or `order.rejected`),
+/// publish, then settle the order's holds and promises to what was stored. A reservation of
+/// an order paid by authorization only expires after `ttl` (indexed for the expiry sweep
+/// before the order's swap).
 ///
 /// # Errors
-/// Storage or publish failures (the queue redelivers; the step is idempotent).
-pub fn handle(
-    kv: &impl Kv,
-    bus: &impl Bus,
-    event: &EventEnvelope,
-    now: DateTime<Utc>,
-    ttl_minutes: i64,
-    mut ids: impl FnMut() -> Uuid,
-) -> Result<(), FunctionError> {
-    let order_id = event.order_id().to_string();
-    let Some(record) = kv.get_json::<OrderRecord>(&keys::order(&order_id))? else {
-        eprintln!("reserve: order {order_id} not found; ignoring");
-        return Ok(());
-    };
-    let order = &record.order;
+/// Storage errors (the queue redelivers, the reconciler re-drives; the step is idempotent).
+/// An unknown order is logged and ignored.
+pub fn handle<E: Env>(env: &E, order_id: &str, ttl: Duration) -> Result<(), FunctionError> {
+    let kv = env.kv();
     let locations: Vec<Location> = kv.get_json(keys::LOCATIONS)?.unwrap_or_default();
-    let pairs = pairs(order.units_by_sku().keys(), &locations);
-    if record.status() != OrderStatus::Validated {
-        // Finish what the stored outcome owes (a crash may have come before it), re-publish it.
-        settle_holds(
-            kv,
-            &order_id,
-            &pairs,
-            record.status(),
-            record.reservation.as_ref(),
-        )?;
-        return republish(bus, &record);
-    }
-    let (lines, shortfalls) = match place(kv, &order_id, order, &locations, &pairs)? {
-        Some(lines) => (lines, Vec::new()),
-        None => walk(kv, &order_id, order, &locations)?,
-    };
-
-    // Stock held for an order whose payment is only authorized is held for a while only.
-    let expires = (order.payment().status() == PaymentStatus::Authorized)
-        .then(|| now + Duration::minutes(ttl_minutes));
-    let (to, data, reservation, reason) = if shortfalls.is_empty() {
-        let reservation = Reservation::new(order.id(), lines.clone(), expires)
-            .map_err(|e| FunctionError::Internal(e.to_string()))?;
-        (
-            OrderStatus::Reserved,
-            json!({"lines": lines, "expires_at": expires}),
-            Some(reservation),
-            None,
-        )
-    } else if backorder_allowed(kv, &shortfalls)? {
-        let reservation = Reservation::new(order.id(), lines.clone(), expires).ok();
-        let short = shortfall_json(&shortfalls);
-        (
-            OrderStatus::Backordered,
-            json!({"held": lines, "shortfalls": short}),
-            reservation,
-            Some(describe(&shortfalls)),
-        )
-    } else {
-        let short = shortfall_json(&shortfalls);
-        (
-            OrderStatus::Rejected,
-            json!({"reason": "insufficient_stock", "shortfalls": short}),
-            None,
-            Some(describe(&shortfalls)),
-        )
-    };
-
-    if let Some(at) = reservation.as_ref().and_then(Reservation::expires_at) {
-        // Indexed before the order changes, so the sweeper misses no expiring reservation;
-        // it checks the order itself before acting.
-        update_json(
-            kv,
-            keys::EXPIRING,
-            |cur: Option<BTreeMap<String, DateTime<Utc>>>| {
-                let mut index = cur.unwrap_or_default();
-                index.insert(order_id.clone(), at);
-                Ok::<_, FunctionError>(Change::Write(index, ()))
-            },
-        )?;
-    }
-    let event_id = ids();
-    let published = update_json(kv, &keys::order(&order_id), |cur: Option<OrderRecord>| {
-        let Some(mut rec) = cur else {
-            return Ok(Change::Keep(None));
+    let policy = routing_policy(kv)?;
+    let (event_id, now) = (env.new_id(), env.now());
+    let stored = run(env, order_id, |record| {
+        if !record.awaits_reservation() {
+            return Ok(Decision::Unchanged(record.clone()));
+        }
+        let order = &record.order;
+        let (held, shortfalls) = match place(kv, order_id, order, &locations, &policy)? {
+            Some(lines) => (lines, Shortfalls::new()),
+            None => walk(kv, order_id, order, &locations)?,
         };
-        if rec.status() != OrderStatus::Validated {
-            return Ok(Change::Keep(None));
-        }
-        let event = rec
-            .transition(to, data.clone(), event_id, now)
+        let promised = !shortfalls.is_empty() && promise(kv, order_id, &shortfalls)?;
+        record
+            .record_reservation(held, &shortfalls, promised, ttl, event_id, now)
             .map_err(|e| FunctionError::Internal(e.to_string()))?;
-        rec.reservation = reservation.clone();
-        rec.reason = reason.clone();
-        Ok::<_, FunctionError>(Change::Write(rec, Some(event)))
-    })?;
-    // Whichever run stored the outcome (this one, or another delivery of the same event that
-    // got there first and publishes), what the order holds beyond it goes back now.
-    match published {
-        Some(event) => {
-            settle_holds(kv, &order_id, &pairs, to, reservation.as_ref())?;
-            bus.publish_event(&event).map_err(FunctionError::Internal)
+        if let Some(at) = record.reservation.as_ref().and_then(|r| r.expires_at()) {
+            index_expiry(kv, order_id, at)?;
         }
-        None => match kv.get_json::<OrderRecord>(&keys::order(&order_id))? {
-            Some(stored) => settle_holds(
-                kv,
-                &order_id,
-                &pairs,
-                stored.status(),
-                stored.reservation.as_ref(),
-            ),
-            None => Ok(()),
+        Ok(Decision::Changed(record.clone()))
+    });
+    let record = match stored {
+        Err(FunctionError::Problem(p)) if p.status == 404 => {
+            eprintln!("reserve: order {order_id} not found; ignoring");
+            return Ok(());
+        }
+        other => other?,
+    };
+    settle_to_stored(kv, order_id, &locations, &record)
+}
+
+/// Adds the order's expiry to the sweeper's index (idempotent: the same order, the same
+/// instant). Written before the order's swap, so the sweeper misses no expiring reservation;
+/// it checks the order itself before acting.
+fn index_expiry(kv: &impl Kv, order_id: &str, at: DateTime<Utc>) -> Result<(), FunctionError> {
+    update_json(
+        kv,
+        keys::EXPIRING,
+        |cur: Option<BTreeMap<String, DateTime<Utc>>>| {
+            let mut index = cur.unwrap_or_default();
+            if index.get(order_id) == Some(&at) {
+                return Ok::<_, FunctionError>(Change::Keep(()));
+            }
+            index.insert(order_id.to_string(), at);
+            Ok(Change::Write(index, ()))
         },
+    )
+}
+
+/// Promises every shortfall on backorder, each SKU in one compare-and-swap of its
+/// [`BackorderDoc`] under its policy; `false` when some SKU's policy refuses — then the
+/// promises this order got for the other SKUs are given back before the outcome is decided.
+fn promise(kv: &impl Kv, order_id: &str, shortfalls: &Shortfalls) -> Result<bool, FunctionError> {
+    for (sku, short) in shortfalls {
+        let policy: BackorderPolicy = kv
+            .get_json(&keys::backorder(sku.as_str()))?
+            .unwrap_or_default();
+        let granted = update_backorders(kv, sku.as_str(), |d| d.promise(order_id, *short, policy))?;
+        if granted.is_none() {
+            for sku in shortfalls.keys() {
+                update_backorders(kv, sku.as_str(), |d| Some(d.release(order_id)))?;
+            }
+            return Ok(false);
+        }
     }
+    Ok(true)
 }
 
 /// Holds the order's units where the routing planner would ship them from; the lines held, or
 /// `None` when no plan covers the order now (a shortfall, more shipments than the split limit)
-/// or every plan lost its race. Holds the order already has count as its own, so a redelivery
+/// or every plan lost its race. Holds the order already has count as its own, so a re-run
 /// keeps them; holds a lost race leaves behind stay the order's until its outcome is stored.
 fn place(
     kv: &impl Kv,
     order_id: &str,
     order: &Order,
     locations: &[Location],
-    pairs: &[(Sku, LocationId)],
+    policy: &RoutingPolicy,
 ) -> Result<Option<Vec<ReservedLine>>, FunctionError> {
+    let pairs = pairs(order.units_by_sku().keys(), locations);
     let request = RoutingRequest::for_order(order);
-    let policy = routing_policy(kv)?;
     'plans: for _ in 0..MAX_PLANS {
-        let own = inventory_for(kv, order_id, pairs, Usable::OwnOnly)?;
-        let planned = match plan(&request, locations, &own, &policy) {
+        let own = inventory_for(kv, order_id, &pairs, Usable::OwnOnly)?;
+        let planned = match plan(&request, locations, &own, policy) {
             Ok(p) => p,
             Err(_) => {
-                let all = inventory_for(kv, order_id, pairs, Usable::OwnAndAvailable)?;
-                match plan(&request, locations, &all, &policy) {
+                let all = inventory_for(kv, order_id, &pairs, Usable::OwnAndAvailable)?;
+                match plan(&request, locations, &all, policy) {
                     Ok(p) => p,
                     Err(_) => return Ok(None),
                 }
@@ -198,9 +162,6 @@ fn place(
     Ok(None)
 }
 
-/// Units short per SKU.
-type Shortfalls = Vec<(Sku, u32)>;
-
 /// Holds what it can per SKU, walking the candidate locations by priority: the lines held and
 /// the shortfalls.
 fn walk(
@@ -220,7 +181,7 @@ fn walk(
     candidates.sort_by(|a, b| (a.priority(), a.id()).cmp(&(b.priority(), b.id())));
 
     let mut lines = Vec::new();
-    let mut shortfalls: Vec<(Sku, u32)> = Vec::new();
+    let mut shortfalls = Shortfalls::new();
     for (sku, wanted) in order.units_by_sku() {
         let mut need = wanted;
         for loc in &candidates {
@@ -238,46 +199,10 @@ fn walk(
             }
         }
         if need > 0 {
-            shortfalls.push((sku, need));
+            shortfalls.insert(sku, need);
         }
     }
     Ok((lines, shortfalls))
-}
-
-/// Settles the order's holds to its stored outcome while this step owns them: a reserved or
-/// backordered order keeps its reservation's holds and nothing more, a rejected or cancelled
-/// one none. Allocations are route's and left alone.
-fn settle_holds(
-    kv: &impl Kv,
-    order_id: &str,
-    pairs: &[(Sku, LocationId)],
-    status: OrderStatus,
-    reservation: Option<&Reservation>,
-) -> Result<(), FunctionError> {
-    let keep: BTreeMap<(Sku, LocationId), u32> = match status {
-        OrderStatus::Reserved | OrderStatus::Backordered => reservation
-            .iter()
-            .flat_map(|r| r.lines())
-            .map(|l| ((l.sku.clone(), l.location.clone()), l.units))
-            .collect(),
-        OrderStatus::Rejected | OrderStatus::Cancelled => BTreeMap::new(),
-        _ => return Ok(()),
-    };
-    settle(kv, order_id, pairs, &keep, None)
-}
-
-/// Releases what `order` holds at each reserved line's location (no-op where it holds nothing).
-pub(crate) fn release_holds(
-    kv: &impl Kv,
-    order: &str,
-    lines: &[ReservedLine],
-) -> Result<(), FunctionError> {
-    for line in lines {
-        update_stock(kv, line.sku.as_str(), line.location.as_str(), |d| {
-            d.release(order)
-        })?;
-    }
-    Ok(())
 }
 
 /// Holds up to `need` units at `loc`; how many the order holds there now.
@@ -307,62 +232,67 @@ fn hold(
     )
 }
 
-/// Whether every short SKU's policy allows backordering the shortfall; counts it against the
-/// SKU's outstanding backorders (`backorders:{sku}`) when it does.
-fn backorder_allowed(kv: &impl Kv, shortfalls: &[(Sku, u32)]) -> Result<bool, FunctionError> {
-    for (sku, short) in shortfalls {
-        let policy: BackorderPolicy = kv
-            .get_json(&keys::backorder(sku.as_str()))?
-            .unwrap_or_default();
-        let outstanding: u32 = kv.get_json(&format!("backorders:{sku}"))?.unwrap_or(0);
-        if !policy.allows(outstanding, *short) {
-            return Ok(false);
+/// Settles the order's holds and backorder promises to its stored outcome while this step
+/// owns them: a reserved or backordered order keeps its reservation's holds (and, backordered,
+/// its promises) and nothing more; a rejected or cancelled one none. Allocations are route's
+/// and left alone; a routed order's holds too.
+fn settle_to_stored(
+    kv: &impl Kv,
+    order_id: &str,
+    locations: &[Location],
+    record: &OrderRecord,
+) -> Result<(), FunctionError> {
+    let (held, promised): (BTreeMap<(Sku, LocationId), u32>, BTreeMap<Sku, u32>) =
+        match (record.status(), &record.reservation) {
+            (OrderStatus::Reserved | OrderStatus::Backordered, Some(r)) => (
+                r.lines()
+                    .iter()
+                    .map(|l| ((l.sku.clone(), l.location.clone()), l.units))
+                    .collect(),
+                r.backordered().clone(),
+            ),
+            (OrderStatus::Rejected | OrderStatus::Cancelled, _) => Default::default(),
+            _ => return Ok(()),
+        };
+    let skus = record.order.units_by_sku();
+    settle(kv, order_id, &pairs(skus.keys(), locations), &held, None)?;
+    // One batch read; a write only where a promise is not backed by the stored outcome.
+    let keys: Vec<String> = skus.keys().map(|s| BackorderDoc::key(s.as_str())).collect();
+    for (sku, raw) in skus.keys().zip(kv.get_many(&keys)?) {
+        let Some(raw) = raw else { continue };
+        let doc: BackorderDoc = serde_json::from_slice(&raw)?;
+        let keep = promised.get(sku).copied().unwrap_or(0);
+        if doc.promised_to(order_id) != keep {
+            update_backorders(kv, sku.as_str(), |d| {
+                d.promise(order_id, keep, BackorderPolicy::Unlimited)
+            })?;
         }
-    }
-    for (sku, short) in shortfalls {
-        update_json(kv, &format!("backorders:{sku}"), |cur: Option<u32>| {
-            Ok::<_, FunctionError>(Change::Write(cur.unwrap_or(0) + short, ()))
-        })?;
-    }
-    Ok(true)
-}
-
-fn shortfall_json(shortfalls: &[(Sku, u32)]) -> serde_json::Value {
-    shortfalls
-        .iter()
-        .map(|(s, n)| json!({"sku": s, "units": n}))
-        .collect()
-}
-
-fn describe(shortfalls: &[(Sku, u32)]) -> String {
-    let parts: Vec<String> = shortfalls
-        .iter()
-        .map(|(s, n)| format!("{s} short by {n}"))
-        .collect();
-    format!("insufficient stock: {}", parts.join(", "))
-}
-
-/// The order already went past this step: publish its outcome again (downstream steps and
-/// webhook receivers de-duplicate by event id).
-fn republish(bus: &impl Bus, record: &OrderRecord) -> Result<(), FunctionError> {
-    if let Some(event) = record
-        .events
-        .iter()
-        .rev()
-        .find(|e| OUTCOMES.contains(&e.event_type()))
-    {
-        bus.publish_event(event).map_err(FunctionError::Internal)?;
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use oms_domain::{Coordinates, LocationId, LocationKind, Order, OrderId};
-    use oms_edge::{MemBus, MemKv};
+    use std::cell::RefCell;
 
-    fn order(qty: u32) -> Order {
+    use chrono::Duration;
+    use oms_domain::{Coordinates, EventEnvelope, LocationKind, OrderId};
+    use oms_edge::{
+        create, for_every_fault, reconcile, release_cancelled, KvError, MemEnv, MemKv, OrderRecord,
+    };
+    use serde_json::json;
+    use uuid::Uuid;
+
+    pub(crate) const TTL: i64 = 30;
+
+    pub(crate) fn ttl() -> Duration {
+        Duration::minutes(TTL)
+    }
+
+    /// An order for `qty` units of SKU-1 (`payment`: captured or authorized), created through
+    /// the runner (so `order.validated` is published); its id.
+    pub(crate) fn order(env: &MemEnv, n: u128, qty: u32, payment: &str) -> String {
         let body = json!({
             "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
             "lines": [{"sku": "SKU-1", "quantity": qty, "unit_price": "1.00"}],
@@ -370,13 +300,17 @@ mod tests {
                 "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
             "tax": "0.00",
             "totals": {"subtotal": format!("{qty}.00"), "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": format!("{qty}.00")},
-            "payment": {"reference": "pi_1", "status": "captured", "amount": format!("{qty}.00")}
+            "payment": {"reference": "pi_1", "status": payment, "amount": format!("{qty}.00")}
         });
-        Order::from_request(&body, OrderId::new(oms_edge::new_id()), oms_edge::now()).unwrap()
+        let id = OrderId::new(Uuid::from_u128(n));
+        let o = Order::from_request(&body, id, env.now()).unwrap();
+        let rec = OrderRecord::accept(o, Uuid::from_u128(1000 + n), env.now()).unwrap();
+        create(env, rec).unwrap();
+        id.to_string()
     }
 
-    fn setup(stock: &[(&str, u32)]) -> MemKv {
-        let kv = MemKv::new();
+    /// Warehouses with SKU-1 on hand.
+    pub(crate) fn setup(env: &MemEnv, stock: &[(&str, u32)]) {
         let locations: Vec<Location> = stock
             .iter()
             .map(|(id, _)| {
@@ -387,61 +321,82 @@ mod tests {
                 )
             })
             .collect();
-        kv.set_json(keys::LOCATIONS, &locations).unwrap();
+        env.kv.set_json(keys::LOCATIONS, &locations).unwrap();
         for (id, n) in stock {
-            kv.set_json(
-                &keys::stock("SKU-1", id),
-                &StockDoc::default().recount(*n).unwrap(),
-            )
-            .unwrap();
+            env.kv
+                .set_json(
+                    &keys::stock("SKU-1", id),
+                    &StockDoc::default().recount(*n).unwrap(),
+                )
+                .unwrap();
         }
-        kv
     }
 
-    fn place(kv: &MemKv, qty: u32) -> EventEnvelope {
-        let rec = OrderRecord::accept(order(qty), oms_edge::new_id(), oms_edge::now()).unwrap();
-        kv.set_json(&keys::order(&rec.order.id().to_string()), &rec)
+    pub(crate) fn stored(env: &MemEnv, id: &str) -> OrderRecord {
+        env.kv.get_json(&keys::order(id)).unwrap().unwrap()
+    }
+
+    pub(crate) fn status(env: &MemEnv, id: &str) -> OrderStatus {
+        stored(env, id).status()
+    }
+
+    pub(crate) fn doc(env: &MemEnv, loc: &str) -> StockDoc {
+        env.kv
+            .get_json(&keys::stock("SKU-1", loc))
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    fn available(env: &MemEnv, loc: &str) -> u32 {
+        doc(env, loc).available()
+    }
+
+    fn promised(env: &MemEnv) -> BackorderDoc {
+        env.kv
+            .get_json(&BackorderDoc::key("SKU-1"))
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    /// Every event published on `channel`, in order.
+    pub(crate) fn sent(env: &MemEnv, channel: &str) -> Vec<EventEnvelope> {
+        env.bus
+            .sent
+            .borrow()
+            .iter()
+            .filter(|(c, _)| c == channel)
+            .map(|(_, body)| serde_json::from_slice(body).unwrap())
+            .collect()
+    }
+
+    fn upto(env: &MemEnv, limit: u32) {
+        env.kv
+            .set_json(&keys::backorder("SKU-1"), &BackorderPolicy::UpTo(limit))
             .unwrap();
-        rec.events[0].clone()
-    }
-
-    fn status(kv: &MemKv, e: &EventEnvelope) -> OrderStatus {
-        kv.get_json::<OrderRecord>(&keys::order(&e.order_id().to_string()))
-            .unwrap()
-            .unwrap()
-            .status()
-    }
-
-    fn available(kv: &MemKv, loc: &str) -> u32 {
-        kv.get_json::<StockDoc>(&keys::stock("SKU-1", loc))
-            .unwrap()
-            .unwrap()
-            .available()
     }
 
     #[test]
     fn holds_where_the_order_ships_from_and_a_redelivery_changes_nothing() {
-        let kv = setup(&[("a", 2), ("b", 5)]);
-        let bus = MemBus::default();
-        let e = place(&kv, 4);
-        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
-        assert_eq!(status(&kv, &e), OrderStatus::Reserved);
+        let env = MemEnv::new();
+        setup(&env, &[("a", 2), ("b", 5)]);
+        let id = order(&env, 1, 4, "captured");
+        handle(&env, &id, ttl()).unwrap();
+        assert_eq!(status(&env, &id), OrderStatus::Reserved);
         assert_eq!(
-            (available(&kv, "a"), available(&kv, "b")),
+            (available(&env, "a"), available(&env, "b")),
             (2, 1),
             "one shipment from b, as route will plan it"
         );
-        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
+        handle(&env, &id, ttl()).unwrap();
         assert_eq!(
-            (available(&kv, "a"), available(&kv, "b")),
+            (available(&env, "a"), available(&env, "b")),
             (2, 1),
             "no double reservation"
         );
-        let sent: Vec<String> = bus.sent.borrow().iter().map(|(c, _)| c.clone()).collect();
         assert_eq!(
-            sent,
-            ["order.reserved", "order.reserved"],
-            "the outcome is re-published, not redone"
+            env.published(),
+            ["order.validated", "order.reserved"],
+            "a redelivery publishes only what is still owed: nothing"
         );
     }
 
@@ -450,15 +405,17 @@ mod tests {
     /// order's hold at b instead of taking a second unit at a (freed only later, by route).
     #[test]
     fn a_redelivery_keeps_the_hold_an_earlier_delivery_took() {
-        let kv = setup(&[("a", 5), ("b", 5)]);
-        let bus = MemBus::default();
-        let e = place(&kv, 1);
-        let id = e.order_id().to_string();
-        update_stock(&kv, "SKU-1", "b", |d| d.hold_up_to(&id, 1).map(|(d, _)| d)).unwrap();
-        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
-        assert_eq!(status(&kv, &e), OrderStatus::Reserved);
+        let env = MemEnv::new();
+        setup(&env, &[("a", 5), ("b", 5)]);
+        let id = order(&env, 1, 1, "captured");
+        oms_edge::update_stock(&env.kv, "SKU-1", "b", |d| {
+            d.hold_up_to(&id, 1).map(|(d, _)| d)
+        })
+        .unwrap();
+        handle(&env, &id, ttl()).unwrap();
+        assert_eq!(status(&env, &id), OrderStatus::Reserved);
         assert_eq!(
-            (available(&kv, "a"), available(&kv, "b")),
+            (available(&env, "a"), available(&env, "b")),
             (5, 4),
             "one unit held, where it already was"
         );
@@ -466,29 +423,251 @@ mod tests {
 
     #[test]
     fn a_shortfall_without_backorders_rejects_and_releases() {
-        let kv = setup(&[("a", 3)]);
-        let bus = MemBus::default();
-        let e = place(&kv, 5);
-        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
-        assert_eq!(status(&kv, &e), OrderStatus::Rejected);
-        assert_eq!(available(&kv, "a"), 3);
+        let env = MemEnv::new();
+        setup(&env, &[("a", 3)]);
+        let id = order(&env, 1, 5, "captured");
+        handle(&env, &id, ttl()).unwrap();
+        assert_eq!(status(&env, &id), OrderStatus::Rejected);
+        assert_eq!(available(&env, "a"), 3);
+        assert_eq!(sent(&env, "order.rejected").len(), 1);
     }
 
     #[test]
-    fn a_shortfall_within_the_backorder_policy_backorders() {
-        let kv = setup(&[("a", 3)]);
-        kv.set_json(&keys::backorder("SKU-1"), &BackorderPolicy::UpTo(2))
-            .unwrap();
-        let bus = MemBus::default();
-        let e = place(&kv, 5);
-        handle(&kv, &bus, &e, oms_edge::now(), 30, oms_edge::new_id).unwrap();
-        assert_eq!(status(&kv, &e), OrderStatus::Backordered);
-        let e2 = place(&kv, 1);
-        handle(&kv, &bus, &e2, oms_edge::now(), 30, oms_edge::new_id).unwrap();
+    fn a_shortfall_within_the_backorder_limit_backorders_once_and_a_cancel_gives_it_back() {
+        let env = MemEnv::new();
+        setup(&env, &[("a", 3)]);
+        upto(&env, 2);
+        let first = order(&env, 1, 5, "captured");
+        handle(&env, &first, ttl()).unwrap();
+        assert_eq!(status(&env, &first), OrderStatus::Backordered);
+        handle(&env, &first, ttl()).unwrap();
+        assert_eq!(promised(&env).outstanding(), 2, "a redelivery counts once");
+        let second = order(&env, 2, 1, "captured");
+        handle(&env, &second, ttl()).unwrap();
         assert_eq!(
-            status(&kv, &e2),
+            status(&env, &second),
             OrderStatus::Rejected,
             "the backorder allowance is used up"
         );
+        assert_eq!(
+            promised(&env).promised_to(&second),
+            0,
+            "a rejection keeps no promise"
+        );
+
+        oms_edge::run(&env, &first, |r| {
+            r.cancel(None, [env.new_id(), env.new_id()], env.now())
+                .map_err(|e| FunctionError::Internal(e.to_string()))?;
+            Ok(Decision::Changed(()))
+        })
+        .unwrap();
+        release_cancelled(&env, &first).unwrap();
+        assert_eq!(
+            promised(&env).outstanding(),
+            0,
+            "the cancel gave the promise back"
+        );
+        assert_eq!(available(&env, "a"), 3, "and the holds");
+        let third = order(&env, 3, 5, "captured");
+        handle(&env, &third, ttl()).unwrap();
+        assert_eq!(status(&env, &third), OrderStatus::Backordered);
+    }
+
+    /// A key-value store that runs `hook` once, right after the first read of `key`: another
+    /// writer getting in between this step's read and its compare-and-swap.
+    struct Interleaved<'a> {
+        inner: &'a MemKv,
+        key: String,
+        hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
+    }
+
+    impl Kv for Interleaved<'_> {
+        type Cas = <MemKv as Kv>::Cas;
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<(), KvError> {
+            self.inner.delete(key)
+        }
+        fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+            self.inner.get_many(keys)
+        }
+        fn read(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Cas), KvError> {
+            let read = self.inner.read(key)?;
+            if key == self.key {
+                if let Some(hook) = self.hook.borrow_mut().take() {
+                    hook();
+                }
+            }
+            Ok(read)
+        }
+        fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<bool, KvError> {
+            self.inner.swap(cas, value)
+        }
+        fn keys(&self) -> Result<Vec<String>, KvError> {
+            self.inner.keys()
+        }
+    }
+
+    /// [`MemEnv`] seen through [`Interleaved`] stores.
+    struct RacingEnv<'a> {
+        env: &'a MemEnv,
+        kv: Interleaved<'a>,
+        owed: Interleaved<'a>,
+    }
+
+    impl<'a> Env for RacingEnv<'a> {
+        type Kv = Interleaved<'a>;
+        type Bus = oms_edge::MemBus;
+        fn kv(&self) -> &Interleaved<'a> {
+            &self.kv
+        }
+        fn owed(&self) -> &Interleaved<'a> {
+            &self.owed
+        }
+        fn bus(&self) -> &oms_edge::MemBus {
+            &self.env.bus
+        }
+        fn now(&self) -> DateTime<Utc> {
+            self.env.now()
+        }
+        fn new_id(&self) -> Uuid {
+            self.env.new_id()
+        }
+    }
+
+    /// Two orders race for the last backorder unit: the second reads the SKU's promises and,
+    /// before its swap, the first takes the unit. Only one order gets it.
+    #[test]
+    fn two_orders_racing_the_last_backorder_unit_one_gets_it() {
+        let env = MemEnv::new();
+        setup(&env, &[("a", 0)]);
+        upto(&env, 1);
+        let (first, second) = (order(&env, 1, 1, "captured"), order(&env, 2, 1, "captured"));
+        let racing = RacingEnv {
+            env: &env,
+            kv: Interleaved {
+                inner: &env.kv,
+                key: BackorderDoc::key("SKU-1"),
+                hook: RefCell::new(Some(Box::new(|| handle(&env, &first, ttl()).unwrap()))),
+            },
+            owed: Interleaved {
+                inner: &env.owed,
+                key: String::new(),
+                hook: RefCell::new(None),
+            },
+        };
+        handle(&racing, &second, ttl()).unwrap();
+        assert!(racing.kv.hook.borrow().is_none(), "the race happened");
+        assert_eq!(status(&env, &first), OrderStatus::Backordered);
+        assert_eq!(status(&env, &second), OrderStatus::Rejected);
+        let promises = promised(&env);
+        assert_eq!(
+            (promises.outstanding(), promises.promised_to(&first)),
+            (1, 1),
+            "the limit holds: {promises:?}"
+        );
+    }
+
+    /// Redelivery and the reconciler after a fault at any I/O call of a reservation; the
+    /// recovery checks what a subscriber sees.
+    pub(crate) fn recover(env: &MemEnv, id: &str) {
+        // The queue's redelivery (when the message survived), then the reconciler, and the
+        // delivery of whatever it re-drove.
+        let _ = handle(env, id, ttl());
+        env.advance(Duration::seconds(120));
+        reconcile(env, Duration::seconds(60), 100).unwrap();
+        if status(env, id) == OrderStatus::Validated {
+            handle(env, id, ttl()).unwrap();
+        }
+    }
+
+    /// Every event of `channel` the bus carried has one id (re-publishes are the same event).
+    pub(crate) fn one_id(env: &MemEnv, channel: &str, fault: &str) {
+        let events = sent(env, channel);
+        assert!(!events.is_empty(), "{fault}: no {channel}");
+        assert!(
+            events.iter().all(|e| e.id() == events[0].id()),
+            "{fault}: {channel} ids differ"
+        );
+    }
+
+    #[test]
+    fn every_fault_in_a_reservation_ends_reserved_with_each_unit_held_once() {
+        let id = Uuid::from_u128(1).to_string();
+        for_every_fault(
+            |env| {
+                setup(env, &[("a", 2), ("b", 5)]);
+                order(env, 1, 4, "captured");
+            },
+            |env| {
+                let _ = handle(env, &id, ttl());
+            },
+            |env| recover(env, &id),
+            |env, fault| {
+                let r = stored(env, &id);
+                assert_eq!(r.status(), OrderStatus::Reserved, "{fault}");
+                assert!(r.outbox.is_empty(), "{fault}");
+                let lines = r.reservation.as_ref().unwrap().lines().to_vec();
+                let held: u32 = ["a", "b"].iter().map(|l| doc(env, l).held_by(&id)).sum();
+                assert_eq!(held, 4, "{fault}: the order's units, held once");
+                for l in &lines {
+                    assert_eq!(
+                        doc(env, l.location.as_str()).held_by(&id),
+                        l.units,
+                        "{fault}"
+                    );
+                }
+                let on_hand: u32 = ["a", "b"].iter().map(|l| doc(env, l).level.on_hand()).sum();
+                assert_eq!(on_hand, 7, "{fault}: units conserved");
+                one_id(env, "order.reserved", fault);
+            },
+        );
+    }
+
+    #[test]
+    fn every_fault_in_a_backorder_counts_the_promise_once() {
+        let id = Uuid::from_u128(1).to_string();
+        for_every_fault(
+            |env| {
+                setup(env, &[("a", 1)]);
+                upto(env, 5);
+                order(env, 1, 3, "captured");
+            },
+            |env| {
+                let _ = handle(env, &id, ttl());
+            },
+            |env| recover(env, &id),
+            |env, fault| {
+                assert_eq!(status(env, &id), OrderStatus::Backordered, "{fault}");
+                let promises = promised(env);
+                assert_eq!(promises.outstanding(), 2, "{fault}: {promises:?}");
+                assert_eq!(doc(env, "a").held_by(&id), 1, "{fault}");
+                one_id(env, "order.backordered", fault);
+            },
+        );
+    }
+
+    #[test]
+    fn a_cancelled_order_is_released_when_its_event_arrives() {
+        let env = MemEnv::new();
+        setup(&env, &[("a", 3)]);
+        let id = order(&env, 1, 2, "captured");
+        handle(&env, &id, ttl()).unwrap();
+        oms_edge::run(&env, &id, |r| {
+            r.cancel(None, [env.new_id(), env.new_id()], env.now())
+                .map_err(|e| FunctionError::Internal(e.to_string()))?;
+            Ok(Decision::Changed(()))
+        })
+        .unwrap();
+        assert!(stored(&env, &id).release_pending());
+        // What the queue would deliver to reserve: the published `order.cancelled`.
+        let cancelled = sent(&env, "order.cancelled");
+        release_cancelled(&env, &cancelled[0].order_id().to_string()).unwrap();
+        assert_eq!(available(&env, "a"), 3);
+        assert!(!stored(&env, &id).lists_stock());
     }
 }

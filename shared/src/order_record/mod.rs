@@ -103,9 +103,12 @@ impl OrderRecord {
         Timeline::from_events(self.order.id(), self.events.clone())
     }
 
-    /// The current status.
+    /// The order dimension of the order's state (see [`OrderStatus`]); the fulfilment and
+    /// payment dimensions are [`OrderRecord::fulfilment_status`] and
+    /// [`OrderRecord::payment_status`].
     pub fn status(&self) -> OrderStatus {
-        // Return events leave the status alone, so the latest status-changing event decides.
+        // Return and refund (payment) events leave the status alone, so the latest
+        // status-changing event decides.
         self.events
             .iter()
             .rev()
