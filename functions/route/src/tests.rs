@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 use oms_domain::{
     plan, EventEnvelope, EventType, FulfilmentStatus, Location, LocationId, Order, OrderId,
-    OrderRecord, OrderStatus, Reservation, ReservedLine, RoutingRequest, ShipmentId, ShipmentLabel,
-    ShipmentStatus, Sku,
+    OrderRecord, OrderStatus, Quantity, RefundCause, RefundItem, Reservation, ReservedLine,
+    RoutingRequest, ShipmentId, ShipmentLabel, ShipmentStatus, Sku,
 };
 use oms_edge::{
     create, for_every_fault, inventory_for, keys, pairs, reconcile, routing_policy, run,
@@ -286,7 +286,7 @@ fn routed(env: &MemEnv, qty: u32) -> ShipmentId {
     network(env, &[("wh-west", qty), ("wh-east", qty)]);
     reserved(env, qty, &[("wh-west", qty)]);
     handle(env, &order_id()).unwrap();
-    ShipmentId::parse(&record(env).shipments[0].id).unwrap()
+    record(env).shipments[0].id
 }
 
 fn shipped() -> Update {
@@ -414,4 +414,40 @@ fn shipped_bodies_are_parsed_into_labels_or_refused_naming_the_field() {
             other => panic!("{body}: {other:?}"),
         }
     }
+}
+
+/// Payment is its own dimension: after a partial refund of a split order, its remaining
+/// shipment still ships and every shipment is delivered (a refund used to move the order to
+/// `partially_refunded`, after which shipping was a 409 forever).
+#[test]
+fn a_partially_refunded_split_order_still_ships_and_delivers() {
+    let env = MemEnv::new();
+    network(&env, &[("store-sf", 1), ("wh-west", 1)]);
+    let id = reserved(&env, 2, &[("store-sf", 1), ("wh-west", 1)]);
+    handle(&env, &id).unwrap();
+    let ids: Vec<ShipmentId> = record(&env).shipments.iter().map(|s| s.id).collect();
+    assert_eq!(ids.len(), 2, "a split order");
+    apply(&env, &ids[0], &shipped()).unwrap();
+    run(&env, &id, |r| {
+        let items = [RefundItem::Line {
+            line: 0,
+            quantity: Quantity::new(1).unwrap(),
+        }];
+        let cause = RefundCause::Request {
+            idempotency_key: "k1".into(),
+        };
+        r.refund(cause, &items, None, env.new_id(), env.now())
+            .unwrap();
+        Ok(Decision::Changed(()))
+    })
+    .unwrap();
+    apply(&env, &ids[1], &shipped()).unwrap();
+    for sid in &ids {
+        apply(&env, sid, &Update::Delivered).unwrap();
+    }
+    let r = record(&env);
+    assert_eq!(r.status(), OrderStatus::Delivered);
+    assert_eq!(r.fulfilment_status(), FulfilmentStatus::Delivered);
+    assert_eq!(count(&r, EventType::OrderPartiallyRefunded), 1);
+    assert_all_published(&env, "split");
 }

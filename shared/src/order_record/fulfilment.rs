@@ -186,8 +186,8 @@ pub enum ShipmentStatus {
 /// One shipment of a routed order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShipmentRecord {
-    /// `{order id}-{n}` (a [`ShipmentId`] in text form).
-    pub id: String,
+    /// `{order id}-{n}`.
+    pub id: ShipmentId,
     /// Where it ships from.
     pub location: LocationId,
     /// What it carries.
@@ -300,7 +300,7 @@ impl OrderRecord {
         let mut shipments = Vec::with_capacity(plan.shipments.len());
         for (n, s) in (1..).zip(&plan.shipments) {
             shipments.push(ShipmentRecord {
-                id: ShipmentId::new(order, n)?.to_string(),
+                id: ShipmentId::new(order, n)?,
                 location: s.location.clone(),
                 lines: s.lines.clone(),
                 status: ShipmentStatus::Allocated,
@@ -344,8 +344,7 @@ impl OrderRecord {
 
     /// The shipment with this id, if the order has it.
     pub fn shipment(&self, id: &ShipmentId) -> Option<&ShipmentRecord> {
-        let text = id.to_string();
-        self.shipments.iter().find(|s| s.id == text)
+        self.shipments.iter().find(|s| s.id == *id)
     }
 
     /// Records that a shipment left with `carrier` and `tracking`: `order.partially_shipped`,
@@ -483,8 +482,7 @@ impl OrderRecord {
         id: &ShipmentId,
         action: &'static str,
     ) -> Result<usize, FulfilmentError> {
-        let text = id.to_string();
-        match self.shipments.iter().position(|s| s.id == text) {
+        match self.shipments.iter().position(|s| s.id == *id) {
             Some(i) if id.order_id() == self.order.id() => Ok(i),
             _ if self.status() == OrderStatus::Cancelled && id.order_id() == self.order.id() => {
                 Err(FulfilmentError::OrderStatus {
@@ -589,7 +587,7 @@ mod tests {
         let e = r.route(split_plan(), id(3), at()).unwrap();
         assert_eq!(e.data(), &json!({"shipments": 2, "total_cost": "2"}));
         assert_eq!(r.shipments.len(), 2);
-        assert_eq!(r.shipments[1].id, sid(&r, 2).to_string());
+        assert_eq!(r.shipments[1].id, sid(&r, 2));
         assert!(r.reservation.is_none() && r.plan.is_some());
         assert_eq!(r.outbox.last(), Some(&e.id()), "the event is owed");
         assert_eq!(r.fulfilment_status(), FulfilmentStatus::Unfulfilled);
