@@ -4,7 +4,7 @@
 //!   (status and body) of its first **success**;
 //! - the same key with a different body is a 422 — also after a failed (5xx) run: the key
 //!   keeps the fingerprint of the body it was first used with;
-//! - a validation failure (any 4xx, and a 409) is **not** stored under the key: the request
+//! - a refusal (any 4xx: validation, a 409 conflict) is **not** stored under the key: the request
 //!   did not start executing, so a corrected request may reuse the key;
 //! - a 5xx is not stored either, but the claim stays: the same body may run again at once.
 //!
