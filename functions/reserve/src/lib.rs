@@ -86,7 +86,8 @@ impl cron::Guest for Sweeper {
         match SpinEnv::open().and_then(|env| expiry::sweep(&env)) {
             Ok(swept) => {
                 if !swept.expired.is_empty() || !swept.failed.is_empty() {
-                    eprintln!("reserve: expiry sweep: {swept:?}");
+                    let report = serde_json::to_string(&swept).unwrap_or_default();
+                    eprintln!("reserve: expiry sweep: {report}");
                 }
                 Ok(())
             }
