@@ -1,157 +1,114 @@
-//! reserve: the order's units held against stock levels — per SKU, at the shipping locations
-//! (or the pickup store) in priority order, each taking what it has available — then all held
-//! at once with [`Reservation::hold`]; an order the network cannot cover is rejected with its
-//! shortfalls. `functions/reserve` does the same over key-value with one compare-and-swap per
-//! stock document. Outputs the outcome and the stock levels after it.
+//! reserve: the order's units held as `functions/reserve` holds them —
+//! [`crate::reservation::handle`], the function's own step on the step runner: held where the
+//! routing planner would ship from (else walked by priority), backorders promised where the
+//! SKU's policy allows, the outcome decided by `OrderRecord::record_reservation` and stored
+//! with its event, then the order's stock settled to it. Outputs the order's status,
+//! reservation and reason, and every stock document after the step.
 
-use chrono::{DateTime, TimeDelta, Utc};
-use oms_domain::{Inventory, Location, Order, PaymentStatus, Reservation, ReservedLine, Shortfall};
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use oms_domain::Reservation;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::world::{self, World};
 use crate::Error;
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Input {
-    /// The order as stored by validate.
-    order: Order,
-    /// Every location.
-    locations: Vec<Location>,
-    /// Stock levels per SKU and location.
-    inventory: Inventory,
-    /// When the reservation is made.
-    now: DateTime<Utc>,
-    /// How long holds of an order whose payment is only authorized last.
-    ttl_minutes: u32,
+pub(crate) struct Input {
+    /// The store (the validated order, locations, stock, policies) and the clock.
+    pub world: World,
+    /// The order to reserve.
+    pub order_id: String,
+    /// How long holds of an order whose payment is only authorized last (the function's
+    /// `reservation_ttl_minutes` variable).
+    pub ttl_minutes: u32,
 }
 
-#[derive(Debug, PartialEq, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-enum Outcome {
-    /// Every unit is held.
-    Reserved {
-        reservation: Reservation,
-        inventory: Inventory,
-    },
-    /// Some SKU is short: nothing is held.
-    Rejected { shortfalls: Vec<Shortfall> },
+#[derive(Debug, Serialize)]
+struct Output {
+    status: &'static str,
+    reservation: Option<Reservation>,
+    reason: Option<String>,
+    stock: BTreeMap<String, Value>,
 }
 
-/// Reserves the order in `input`; the outcome as JSON.
+/// Reserves the order of `input`; the outcome as JSON.
 pub(crate) fn run(input: &[u8]) -> Result<Vec<u8>, Error> {
     let input: Input = serde_json::from_slice(input)?;
-    Ok(serde_json::to_vec(&reserve(&input)?)?)
+    let (_, output) = reserve(&input)?;
+    Ok(serde_json::to_vec(&output)?)
 }
 
-fn reserve(input: &Input) -> Result<Outcome, oms_domain::Error> {
-    let order = &input.order;
-    let candidates = candidates(order, &input.locations);
-    let mut lines = Vec::new();
-    let mut shortfalls = Vec::new();
-    for (sku, wanted) in order.units_by_sku() {
-        let mut need = wanted;
-        for location in &candidates {
-            let take = need.min(input.inventory.available(&sku, location.id()));
-            if take > 0 {
-                lines.push(ReservedLine {
-                    sku: sku.clone(),
-                    location: location.id().clone(),
-                    units: take,
-                });
-                need -= take;
-            }
-        }
-        if need > 0 {
-            shortfalls.push(Shortfall {
-                sku,
-                requested: wanted,
-                available: wanted - need,
-            });
-        }
-    }
-    if !shortfalls.is_empty() {
-        return Ok(Outcome::Rejected { shortfalls });
-    }
-    let expires = (order.payment().status() == PaymentStatus::Authorized)
-        .then(|| input.now + TimeDelta::minutes(i64::from(input.ttl_minutes)));
-    let reservation = Reservation::new(order.id(), lines, expires)?;
-    let inventory = reservation.hold(&input.inventory)?;
-    Ok(Outcome::Reserved {
-        reservation,
-        inventory,
-    })
+/// The world after the order of `input` was reserved (the next step's input).
+pub(crate) fn after(input: &Input) -> Result<World, Error> {
+    Ok(reserve(input)?.0)
 }
 
-/// Where the order may be served from, best first: its pickup store, or every location that
-/// ships, by (priority, id).
-fn candidates<'a>(order: &Order, locations: &'a [Location]) -> Vec<&'a Location> {
-    let pickup = order.shipping().pickup_location();
-    let mut candidates: Vec<&Location> = locations
-        .iter()
-        .filter(|l| match pickup {
-            Some(store) => l.id() == store,
-            None => l.ships(),
-        })
-        .collect();
-    candidates.sort_by(|a, b| (a.priority(), a.id()).cmp(&(b.priority(), b.id())));
-    candidates
+fn reserve(input: &Input) -> Result<(World, Output), Error> {
+    let env = input.world.env()?;
+    let ttl = Duration::minutes(i64::from(input.ttl_minutes));
+    crate::reservation::handle(&env, &input.order_id, ttl)?;
+    let record = world::order(&env, &input.order_id)?;
+    let output = Output {
+        status: record.status().as_str(),
+        reservation: record.reservation,
+        reason: record.reason,
+        stock: world::stock(&env)?,
+    };
+    Ok((World::after(&env, input.world.now)?, output))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{input, Step};
-    use oms_domain::{LocationId, Sku};
-    use serde_json::{json, Value};
 
-    fn parse(doc: &[u8]) -> Input {
-        serde_json::from_slice(doc).unwrap()
-    }
-
-    fn line(sku: &str, location: &str, units: u32) -> ReservedLine {
-        ReservedLine {
-            sku: Sku::parse(sku).unwrap(),
-            location: LocationId::parse(location).unwrap(),
-            units,
-        }
+    fn outcome(doc: &Value) -> Value {
+        serde_json::from_slice(&run(doc.to_string().as_bytes()).unwrap()).unwrap()
     }
 
     #[test]
-    fn holds_each_sku_at_the_first_locations_that_have_it() {
-        let input = parse(&input(Step::Reserve));
-        let Outcome::Reserved {
-            reservation,
-            inventory,
-        } = reserve(&input).unwrap()
-        else {
-            panic!("not reserved")
-        };
+    fn every_unit_is_held_and_the_stock_documents_say_by_whom() {
+        let doc: Value = serde_json::from_slice(&input(Step::Reserve)).unwrap();
+        let out = outcome(&doc);
+        assert_eq!(out["status"], "reserved", "{out}");
+        let held: u64 = out["reservation"]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["units"].as_u64().unwrap())
+            .sum();
+        assert_eq!(held, 6, "every unit of the order is held");
+        let order = doc["order_id"].as_str().unwrap();
+        let in_docs: u64 = out["stock"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|d| d["holds"][order].as_u64())
+            .sum();
+        assert_eq!(in_docs, 6, "the stock documents hold the same units");
         assert_eq!(
-            reservation.lines(),
-            [
-                line("CAP-RED", "wh-oakland", 1),
-                line("CAP-RED", "wh-reno", 2),
-                line("MUG-WHT", "wh-reno", 1),
-                line("TSHIRT-BLK-M", "wh-oakland", 2),
-            ]
+            out["reservation"]["expires_at"],
+            Value::Null,
+            "captured payment"
         );
-        assert_eq!(reservation.expires_at(), None, "the payment is captured");
-        let sku = Sku::parse("TSHIRT-BLK-M").unwrap();
-        let oakland = LocationId::parse("wh-oakland").unwrap();
-        assert_eq!(inventory.level(&sku, &oakland).reserved(), 4);
-        assert_eq!(inventory.available(&sku, &oakland), 3);
     }
 
     #[test]
-    fn an_order_the_network_cannot_cover_holds_nothing() {
+    fn an_order_the_network_cannot_cover_is_rejected_and_holds_nothing() {
         let mut doc: Value = serde_json::from_slice(&input(Step::Reserve)).unwrap();
-        let entries = doc["inventory"].as_array_mut().unwrap();
-        entries.retain(|e| e["sku"] != "CAP-RED" || e["location"] == "wh-reno");
-        let outcome: Value =
-            serde_json::from_slice(&run(doc.to_string().as_bytes()).unwrap()).unwrap();
-        assert_eq!(
-            outcome,
-            json!({"status": "rejected", "shortfalls": [{"sku": "CAP-RED", "requested": 3, "available": 2}]})
-        );
+        let store = doc["world"]["store"].as_object_mut().unwrap();
+        store.retain(|k, _| !k.starts_with("stock:CAP-RED:") || k == "stock:CAP-RED:wh-reno");
+        let out = outcome(&doc);
+        assert_eq!(out["status"], "rejected", "{out}");
+        let order = doc["order_id"].as_str().unwrap();
+        assert!(out["stock"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|d| d["holds"].get(order).is_none()));
     }
 }

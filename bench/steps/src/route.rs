@@ -1,101 +1,103 @@
-//! route: the fulfilment plan for the order over every location with [`plan`] — the fewest
-//! shipments within the split limit, then the lowest cost of shipping, units and distance —
-//! as `functions/route` computes it before allocating the stock. Outputs the plan.
+//! route: the reserved order routed as `functions/route` routes it —
+//! [`crate::routing::handle`], the function's own step on the step runner: planned with the
+//! domain's `plan` on the order's own holds (else on all stock), the plan allocated in the
+//! stock documents, the outcome stored by `OrderRecord::route` with `order.routed`, the stock
+//! settled to it. Outputs the order's status, plan and shipments, and every stock document.
 
-use oms_domain::{plan, Inventory, Location, Order, RoutingPolicy, RoutingRequest};
-use rust_decimal::Decimal;
-use serde::Deserialize;
+use std::collections::BTreeMap;
 
+use oms_domain::FulfilmentPlan;
+use oms_edge::ShipmentRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::world::{self, World};
 use crate::Error;
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Input {
-    /// The order as stored by validate.
-    order: Order,
-    /// Every location.
-    locations: Vec<Location>,
-    /// Stock the order may use, per SKU and location.
-    inventory: Inventory,
-    /// The routing policy (the function reads it from key-value).
-    policy: Policy,
+pub(crate) struct Input {
+    /// The store (the reserved order, its holds, locations, policy) and the clock.
+    pub world: World,
+    /// The order to route.
+    pub order_id: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Policy {
-    split_limit: usize,
-    cost_per_km: Decimal,
+#[derive(Debug, Serialize)]
+struct Output {
+    status: &'static str,
+    plan: Option<FulfilmentPlan>,
+    shipments: Vec<ShipmentRecord>,
+    stock: BTreeMap<String, Value>,
 }
 
-/// Plans the order in `input`; the plan as JSON.
+/// Routes the order of `input`; the outcome as JSON.
 pub(crate) fn run(input: &[u8]) -> Result<Vec<u8>, Error> {
     let input: Input = serde_json::from_slice(input)?;
-    let policy = RoutingPolicy::new(input.policy.split_limit, input.policy.cost_per_km)
-        .map_err(oms_domain::Error::from)?;
-    let planned = plan(
-        &RoutingRequest::for_order(&input.order),
-        &input.locations,
-        &input.inventory,
-        &policy,
-    )
-    .map_err(oms_domain::Error::from)?;
-    Ok(serde_json::to_vec(&planned)?)
+    let (_, output) = route(&input)?;
+    Ok(serde_json::to_vec(&output)?)
+}
+
+/// The world after the order of `input` was routed (the next step's input).
+pub(crate) fn after(input: &Input) -> Result<World, Error> {
+    Ok(route(input)?.0)
+}
+
+fn route(input: &Input) -> Result<(World, Output), Error> {
+    let env = input.world.env()?;
+    crate::routing::handle(&env, &input.order_id)?;
+    let record = world::order(&env, &input.order_id)?;
+    let output = Output {
+        status: record.status().as_str(),
+        plan: record.plan,
+        shipments: record.shipments,
+        stock: world::stock(&env)?,
+    };
+    Ok((World::after(&env, input.world.now)?, output))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{input, Step};
-    use oms_domain::FulfilmentPlan;
-    use serde_json::Value;
 
-    fn plan_of(doc: &Value) -> Result<FulfilmentPlan, Error> {
-        run(doc.to_string().as_bytes()).map(|out| serde_json::from_slice(&out).unwrap())
+    fn outcome(doc: &Value) -> Value {
+        serde_json::from_slice(&run(doc.to_string().as_bytes()).unwrap()).unwrap()
     }
 
     #[test]
-    fn no_location_has_everything_so_the_order_ships_in_two_parcels() {
+    fn the_order_is_routed_and_its_holds_become_allocations() {
         let doc: Value = serde_json::from_slice(&input(Step::Route)).unwrap();
-        let planned = plan_of(&doc).unwrap();
-        let summary: Vec<(String, Vec<(String, u32)>)> = planned
-            .shipments
+        let out = outcome(&doc);
+        assert_eq!(out["status"], "routed", "{out}");
+        let order = doc["order_id"].as_str().unwrap();
+        let docs = out["stock"].as_object().unwrap();
+        assert!(docs.values().all(|d| d["holds"].get(order).is_none()));
+        let allocated: u64 = docs
+            .values()
+            .filter_map(|d| d["allocations"][order].as_u64())
+            .sum();
+        let shipped: u64 = out["shipments"]
+            .as_array()
+            .unwrap()
             .iter()
-            .map(|s| {
-                let lines = s
-                    .lines
-                    .iter()
-                    .map(|l| (l.sku.to_string(), l.units))
-                    .collect();
-                (s.location.to_string(), lines)
-            })
-            .collect();
-        let shipment = |location: &str, lines: &[(&str, u32)]| {
-            let lines = lines.iter().map(|(sku, n)| (sku.to_string(), *n)).collect();
-            (location.to_string(), lines)
-        };
-        // No single location has three caps. Of the pairs that cover the order, the two
-        // warehouses are the cheapest (the dropshipper is across the country, the 3PL 560 km
-        // away); within the pair, units go to the lower cost per unit (Reno) first.
+            .flat_map(|s| s["lines"].as_array().unwrap())
+            .map(|l| l["units"].as_u64().unwrap())
+            .sum();
+        assert_eq!((allocated, shipped), (6, 6));
         assert_eq!(
-            summary,
-            [
-                shipment("wh-oakland", &[("CAP-RED", 1), ("TSHIRT-BLK-M", 1)]),
-                shipment(
-                    "wh-reno",
-                    &[("CAP-RED", 2), ("MUG-WHT", 1), ("TSHIRT-BLK-M", 1)]
-                ),
-            ]
+            out["shipments"].as_array().unwrap().len(),
+            out["plan"]["shipments"].as_array().unwrap().len()
         );
     }
 
     #[test]
-    fn a_split_limit_of_one_has_no_plan() {
-        let mut doc: Value = serde_json::from_slice(&input(Step::Route)).unwrap();
-        doc["policy"]["split_limit"] = 1.into();
-        assert!(matches!(
-            plan_of(&doc),
-            Err(Error::Domain(oms_domain::Error::Routing(_)))
-        ));
+    fn a_redelivered_trigger_changes_nothing() {
+        let doc: Value = serde_json::from_slice(&input(Step::Route)).unwrap();
+        let once = outcome(&doc);
+        let mut twice: Value = serde_json::from_slice(&input(Step::Route)).unwrap();
+        let input: Input = serde_json::from_value(twice.clone()).unwrap();
+        twice["world"] = serde_json::to_value(after(&input).unwrap()).unwrap();
+        assert_eq!(outcome(&twice), once);
     }
 }

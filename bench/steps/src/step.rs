@@ -9,13 +9,13 @@ use crate::{notify, refund, reserve, route, validate, Error};
 /// One step of an order's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
-    /// A storefront request parsed into an order and checked against catalogue prices.
+    /// A storefront request parsed, checked against catalogue prices and stored.
     Validate,
-    /// The order's units held at shipping locations, in priority order.
+    /// The order's units held where the planner would ship them from.
     Reserve,
-    /// The cheapest fulfilment plan with the fewest shipments.
+    /// The cheapest plan with the fewest shipments, allocated from the order's holds.
     Route,
-    /// A refund request valued and recorded against the order's ledger.
+    /// A refund request valued and booked against the shipped order's ledger.
     Refund,
     /// An event serialized and signed as a Standard Webhooks delivery.
     Notify,
@@ -62,7 +62,8 @@ impl fmt::Display for Step {
 /// Runs `step` on `input` (the step's JSON document, see [`crate::input`]); its JSON output.
 ///
 /// # Errors
-/// [`Error::Json`] for a malformed document, [`Error::Domain`] when a domain rule refuses it,
+/// [`Error::Json`] for a malformed document, [`Error::Domain`] when a domain value does not
+/// parse, [`Error::Step`] when the step refuses or fails (as its function would answer),
 /// [`Error::Secret`] for a bad signing secret (notify).
 pub fn run(step: Step, input: &[u8]) -> Result<Vec<u8>, Error> {
     match step {
