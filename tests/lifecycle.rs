@@ -331,10 +331,13 @@ fn reads_carry_an_etag_and_answer_304_until_the_order_changes() {
 }
 
 /// Every file in tests/fixtures/orders/invalid is posted as an order; each must be refused
-/// with the status and field codes its `.expected.json` names, and nothing may be stored.
+/// with the status and field codes its `.expected.json` names, and nothing may be stored or
+/// queued. The host serves intake, reads and admin only (`-c`), so whatever intake publishes
+/// stays in the queue, where `oms queue stats` counts it: a valid order afterwards must show
+/// up there (the check can see a message), the bad ones must not.
 #[test]
 fn bad_orders_get_problem_documents_naming_the_field_and_change_nothing() {
-    let oms = Oms::start();
+    let oms = Oms::start_with(&["-c", "validate", "-c", "query", "-c", "admin"], &[]);
     oms.seed();
     oms.stock("SKU-1", "wh-east", 5);
     let dir = repo().join("tests/fixtures/orders/invalid");
@@ -398,9 +401,27 @@ fn bad_orders_get_problem_documents_naming_the_field_and_change_nothing() {
     assert!(checked >= 8, "only {checked} bad orders checked");
     let a = oms.availability("SKU-1");
     assert_eq!(a["available"], 5, "no bad order reserved anything");
-    // And nothing was queued: only a valid order produces an event.
+    let queued = |stats: &[(String, String, u64, u64, u64, u64)]| -> u64 {
+        stats.iter().map(|s| s.2 + s.3 + s.4 + s.5).sum()
+    };
+    let stats = oms.queue_stats();
+    assert_eq!(queued(&stats), 0, "a bad order queued something: {stats:?}");
+    assert!(
+        oms.stored_order_ids().is_empty(),
+        "a bad order was stored: {:?}",
+        oms.stored_order_ids()
+    );
+    // A valid order is stored and its event queued for reserve: the checks above can fail.
     let id = oms.place_ok(&OrderSpec::default().body());
-    oms.wait_status(&id, "routed");
+    assert_eq!(oms.order(&id)["status"], "validated");
+    assert_eq!(oms.stored_order_ids(), std::slice::from_ref(&id));
+    let stats = oms.queue_stats();
+    assert!(
+        stats
+            .iter()
+            .any(|s| s.0 == "order.validated" && s.1 == "reserve" && s.2 == 1),
+        "the valid order's event waits for reserve: {stats:?}"
+    );
     let _ = money(0);
 }
 

@@ -19,6 +19,15 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where the app under test lives: its `spin.toml` and the built components
+/// (`target/wasm32-wasip1/release`). The repository, unless `OMS_TEST_APP` names another
+/// checkout (e.g. a `git worktree` of a commit, to test its components with this host).
+pub fn app_root() -> PathBuf {
+    std::env::var_os("OMS_TEST_APP")
+        .map(PathBuf::from)
+        .unwrap_or_else(repo)
+}
+
 /// The host binary cargo built for this test run.
 pub fn oms_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_oms"))
@@ -27,7 +36,7 @@ pub fn oms_bin() -> PathBuf {
 /// Fails the test early with a clear message when the guest components are not built.
 pub fn require_wasm(names: &[&str]) {
     for n in names {
-        let p = repo().join(format!("target/wasm32-wasip1/release/{n}.wasm"));
+        let p = app_root().join(format!("target/wasm32-wasip1/release/{n}.wasm"));
         assert!(
             p.exists(),
             "{} is missing: build the components first (scripts/build-wasm.sh, or ./oms test)",
@@ -175,6 +184,17 @@ fn agent() -> ureq::Agent {
 
 /// Sends a request; any status is a reply (transport errors panic).
 pub fn send(method: &str, url: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Reply {
+    try_send(method, url, body, headers).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Sends a request; any status is a reply, a transport error (nothing listening, the
+/// connection dropped) is `Err` with its description.
+pub fn try_send(
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> Result<Reply, String> {
     let mut req = agent().request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
@@ -186,13 +206,13 @@ pub fn send(method: &str, url: &str, body: Option<&[u8]>, headers: &[(&str, &str
     let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
+        Err(e) => return Err(format!("{method} {url}: {e}")),
     };
-    Reply {
+    Ok(Reply {
         status: resp.status(),
         content_type: resp.content_type().to_string(),
         body: resp.into_string().unwrap_or_default(),
-    }
+    })
 }
 
 pub fn get(url: &str) -> Reply {

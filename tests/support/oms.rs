@@ -37,9 +37,23 @@ impl Oms {
 
     /// Starts the OMS with extra `oms up` args and environment.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Oms {
+        Self::start_in(tempfile::tempdir().unwrap(), args, env)
+    }
+
+    /// As [`Oms::start_with`] on an existing state folder (a restart after [`Oms::kill`]).
+    ///
+    /// Without `--runtime-config-file` in `args`, the OMS gets one in its state folder that
+    /// adds the stores spin.toml grants beyond `default` (the owed-work index, `owed`), on
+    /// embedded SQLite beside `kv.db`.
+    pub fn start_in(state: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Oms {
         require_wasm(&[
             "validate", "reserve", "route", "notify", "refund", "query", "admin",
         ]);
+        let rc = state.path().join("runtime-config.toml");
+        if !args.contains(&"--runtime-config-file") && !rc.exists() {
+            std::fs::write(&rc, "[key_value_store.owed]\ntype = \"spin\"\n").unwrap();
+        }
+        let rc = rc.to_str().unwrap().to_string();
         let channels = json!({
             SHOPIFY_CHANNEL: {"kind": "shopify", "secret": SHOPIFY_SECRET},
             STANDARD_CHANNEL: {"kind": "standard", "secret": STANDARD_SECRET},
@@ -51,10 +65,18 @@ impl Oms {
         ];
         all_env.extend_from_slice(env);
         let mut all_args = vec!["--queue-retry-base-ms", "20", "--queue-max-attempts", "5"];
+        if !args.contains(&"--runtime-config-file") {
+            all_args.extend(["--runtime-config-file", rc.as_str()]);
+        }
         all_args.extend_from_slice(args);
         Oms {
-            host: Host::start(&repo().join("spin.toml"), &all_args, &all_env),
+            host: Host::start_in(&app_root().join("spin.toml"), &all_args, &all_env, state),
         }
+    }
+
+    /// Stops the OMS like a crash (SIGKILL) and hands back its state folder.
+    pub fn kill(self) -> tempfile::TempDir {
+        self.host.kill()
     }
 
     /// One host of a scaled-out OMS: key-value and queue on `redis`, running only
@@ -79,18 +101,21 @@ impl Oms {
         self.host.url(path)
     }
 
-    /// An admin PUT with the token; panics unless 2xx.
+    /// An admin PUT with the token (repeated while the host answers 503/504: a PUT is safe to
+    /// repeat); panics unless 2xx.
     pub fn admin_put(&self, path: &str, body: Value) -> Value {
         let auth = format!("Bearer {ADMIN_TOKEN}");
-        let r = send(
-            "PUT",
-            &self.url(path),
-            Some(body.to_string().as_bytes()),
-            &[
-                ("authorization", &auth),
-                ("content-type", "application/json"),
-            ],
-        );
+        let r = until_answered(|| {
+            send(
+                "PUT",
+                &self.url(path),
+                Some(body.to_string().as_bytes()),
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+            )
+        });
         assert!(
             (200..300).contains(&r.status),
             "PUT {path}: {} {}",
@@ -209,6 +234,194 @@ impl Oms {
                 self.host.log()
             ),
         }
+    }
+}
+
+/// Sends until the answer is not "busy or cut off, retry" (503, 504), as a client would; at
+/// most 50 times.
+pub fn until_answered(mut send: impl FnMut() -> Reply) -> Reply {
+    for _ in 0..50 {
+        let r = send();
+        if !matches!(r.status, 503 | 504) {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    send()
+}
+
+/// Standard Webhooks headers for a delivery of `body` with id `msg_id` at `ts` (unix seconds),
+/// signed with [`STANDARD_SECRET`]: `(webhook-id, webhook-timestamp, webhook-signature)`.
+pub fn standard_webhook_headers(msg_id: &str, ts: i64, body: &str) -> [(String, String); 3] {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(STANDARD_SECRET.trim_start_matches("whsec_"))
+        .unwrap();
+    let sig = b64.encode(hmac_sha256(
+        &key,
+        format!("{msg_id}.{ts}.{body}").as_bytes(),
+    ));
+    [
+        ("webhook-id".into(), msg_id.into()),
+        ("webhook-timestamp".into(), ts.to_string()),
+        ("webhook-signature".into(), format!("v1,{sig}")),
+    ]
+}
+
+/// The base64 HMAC-SHA256 Shopify puts in `X-Shopify-Hmac-Sha256` for `body`.
+pub fn shopify_signature(body: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(hmac_sha256(SHOPIFY_SECRET.as_bytes(), body.as_bytes()))
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap();
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// A Shopify `orders/create` payload with Shopify order id `id`: `quantity` × `sku` at $5.00,
+/// shipped to New York, paid.
+pub fn shopify_order(id: u64, sku: &str, quantity: u32) -> String {
+    let subtotal = 500 * i64::from(quantity);
+    json!({
+        "id": id, "name": format!("#{id}"), "email": "buyer@example.com", "currency": "USD",
+        "financial_status": "paid",
+        "line_items": [{"sku": sku, "quantity": quantity, "price": "5.00", "total_discount": "0.00"}],
+        "shipping_lines": [{"price": "4.50", "code": "standard"}],
+        "shipping_address": {"country_code": "US", "zip": "10001", "address1": "5 Ave", "city": "New York",
+                              "latitude": 40.75, "longitude": -73.99},
+        "customer": {"first_name": "Grace", "last_name": "Hopper"},
+        "total_discounts": "0.00", "total_tax": "0.00", "total_price": money(subtotal + 450)
+    })
+    .to_string()
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+impl Oms {
+    /// An admin POST with the token (no retry).
+    pub fn admin_post(&self, path: &str, body: &str) -> Reply {
+        send(
+            "POST",
+            &self.url(path),
+            Some(body.as_bytes()),
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        )
+    }
+
+    /// One reconciler pass (`POST /v1/admin/reconcile`); its report (panics unless 200).
+    pub fn reconcile(&self, grace_seconds: u64, limit: usize) -> Value {
+        let path = format!("/v1/admin/reconcile?grace_seconds={grace_seconds}&limit={limit}");
+        let r = until_answered(|| self.admin_post(&path, ""));
+        assert_eq!(r.status, 200, "reconcile: {}", r.body);
+        r.json()
+    }
+
+    /// Runs the reconciler with no grace period until a pass finds nothing owed (no event
+    /// re-published, no order re-driven, nothing left over), giving the queue time to run
+    /// what each pass re-drove; panics after `timeout`. The reports, in order.
+    pub fn reconcile_until_quiet(&self, timeout: Duration) -> Vec<Value> {
+        let start = std::time::Instant::now();
+        let mut reports = Vec::new();
+        loop {
+            let report = self.reconcile(0, 500);
+            let quiet = report["republished"] == 0
+                && report["redriven"].as_array().is_some_and(|r| r.is_empty())
+                && report["remaining"] == 0;
+            reports.push(report);
+            if quiet {
+                return reports;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "the reconciler never went quiet: {reports:#?}\nlog:\n{}",
+                self.host.log()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// A marketplace delivery on the Standard Webhooks channel.
+    pub fn deliver_standard(&self, msg_id: &str, ts: i64, body: &str) -> Reply {
+        let headers = standard_webhook_headers(msg_id, ts, body);
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        send(
+            "POST",
+            &self.url(&format!("/v1/channels/{STANDARD_CHANNEL}/orders")),
+            Some(body.as_bytes()),
+            &headers,
+        )
+    }
+
+    /// A marketplace delivery on the Shopify channel, correctly signed.
+    pub fn deliver_shopify(&self, body: &str) -> Reply {
+        send(
+            "POST",
+            &self.url(&format!("/v1/channels/{SHOPIFY_CHANNEL}/orders")),
+            Some(body.as_bytes()),
+            &[
+                ("x-shopify-hmac-sha256", &shopify_signature(body)),
+                ("content-type", "application/json"),
+            ],
+        )
+    }
+
+    /// `oms queue stats` on this OMS's embedded queue: (channel, component, pending,
+    /// in flight, scheduled, dead) per row.
+    pub fn queue_stats(&self) -> Vec<(String, String, u64, u64, u64, u64)> {
+        let state = self.host.state.path().to_str().unwrap().to_string();
+        let manifest = app_root().join("spin.toml");
+        let (ok, out, err) = run_oms(
+            &[
+                "queue",
+                "--from",
+                manifest.to_str().unwrap(),
+                "--state-dir",
+                &state,
+                "stats",
+            ],
+            &[],
+        );
+        assert!(ok, "oms queue stats: {err}");
+        out.lines()
+            .skip(1)
+            .map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(f.len(), 6, "unexpected stats line {line:?}");
+                let n = |i: usize| f[i].parse::<u64>().unwrap();
+                (f[0].to_string(), f[1].to_string(), n(2), n(3), n(4), n(5))
+            })
+            .collect()
+    }
+
+    /// The ids of every order in the embedded key-value store (`order:{id}` keys of the
+    /// `default` store in the state folder's `kv.db`), sorted.
+    pub fn stored_order_ids(&self) -> Vec<String> {
+        let db = rusqlite::Connection::open(self.host.state.path().join("kv.db")).unwrap();
+        let mut stmt = db
+            .prepare(
+                "SELECT key FROM kv WHERE store = 'default' AND key LIKE 'order:%' ORDER BY key",
+            )
+            .unwrap();
+        let ids = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .unwrap()
+            .map(|k| k.unwrap().trim_start_matches("order:").to_string())
+            .collect();
+        ids
     }
 }
 

@@ -78,15 +78,16 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// A runtime config file whose `default` key-value store is this server (kept as long as
-    /// the server).
+    /// A runtime config file whose `default` key-value store and owed-work index (`owed`)
+    /// are this server (kept as long as the server).
     pub fn runtime_config(&self) -> std::path::PathBuf {
         let file = self._dir.path().join("runtime-config.redis.toml");
         std::fs::write(
             &file,
             format!(
-                "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
-                self.url()
+                "[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n\
+                 [key_value_store.owed]\ntype = \"redis\"\nurl = \"{url}\"\n",
+                url = self.url()
             ),
         )
         .unwrap();
