@@ -8,7 +8,8 @@
 //! (`keys::return_`, `{"order_id"}`) finds the order from a return id; it is written before
 //! the compare-and-swap that opens the return, so an open return always has one. With an
 //! `Idempotency-Key` the return's id derives from the key, so a retried request finds the
-//! return it opened instead of opening another.
+//! return it opened instead of opening another; without one, a retry after a lost answer
+//! opens a second return (still capped by the units shipped and not yet returned).
 
 use oms_domain::{OrderId, OrderRecord, ReturnAuthorization, ReturnId};
 use oms_edge::{json_body, keys, run, Env, FunctionError, Kv, Problem, StoredResponse};
