@@ -3,10 +3,10 @@
 //! kind with stock spread over them, and an `order.routed` event with a subscriber's signing
 //! secret.
 //!
-//! Each step after validate starts from the store the step before it left (computed here, by
-//! the same step code): reserve from the validated order and the network's stock, route from
-//! the reservation, refund from the routed order with every shipment handed to a carrier and
-//! an earlier partial refund (one cap).
+//! Validate reads the catalogue only. Each later step starts from the store the step before it
+//! left (computed here, by the same step code): reserve from the validated order and the
+//! network's locations and stock, route from the reservation, refund from the routed order
+//! with every shipment handed to a carrier and an earlier partial refund (one cap).
 
 use std::collections::BTreeMap;
 
@@ -66,8 +66,19 @@ fn at(text: &str) -> DateTime<Utc> {
     text.parse().expect("the fixture times are RFC 3339")
 }
 
-/// The network's locations, stock documents (what other orders hold and were allocated is
-/// held by one other order) and catalogue, as the admin API stores them.
+/// The catalogue as the admin API stores it (`catalog:{sku}`): all validate reads.
+fn catalog() -> BTreeMap<String, Value> {
+    match fixture(CATALOG) {
+        Value::Object(prices) => prices
+            .into_iter()
+            .map(|(sku, prices)| (keys::catalog(&sku), prices))
+            .collect(),
+        _ => panic!("the catalogue fixture is an object"),
+    }
+}
+
+/// The network's locations and stock documents as the admin API stores them (what other
+/// orders hold and were allocated is held by one other order).
 fn network() -> BTreeMap<String, Value> {
     #[derive(Deserialize)]
     struct Stock {
@@ -96,11 +107,6 @@ fn network() -> BTreeMap<String, Value> {
         let value = serde_json::to_value(doc).expect("a stock document");
         store.insert(keys::stock(&s.sku, &s.location), value);
     }
-    if let Value::Object(catalog) = fixture(CATALOG) {
-        for (sku, prices) in catalog {
-            store.insert(keys::catalog(&sku), prices);
-        }
-    }
     store
 }
 
@@ -108,7 +114,7 @@ fn validate_input() -> validate::Input {
     validate::Input {
         world: World {
             now: at(PLACED_AT),
-            store: network(),
+            store: catalog(),
         },
         idempotency_key: IDEMPOTENCY_KEY.into(),
         request: fixture(ORDER_REQUEST),
@@ -128,6 +134,7 @@ fn order_id(world: &World) -> String {
 fn reserve_input() -> reserve::Input {
     let mut world = validate::after(&validate_input()).expect("the fixture order is valid");
     world.now = at(RESERVED_AT);
+    world.store.extend(network());
     reserve::Input {
         order_id: order_id(&world),
         world,

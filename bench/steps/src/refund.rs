@@ -76,7 +76,8 @@ pub(crate) fn ship_all(world: &World, order_id: &str) -> Result<World, Error> {
     let label =
         |s: &str| oms_domain::ShipmentLabel::parse(s).map_err(|e| Error::Step(e.to_string()));
     for shipment in world::order(&env, order_id)?.shipments {
-        let id = ShipmentId::parse(&shipment.id.to_string()).map_err(|e| Error::Step(e.to_string()))?;
+        let id =
+            ShipmentId::parse(&shipment.id.to_string()).map_err(|e| Error::Step(e.to_string()))?;
         let (carrier, tracking) = (label("ups")?, label(&format!("1Z-{}", shipment.id))?);
         let (event_id, now) = (env.new_id(), env.now());
         step(&env, order_id, |record| {

@@ -80,28 +80,7 @@ pub fn deliver<K: Kv, T: Transport>(
                 continue;
             }
         };
-        let timestamp = now.timestamp();
-        let headers = [
-            ("content-type", "application/json".to_string()),
-            ("user-agent", USER_AGENT.to_string()),
-            ("webhook-id", webhook_id.clone()),
-            ("webhook-timestamp", timestamp.to_string()),
-            (
-                "webhook-signature",
-                sub.secret.sign(&webhook_id, timestamp, &body),
-            ),
-        ];
-        let outcome = match transport.post(&sub.url, &headers, &body) {
-            Ok(status) if (200..300).contains(&status) => Outcome::Delivered { status },
-            Ok(status) => Outcome::Failed {
-                status: Some(status),
-                error: format!("HTTP {status}"),
-            },
-            Err(error) => Outcome::Failed {
-                status: None,
-                error,
-            },
-        };
+        let outcome = send(transport, sub, &webhook_id, now.timestamp(), &body);
         match delivery::settle(kv, &sub.id, event.id(), &outcome, max_attempts, clock())? {
             Some(DeliveryState::Delivered) => pass.delivered += 1,
             Some(DeliveryState::Dead) => {
@@ -125,6 +104,38 @@ pub fn deliver<K: Kv, T: Transport>(
         }
     }
     Ok(pass)
+}
+
+/// One signed attempt at `sub`: the Standard Webhooks headers over `body` at `timestamp`,
+/// POSTed; a 2xx answer delivers it, anything else (or no answer) fails it.
+fn send<T: Transport>(
+    transport: &T,
+    sub: &Subscription,
+    webhook_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Outcome {
+    let headers = [
+        ("content-type", "application/json".to_string()),
+        ("user-agent", USER_AGENT.to_string()),
+        ("webhook-id", webhook_id.to_string()),
+        ("webhook-timestamp", timestamp.to_string()),
+        (
+            "webhook-signature",
+            sub.secret.sign(webhook_id, timestamp, body),
+        ),
+    ];
+    match transport.post(&sub.url, &headers, body) {
+        Ok(status) if (200..300).contains(&status) => Outcome::Delivered { status },
+        Ok(status) => Outcome::Failed {
+            status: Some(status),
+            error: format!("HTTP {status}"),
+        },
+        Err(error) => Outcome::Failed {
+            status: None,
+            error,
+        },
+    }
 }
 
 /// The operator's trace of a dead letter (the record itself is kept for the deliveries API).
