@@ -49,7 +49,7 @@ pub use order::{
 };
 pub use order_record::{
     DeliveredEvent, FulfilmentError, FulfilmentStatus, OrderRecord, RoutedEvent, ShipmentId,
-    ShipmentLabel, ShipmentRecord, ShipmentStatus, ShippedEvent, UnroutableEvent,
+    ShipmentLabel, ShipmentRecord, ShipmentStatus, ShippedEvent, StockMove, UnroutableEvent,
 };
 pub use order_state::{IllegalTransition, OrderCancelled, OrderStatus};
 pub use quantity::{Quantity, QuantityError};

@@ -4,12 +4,13 @@
 //! 1. One step of the runner on the order ([`OrderRecord::inspect_return`]): `return.inspected`
 //!    with the restock plan, the refund of the accepted units and `return.refunded`, all in
 //!    one compare-and-swap (or none: a refusal changes nothing).
-//! 2. The recorded plan is restocked, once per return line and location (receipt tokens on
-//!    the stock documents). A repeat of the inspection with the same verdicts changes
+//! 2. The restock the step recorded as owed stock moves is applied (once per return line and
+//!    location: receipt tokens on the stock documents), by this request or, if it dies first,
+//!    by the reconciler. A repeat of the inspection with the same verdicts changes
 //!    nothing on the order and restocks only what an interrupted attempt had not.
 
-use oms_domain::{LineRestock, OrderRecord, RefundCause, ReturnId};
-use oms_edge::{json_body, run, update_stock, Env, FunctionError, Problem, StoredResponse};
+use oms_domain::{OrderRecord, RefundCause, ReturnId};
+use oms_edge::{apply_stock_moves, json_body, run, Env, FunctionError, Problem, StoredResponse};
 use serde_json::{json, Value};
 use spin_sdk::http::Request;
 
@@ -29,19 +30,6 @@ fn view(record: &OrderRecord, rid: ReturnId) -> Value {
     })
 }
 
-/// Puts the accepted units back on hand, once per return line and stock document.
-fn restock<E: Env>(env: &E, rid: ReturnId, plan: &[LineRestock]) -> Result<(), FunctionError> {
-    for line in plan {
-        let token = format!("return:{rid}:{}", line.line);
-        for p in &line.placements {
-            update_stock(env.kv(), p.sku.as_str(), p.location.as_str(), |d| {
-                d.receive_once(&token, p.units)
-            })?;
-        }
-    }
-    Ok(())
-}
-
 /// Inspects a received return: refunds and restocks the accepted units; answers 200 with
 /// the return, the restock and the refund.
 ///
@@ -54,7 +42,7 @@ pub fn handle<E: Env>(env: &E, id: &str, req: &Request) -> Result<StoredResponse
     let asked = InspectionRequest::parse(&json_body(req)?).map_err(|v| problems::invalid(&v))?;
     let order = locate(env, rid)?;
     let verdict_lines: Vec<usize> = asked.verdicts.iter().map(|v| v.line).collect();
-    let (answer, plan) = run(env, &order, |r| {
+    let answer = run(env, &order, |r| {
         let ra = r
             .find_return(rid)
             .ok_or_else(|| Problem::not_found("return", id))?;
@@ -64,8 +52,10 @@ pub fn handle<E: Env>(env: &E, id: &str, req: &Request) -> Result<StoredResponse
             Ok(changed) => changed,
             Err(e) => return Err(problems::inspection(e, r, &ra, &verdicts, &verdict_lines)),
         };
-        Ok(decision(changed, (view(r, rid), r.restock_of(rid))))
+        Ok(decision(changed, view(r, rid)))
     })?;
-    restock(env, rid, &plan)?;
+    if let Err(e) = apply_stock_moves(env, &order) {
+        eprintln!("refund: return {rid}: restock left owed ({e:?}); the reconciler applies it");
+    }
     Ok(json(200, &answer))
 }

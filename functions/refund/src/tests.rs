@@ -1155,3 +1155,35 @@ fn a_cancel_losing_the_race_to_a_shipment_changes_nothing() {
     assert!(r.refunds.is_empty());
     assert_eq!(env.published(), ["order.shipped"]);
 }
+
+/// The crash window between an inspection's write and its restock: with no retry of the
+/// inspection, the reconciler alone puts the accepted units back — once — whenever the
+/// inspection's write stood.
+#[test]
+fn an_inspection_that_dies_after_its_write_is_restocked_by_the_reconciler_alone() {
+    for_every_fault(
+        |env| {
+            with_return(env, true);
+        },
+        |env| {
+            let body = json!({"lines": [{"line": 0, "accepted": true}]});
+            let req = request(Method::Post, "/", &[], Some(&body));
+            let _ = crate::inspection::handle(env, &return_id(env.inner()), &req);
+        },
+        |env| {
+            env.advance(Duration::seconds(120));
+            reconcile(env, Duration::seconds(60), 100).unwrap();
+        },
+        |env, fault| {
+            let r = record(env, staged());
+            let ra = r.find_return(r.returns[0]).unwrap();
+            let on_hand = stock(env, "SKU-1", "wh-west").level.on_hand();
+            if ra.state() == oms_domain::ReturnState::Refunded {
+                assert_eq!(on_hand, 10, "{fault}: restocked once");
+            } else {
+                assert_eq!(on_hand, 8, "{fault}: nothing restocked");
+            }
+            assert!(r.pending_moves().is_empty(), "{fault}");
+        },
+    );
+}

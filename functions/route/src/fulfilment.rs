@@ -7,8 +7,8 @@
 //! write goes out on the retry, or from the reconciler) and ships the stock again (idempotent
 //! per order and location), so a retrying integration finishes a crash at any point.
 
-use oms_domain::{FulfilmentError, ShipmentId, ShipmentLabel, ShipmentRecord, ShipmentStatus};
-use oms_edge::{run, update_stock, Decision, Env, FunctionError, Problem};
+use oms_domain::{FulfilmentError, ShipmentId, ShipmentLabel, ShipmentRecord};
+use oms_edge::{apply_stock_moves, run, Decision, Env, FunctionError, Problem};
 
 /// What a warehouse or 3PL reports about a shipment.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,17 +99,13 @@ pub fn apply<E: Env>(
         }
         e => e,
     })?;
-    // The order changed first: once (partially) shipped it can no longer be cancelled, so a
-    // cancel racing this update either won (409 above, nothing ships) or lost.
-    if shipment.status != ShipmentStatus::Allocated {
-        for line in &shipment.lines {
-            update_stock(
-                env.kv(),
-                line.sku.as_str(),
-                shipment.location.as_str(),
-                |d| d.ship(&order_id),
-            )?;
-        }
+    // The order changed first (once shipped it can no longer be cancelled, so a racing
+    // cancel either won — 409 above, nothing ships — or lost); the stock moves it recorded
+    // are applied now, and by the reconciler if this attempt dies first.
+    if let Err(e) = apply_stock_moves(env, &order_id) {
+        eprintln!(
+            "route: shipment {id}: stock moves left owed ({e:?}); the reconciler applies them"
+        );
     }
     Ok(shipment)
 }

@@ -22,6 +22,7 @@ mod release;
 pub mod standard_webhooks;
 mod step;
 mod stock;
+mod stock_moves;
 
 pub use auth::{constant_time_eq, require_admin};
 pub use bus::{Bus, MemBus, SpinBus};
@@ -41,3 +42,4 @@ pub use record::{keys, OrderRecord, ShipmentRecord, ShipmentStatus};
 pub use release::release_cancelled;
 pub use step::{create, flush, reconcile, run, Created, Decision, OwedEntry, Reconciled};
 pub use stock::{update_backorders, update_stock, BackorderDoc, StockDoc};
+pub use stock_moves::apply_stock_moves;

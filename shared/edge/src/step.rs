@@ -21,6 +21,10 @@
 //!   gets a fresh random key, and a losing writer deletes only the entry it created itself.
 //!   A crash between any two of these writes leaves at worst an entry naming an order that
 //!   rests (the reconciler drops it), never an order that owes work without an entry.
+//! - **Owed stock moves.** A change whose consequence is a write to stock documents (a
+//!   shipment left, a return restocked) records the moves on the order in the same swap
+//!   ([`oms_domain::StockMove`]); they are applied after it and cleared; the reconciler
+//!   applies any a crash left pending.
 //! - **Re-drive.** An order standing in a status whose next step has not run
 //!   ([`OrderRecord::owed_step`]: `validated` → reserve, `reserved` → route …) has that
 //!   step's trigger event published again, with its original id; every step is idempotent
@@ -293,6 +297,9 @@ pub struct Reconciled {
     pub republished: usize,
     /// Orders whose next step was re-driven (its trigger event published again).
     pub redriven: Vec<String>,
+    /// Orders whose owed stock moves were applied.
+    #[serde(default)]
+    pub stock_moved: Vec<String>,
     /// Entries dropped because their order rests or no longer names them.
     pub dropped: usize,
     /// Entries left for the next pass (over `limit`).
@@ -341,7 +348,9 @@ pub fn reconcile<E: Env>(
             report.waiting += 1;
             continue;
         }
-        if report.republished + report.redriven.len() + report.dropped >= limit {
+        if report.republished + report.redriven.len() + report.stock_moved.len() + report.dropped
+            >= limit
+        {
             report.remaining += 1;
             continue;
         }
@@ -353,8 +362,17 @@ pub fn reconcile<E: Env>(
             report.dropped += 1;
             continue;
         };
+        let mut acted = false;
         if !record.outbox.is_empty() {
             report.republished += flush(env, &entry.order)?;
+            acted = true;
+        }
+        if !record.pending_moves().is_empty() {
+            crate::stock_moves::apply_stock_moves(env, &entry.order)?;
+            report.stock_moved.push(entry.order.clone());
+            acted = true;
+        }
+        if acted {
             continue;
         }
         if let Some(event) = record.owed_step() {

@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::OrderRecord;
+use super::{OrderRecord, StockMove};
 use crate::{
     EventEnvelope, FulfilmentPlan, LocationId, OrderId, OrderStatus, ShipmentLine, Sku,
     TimelineError,
@@ -396,6 +396,17 @@ impl OrderRecord {
         s.carrier = Some(carrier.into());
         s.tracking = Some(tracking.into());
         s.shipped_at = Some(now);
+        let moves: Vec<StockMove> = s
+            .lines
+            .iter()
+            .map(|l| StockMove::Ship {
+                sku: l.sku.clone(),
+                location: s.location.clone(),
+            })
+            .collect();
+        for owed in moves {
+            self.owe_move(owed);
+        }
         Ok(true)
     }
 

@@ -11,19 +11,21 @@ mod fulfilment;
 mod intake;
 mod payment;
 mod stock;
+mod stock_moves;
 
 pub use fulfilment::{
     DeliveredEvent, FulfilmentError, FulfilmentStatus, RoutedEvent, ShipmentId, ShipmentLabel,
     ShipmentRecord, ShipmentStatus, ShippedEvent, UnroutableEvent,
 };
+pub use stock_moves::StockMove;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    EventEnvelope, EventType, FulfilmentPlan, Order, OrderStatus, Refund, RefundLedger, Reservation,
-    Timeline, TimelineError,
+    EventEnvelope, EventType, FulfilmentPlan, Order, OrderStatus, Refund, RefundLedger,
+    Reservation, Timeline, TimelineError,
 };
 
 /// Everything stored about one order, updated as a whole with compare-and-swap so its status,
@@ -57,6 +59,9 @@ pub struct OrderRecord {
     /// Ids of timeline events not yet published (oldest first): the outbox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<Uuid>,
+    /// Stock moves owed after the last change (see [`StockMove`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_moves: Vec<StockMove>,
     /// Bumped by every write of the step runner.
     #[serde(default)]
     pub version: u64,
@@ -90,6 +95,7 @@ impl OrderRecord {
             returns: Vec::new(),
             reason: None,
             outbox: vec![event_id],
+            pending_moves: Vec::new(),
             version: 0,
             marker: None,
         })
@@ -185,8 +191,9 @@ impl OrderRecord {
         self.events.iter().rev().find(|e| e.event_type() == owed)
     }
 
-    /// Whether the order owes anything: events to publish or a step to run.
+    /// Whether the order owes anything: events to publish, stock moves to apply or a step to
+    /// run.
     pub fn owes_work(&self) -> bool {
-        !self.outbox.is_empty() || self.owed_step().is_some()
+        !self.outbox.is_empty() || !self.pending_moves.is_empty() || self.owed_step().is_some()
     }
 }

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{OrderRecord, ShipmentStatus};
+use super::{OrderRecord, ShipmentStatus, StockMove};
 use crate::{
     EventType, Inspection, LineRestock, LocationId, OrderCancelled, OrderStatus, PaymentError,
     PaymentState, RefundCause, RefundItem, RefundRecorded, RestockPlacement, ReturnAuthorization,
@@ -282,10 +282,9 @@ impl OrderRecord {
     }
 
     /// Inspects received return `id`: records the verdicts and where the accepted units go
-    /// back on hand (`return.inspected`), then refunds the accepted units (cause
-    /// [`RefundCause::Return`]) and records `return.refunded` — all or nothing. Putting the
-    /// units back on hand is the caller's, from [`OrderRecord::restock_of`], once per line
-    /// and location. `Ok(false)` when it was inspected already with the same verdicts.
+    /// back on hand (`return.inspected`, and as owed [`StockMove::Restock`]s), then refunds the
+    /// accepted units (cause [`RefundCause::Return`]) and records `return.refunded` — all or
+    /// nothing. `Ok(false)` when it was inspected already with the same verdicts.
     ///
     /// # Errors
     /// [`PaymentError::UnknownReturn`]; [`ReturnError::WrongState`] before it is received;
@@ -320,10 +319,21 @@ impl OrderRecord {
             Err(e) => return Err(e.into()),
         };
         let mut next = self.clone();
+        let restock = self.restock_plan(&inspected)?;
+        for line in &restock {
+            for p in &line.placements {
+                next.owe_move(StockMove::Restock {
+                    sku: p.sku.clone(),
+                    location: p.location.clone(),
+                    units: p.units,
+                    token: format!("return:{id}:{}", line.line),
+                });
+            }
+        }
         let data = payload(&ReturnInspected {
             return_id: id,
             lines: inspected.lines().to_vec(),
-            restock: self.restock_plan(&inspected)?,
+            restock,
         })?;
         next.record(EventType::ReturnInspected, data, event_ids[0], now)?;
         if let Some(items) = items {
