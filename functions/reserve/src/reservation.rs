@@ -262,9 +262,12 @@ fn settle_to_stored(
         let Some(raw) = raw else { continue };
         let doc: BackorderDoc = serde_json::from_slice(&raw)?;
         let keep = promised.get(sku).copied().unwrap_or(0);
-        if doc.promised_to(order_id) != keep {
+        // Only ever lowered here (what was promised beyond the stored outcome); a promise
+        // below it was given back by someone else (a cancel) and is not taken again.
+        if doc.promised_to(order_id) > keep {
             update_backorders(kv, sku.as_str(), |d| {
-                d.promise(order_id, keep, BackorderPolicy::Unlimited)
+                let lower = keep.min(d.promised_to(order_id));
+                d.promise(order_id, lower, BackorderPolicy::Unlimited)
             })?;
         }
     }
@@ -471,6 +474,23 @@ pub(crate) mod tests {
         let third = order(&env, 3, 5, "captured");
         handle(&env, &third, ttl()).unwrap();
         assert_eq!(status(&env, &third), OrderStatus::Backordered);
+    }
+
+    /// An earlier delivery promised a backorder and died before storing it; stock arrived
+    /// before the redelivery, which reserves in full and gives the stale promise back.
+    #[test]
+    fn a_promise_beyond_the_stored_outcome_goes_back() {
+        let env = MemEnv::new();
+        setup(&env, &[("a", 3)]);
+        upto(&env, 2);
+        let id = order(&env, 1, 3, "captured");
+        update_backorders(&env.kv, "SKU-1", |d| {
+            d.promise(&id, 2, BackorderPolicy::UpTo(2))
+        })
+        .unwrap();
+        handle(&env, &id, ttl()).unwrap();
+        assert_eq!(status(&env, &id), OrderStatus::Reserved);
+        assert_eq!(promised(&env).outstanding(), 0);
     }
 
     /// A key-value store that runs `hook` once, right after the first read of `key`: another
