@@ -112,6 +112,18 @@ impl Intent {
     }
 }
 
+/// Deletes the embedded queue of a stopped OMS: every message it still held (steps owed,
+/// redeliveries) is gone, as with a transport that delivers at most once (real Spin's Redis
+/// pub/sub). From then on only the outbox and the reconciler can move those orders on.
+fn lose_the_queue(state: &tempfile::TempDir) {
+    for file in ["queue.db", "queue.db-wal", "queue.db-shm"] {
+        let path = state.path().join(file);
+        if path.exists() {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+}
+
 /// The status of every order in `ids`.
 fn statuses(oms: &Oms, ids: &BTreeSet<String>) -> BTreeMap<String, String> {
     ids.iter()
@@ -184,7 +196,19 @@ fn assert_one_order_per_intent(oms: &Oms, sku: &str, units: u64, ids: &BTreeMap<
         "orders stored that no intent was answered with (a retry created a second order)"
     );
     assert_eq!(stored, orders, "every accepted order is stored");
-    oms.reconcile_until_quiet(Duration::from_secs(60));
+    let passes = oms.reconcile_until_quiet(Duration::from_secs(60));
+    let redriven: usize = passes
+        .iter()
+        .map(|p| p["redriven"].as_array().map_or(0, Vec::len))
+        .sum();
+    let republished: u64 = passes
+        .iter()
+        .filter_map(|p| p["republished"].as_u64())
+        .sum();
+    eprintln!(
+        "reconciler: {} passes, {redriven} re-drives, {republished} events re-published",
+        passes.len()
+    );
     let statuses = settled(oms, &orders);
     let routed: Vec<&String> = statuses
         .iter()
@@ -228,9 +252,10 @@ fn seeded(oms: &Oms, units: u32) {
 }
 
 /// A burst of storefront orders and marketplace deliveries against a host whose request
-/// deadline cuts guests off mid-step (504). Then a host on the normal deadline, every request
-/// retried until answered, and the reconciler until quiet: exactly one order per
-/// Idempotency-Key and per external id, none left `validated`, the 40 units sold once.
+/// deadline cuts guests off mid-step (504). Then a host on the normal deadline that has lost
+/// whatever the first one queued, every request retried until answered, and the reconciler
+/// until quiet: exactly one order per Idempotency-Key and per external id, none left
+/// `validated`, the 40 units sold once.
 #[test]
 fn a_deadline_burst_then_retries_and_the_reconciler_leave_one_order_per_intent() {
     const UNITS: u32 = 40;
@@ -317,8 +342,10 @@ fn a_deadline_burst_then_retries_and_the_reconciler_leave_one_order_per_intent()
         "no request was cut off at the deadline, the test proves nothing: {histogram:?}"
     );
 
-    // A normal host on the same state; every intent retried until answered.
+    // A normal host on the same state, without the messages the cut-off host queued; every
+    // intent retried until answered.
     let state = short.kill();
+    lose_the_queue(&state);
     let oms = Oms::start_in(state, &[], &[]);
     let ids: BTreeMap<String, String> = std::thread::scope(|s| {
         let workers: Vec<_> = intents
@@ -377,8 +404,9 @@ fn a_deadline_burst_then_retries_and_the_reconciler_leave_one_order_per_intent()
 }
 
 /// Clients keep posting storefront orders (each retried with its own key until accepted)
-/// while the host is killed with SIGKILL 20 times; then a last host and the reconciler:
-/// every accepted order settles, none is duplicated, the 30 units are sold once.
+/// while the host is killed with SIGKILL 20 times, every fifth time also losing its queue
+/// (what it held is never delivered); then the reconciler on the last host: every accepted
+/// order settles, none is duplicated, the 30 units are sold once.
 #[test]
 fn kill_9_under_load_loses_doubles_and_oversells_nothing() {
     const UNITS: u32 = 30;
@@ -415,6 +443,9 @@ fn kill_9_under_load_loses_doubles_and_oversells_nothing() {
         // Up to ~1 s of load per life, varied so kills land in different steps.
         std::thread::sleep(Duration::from_millis(100 + (k * 373) % 900));
         let state = oms.kill();
+        if k % 5 == 4 {
+            lose_the_queue(&state);
+        }
         oms = Oms::start_in(state, &[], &[]);
         *base.write().unwrap() = oms.host.base.clone();
     }
