@@ -568,6 +568,12 @@ mod marketplace {
         );
         let forged = deliver("msg_x", now, &body, b"not the key");
         assert_eq!(forged.status, 401);
+        // Correctly signed but not a JSON object: refused as such, not a crash (500).
+        for (n, not_an_object) in ["[1,2]", "\"order\"", "42", "null"].iter().enumerate() {
+            let r = deliver(&format!("msg_shape_{n}"), now, not_an_object, &key);
+            assert_eq!(r.status, 422, "{not_an_object}: {}", r.body);
+            assert_eq!(r.content_type, "application/problem+json");
+        }
         assert_eq!(oms.availability("SKU-1")["available"], 9, "one order, once");
     }
 }
