@@ -755,6 +755,68 @@ fn a_partially_refunded_split_order_still_ships_and_delivers_and_unshipped_units
     assert_eq!(r.status, 201, "{}", r.body);
 }
 
+/// A backorder limit (`up_to`) under concurrent orders: it is never exceeded, and a cancelled
+/// backorder gives its promise back for the next order.
+#[test]
+fn a_backorder_limit_holds_under_concurrent_orders_and_a_cancel_gives_its_promise_back() {
+    const LIMIT: usize = 5;
+    let oms = Oms::start_with(&["--queue-concurrency", "8"], &[]);
+    oms.seed();
+    oms.stock("SKU-3", "wh-east", 0);
+    oms.admin_put("/v1/admin/backorder/SKU-3", json!({"up_to": LIMIT}));
+    let one = OrderSpec {
+        lines: vec![("SKU-3", 1, 12000)],
+        ..OrderSpec::default()
+    }
+    .body();
+    let place_all = |keys: Vec<String>| -> BTreeMap<String, String> {
+        let ids: BTreeSet<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = keys
+                .iter()
+                .map(|key| {
+                    let one = &one;
+                    let oms = &oms;
+                    s.spawn(move || {
+                        let r = until_answered(|| oms.place(one, key));
+                        assert_eq!(r.status, 202, "{}", r.body);
+                        r.json()["id"].as_str().unwrap().to_string()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        oms.reconcile_until_quiet(Duration::from_secs(30));
+        settled(&oms, &ids)
+    };
+    let count = |statuses: &BTreeMap<String, String>, status: &str| {
+        statuses.values().filter(|s| *s == status).count()
+    };
+    let first = place_all((0..12).map(|i| format!("promise-{i}")).collect());
+    assert_eq!(
+        (count(&first, "backordered"), count(&first, "rejected")),
+        (LIMIT, 12 - LIMIT),
+        "{first:#?}"
+    );
+    let backordered: Vec<&String> = first
+        .iter()
+        .filter(|(_, s)| *s == "backordered")
+        .map(|(id, _)| id)
+        .take(2)
+        .collect();
+    for id in &backordered {
+        let r = post_answered(&oms, &format!("/v1/orders/{id}/cancel"), &[], &json!({}));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    wait_queue_idle(&oms);
+    let second = place_all((0..3).map(|i| format!("promise-again-{i}")).collect());
+    assert_eq!(
+        (count(&second, "backordered"), count(&second, "rejected")),
+        (2, 1),
+        "two promises came back with the two cancels: {second:#?}"
+    );
+    assert_eq!(stock_of(&oms, "SKU-3"), (0, 0, 0, 0));
+}
+
 /// `"12.34"` (or `{"amount": "12.34"}`) in cents.
 fn cents_of(amount: &Value) -> i64 {
     let text = amount
