@@ -1,8 +1,10 @@
 //! The lifecycle engine through the real host (issue 10, "Tests"): guests cut off at their
-//! deadline during an intake burst, `kill -9` of the host under load, and cancel racing the
-//! steps. Each test ends the way the engine promises: after retries (same Idempotency-Key,
-//! same marketplace delivery) and the reconciler, exactly one order per intent, none stuck
-//! mid-lifecycle, no unit of stock created or lost.
+//! deadline during an intake burst (embedded store and on Redis), `kill -9` of the host under
+//! load, hosts that lose their queue (an at-most-once transport), cancel racing the steps, a
+//! backorder limit under concurrency, refunds and returns on a split order. Each test ends the
+//! way the engine promises: after retries (same Idempotency-Key, same marketplace delivery)
+//! and the reconciler, exactly one order per intent, none stuck mid-lifecycle, no unit of
+//! stock created or lost.
 //!
 //! Counts are bounded (the file runs in about three minutes on two cores) and nothing asserts
 //! on timing: sleeps only shape the races, the assertions hold for every interleaving.
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::oms::*;
+use support::redis::RedisServer;
 use support::*;
 
 /// One intent to order: the same intent always goes out as the same request (a retry).
@@ -112,14 +115,57 @@ impl Intent {
     }
 }
 
-/// Deletes the embedded queue of a stopped OMS: every message it still held (steps owed,
-/// redeliveries) is gone, as with a transport that delivers at most once (real Spin's Redis
-/// pub/sub). From then on only the outbox and the reconciler can move those orders on.
-fn lose_the_queue(state: &tempfile::TempDir) {
-    for file in ["queue.db", "queue.db-wal", "queue.db-shm"] {
-        let path = state.path().join(file);
-        if path.exists() {
-            std::fs::remove_file(&path).unwrap();
+/// Where the OMS under test keeps its key-value store and queue.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    /// Embedded SQLite and the embedded queue, in the host's state folder.
+    Embedded,
+    /// One Redis server for both (the scale-out set-up).
+    Redis(&'a RedisServer),
+}
+
+/// The order keys of the `default` store on the host's Redis key-value backend.
+const REDIS_ORDER_KEYS: &str = "oms:kv:default:v:order:";
+
+impl Backend<'_> {
+    /// Starts an OMS with `args` (on `state`, for the embedded backend).
+    fn start(self, state: tempfile::TempDir, args: &[&str]) -> Oms {
+        match self {
+            Backend::Embedded => Oms::start_in(state, args, &[]),
+            Backend::Redis(redis) => Oms::start_on_redis(redis, &[], args),
+        }
+    }
+
+    /// Deletes the queue of a stopped OMS: every message it still held (steps owed,
+    /// redeliveries) is gone, as with a transport that delivers at most once (real Spin's
+    /// Redis pub/sub). From then on only the outbox and the reconciler can move those orders.
+    fn lose_the_queue(self, state: &tempfile::TempDir) {
+        match self {
+            Backend::Embedded => {
+                for file in ["queue.db", "queue.db-wal", "queue.db-shm"] {
+                    let path = state.path().join(file);
+                    if path.exists() {
+                        std::fs::remove_file(&path).unwrap();
+                    }
+                }
+            }
+            Backend::Redis(redis) => {
+                for key in redis.keys("oms:q:*") {
+                    assert_eq!(redis.command(&format!("DEL {key}")).as_deref(), Some(":1"));
+                }
+            }
+        }
+    }
+
+    /// The ids of every stored order.
+    fn stored_order_ids(self, oms: &Oms) -> BTreeSet<String> {
+        match self {
+            Backend::Embedded => oms.stored_order_ids().into_iter().collect(),
+            Backend::Redis(redis) => redis
+                .keys(&format!("{REDIS_ORDER_KEYS}*"))
+                .into_iter()
+                .map(|k| k.trim_start_matches(REDIS_ORDER_KEYS).to_string())
+                .collect(),
         }
     }
 }
@@ -182,14 +228,20 @@ fn stock_of(oms: &Oms, sku: &str) -> (u64, u64, u64, u64) {
 /// Checks the end of a run of single-unit orders for `sku` with `units` in stock: one order
 /// per intent (`ids` holds each intent's order), exactly those orders stored, none stuck,
 /// each routed or rejected as the stock says, every routed order holding its one unit.
-fn assert_one_order_per_intent(oms: &Oms, sku: &str, units: u64, ids: &BTreeMap<String, String>) {
+fn assert_one_order_per_intent(
+    backend: Backend,
+    oms: &Oms,
+    sku: &str,
+    units: u64,
+    ids: &BTreeMap<String, String>,
+) {
     let orders: BTreeSet<String> = ids.values().cloned().collect();
     assert_eq!(
         orders.len(),
         ids.len(),
         "two intents share an order: {ids:#?}"
     );
-    let stored: BTreeSet<String> = oms.stored_order_ids().into_iter().collect();
+    let stored = backend.stored_order_ids(oms);
     assert_eq!(
         stored.difference(&orders).collect::<Vec<_>>(),
         Vec::<&String>::new(),
@@ -258,8 +310,20 @@ fn seeded(oms: &Oms, units: u32) {
 /// `validated`, the 40 units sold once.
 #[test]
 fn a_deadline_burst_then_retries_and_the_reconciler_leave_one_order_per_intent() {
+    deadline_burst(Backend::Embedded);
+}
+
+/// The same on Redis (key-value and queue), where a guest cut off may be waiting on the
+/// network in the middle of a compare-and-swap.
+#[test]
+fn on_redis_a_deadline_burst_then_retries_and_the_reconciler_leave_one_order_per_intent() {
+    let redis = RedisServer::start();
+    deadline_burst(Backend::Redis(&redis));
+}
+
+fn deadline_burst(backend: Backend) {
     const UNITS: u32 = 40;
-    let oms = Oms::start();
+    let oms = backend.start(tempfile::tempdir().unwrap(), &[]);
     seeded(&oms, UNITS);
     let ts = unix_now();
     let mut intents: Vec<(String, Intent)> = Vec::new();
@@ -284,7 +348,7 @@ fn a_deadline_burst_then_retries_and_the_reconciler_leave_one_order_per_intent()
 
     // The burst, on a host that stops guests after a few milliseconds.
     let state = oms.kill();
-    let short = Oms::start_in(state, &["--http-deadline-ms", "10"], &[]);
+    let short = backend.start(state, &["--http-deadline-ms", "10"]);
     // Every intent sent once per round; rounds (retries, as clients would) until the
     // deadline has cut some request off — whether one is cut depends on the machine's pace.
     let mut first: Vec<(String, Result<Reply, String>)> = Vec::new();
@@ -335,7 +399,10 @@ fn a_deadline_burst_then_retries_and_the_reconciler_leave_one_order_per_intent()
     eprintln!(
         "burst answers on the short deadline: {histogram:?}; orders stored by requests cut \
          off after their write: {}",
-        short.stored_order_ids().len().saturating_sub(answered)
+        backend
+            .stored_order_ids(&short)
+            .len()
+            .saturating_sub(answered)
     );
     assert!(
         cut_off > 0,
@@ -345,8 +412,8 @@ fn a_deadline_burst_then_retries_and_the_reconciler_leave_one_order_per_intent()
     // A normal host on the same state, without the messages the cut-off host queued; every
     // intent retried until answered.
     let state = short.kill();
-    lose_the_queue(&state);
-    let oms = Oms::start_in(state, &[], &[]);
+    backend.lose_the_queue(&state);
+    let oms = backend.start(state, &[]);
     let ids: BTreeMap<String, String> = std::thread::scope(|s| {
         let workers: Vec<_> = intents
             .chunks(8)
@@ -400,7 +467,7 @@ fn a_deadline_burst_then_retries_and_the_reconciler_leave_one_order_per_intent()
         }
     }
     eprintln!("{rebound} keys cut off at 504 refused another body");
-    assert_one_order_per_intent(&oms, "SKU-2", u64::from(UNITS), &ids);
+    assert_one_order_per_intent(backend, &oms, "SKU-2", u64::from(UNITS), &ids);
 }
 
 /// Clients keep posting storefront orders (each retried with its own key until accepted)
@@ -444,7 +511,7 @@ fn kill_9_under_load_loses_doubles_and_oversells_nothing() {
         std::thread::sleep(Duration::from_millis(100 + (k * 373) % 900));
         let state = oms.kill();
         if k % 5 == 4 {
-            lose_the_queue(&state);
+            Backend::Embedded.lose_the_queue(&state);
         }
         oms = Oms::start_in(state, &[], &[]);
         *base.write().unwrap() = oms.host.base.clone();
@@ -464,7 +531,7 @@ fn kill_9_under_load_loses_doubles_and_oversells_nothing() {
         "the clients placed almost nothing: {ids:?}"
     );
     eprintln!("{} orders accepted across {KILLS} kills", ids.len());
-    assert_one_order_per_intent(&oms, "SKU-2", u64::from(UNITS), &ids);
+    assert_one_order_per_intent(Backend::Embedded, &oms, "SKU-2", u64::from(UNITS), &ids);
 }
 
 /// POSTs a JSON body until the OMS answers something other than 503/504.

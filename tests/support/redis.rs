@@ -105,6 +105,33 @@ impl RedisServer {
         Some(reply.trim_end().to_string())
     }
 
+    /// The keys matching `pattern` (`KEYS`: for tests on a small data set only).
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(format!("KEYS {pattern}\r\n").as_bytes())
+            .unwrap();
+        let mut reader = BufReader::new(s);
+        let mut line = String::new();
+        let mut next_line = |line: &mut String| {
+            line.clear();
+            reader.read_line(line).unwrap();
+            line.trim_end().to_string()
+        };
+        let head = next_line(&mut line);
+        let n: usize = head
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("KEYS {pattern}: {head}"));
+        let mut keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            // `$len` then the key on its own line (keys here hold no line breaks).
+            let _len = next_line(&mut line);
+            keys.push(next_line(&mut line));
+        }
+        keys
+    }
+
     /// Kills the server (an outage); its data is gone, as with no persistence in production
     /// after a crash. Start a new one on the same port with [`RedisServer::try_start`].
     pub fn stop(mut self) -> u16 {
