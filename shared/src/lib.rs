@@ -31,6 +31,7 @@ mod reservation;
 mod returns;
 mod routing;
 mod stock;
+mod stock_ledger;
 mod timeline;
 mod violation;
 
@@ -67,6 +68,7 @@ pub use routing::{
     Shipment, ShipmentLine, EXHAUSTIVE_SEARCH_LIMIT,
 };
 pub use stock::{BackorderPolicy, Inventory, Shortfall, StockError, StockLevel};
+pub use stock_ledger::StockDoc;
 pub use timeline::{Timeline, TimelineError};
 pub use violation::{Violation, ViolationCode, Violations};
 

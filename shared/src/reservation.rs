@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{LocationId, OrderId, Sku};
 use crate::routing::FulfilmentPlan;
-use crate::stock::{Inventory, StockError, StockLevel};
 
 /// Why a reservation could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,40 +142,6 @@ impl Reservation {
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
     }
-
-    fn apply(
-        &self,
-        inventory: &Inventory,
-        op: fn(&StockLevel, u32) -> Result<StockLevel, StockError>,
-    ) -> Result<Inventory, StockError> {
-        self.lines.iter().try_fold(inventory.clone(), |inv, l| {
-            inv.update(&l.sku, &l.location, |level| op(level, l.units))
-        })
-    }
-
-    /// Reserves every line; all or nothing.
-    ///
-    /// # Errors
-    /// [`StockError::At`] naming the first SKU and location that lacks available units.
-    pub fn hold(&self, inventory: &Inventory) -> Result<Inventory, StockError> {
-        self.apply(inventory, StockLevel::reserve)
-    }
-
-    /// Releases every line (cancellation, expiry); all or nothing.
-    ///
-    /// # Errors
-    /// [`StockError::At`] when a line is not (or no longer) reserved.
-    pub fn release(&self, inventory: &Inventory) -> Result<Inventory, StockError> {
-        self.apply(inventory, StockLevel::release)
-    }
-
-    /// Turns every held line into an allocation at its location; all or nothing.
-    ///
-    /// # Errors
-    /// [`StockError::At`] when a line is not (or no longer) reserved.
-    pub fn allocate(&self, inventory: &Inventory) -> Result<Inventory, StockError> {
-        self.apply(inventory, StockLevel::allocate)
-    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -211,7 +176,7 @@ impl From<Reservation> for ReservationRepr {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone};
-    use proptest::prelude::*;
+
     use uuid::Uuid;
 
     fn line(sku: &str, loc: &str, units: u32) -> ReservedLine {
@@ -255,78 +220,5 @@ mod tests {
                 .replace("\"units\":4", "\"units\":0")
         )
         .is_err());
-    }
-
-    #[test]
-    fn hold_is_all_or_nothing() {
-        let mut inv = Inventory::new();
-        inv.set(
-            Sku::parse("A").unwrap(),
-            LocationId::parse("x").unwrap(),
-            StockLevel::with_on_hand(5),
-        );
-        inv.set(
-            Sku::parse("B").unwrap(),
-            LocationId::parse("x").unwrap(),
-            StockLevel::with_on_hand(1),
-        );
-        let r =
-            Reservation::new(order(1), vec![line("A", "x", 2), line("B", "x", 2)], None).unwrap();
-        assert!(r.hold(&inv).is_err());
-        let ok =
-            Reservation::new(order(1), vec![line("A", "x", 2), line("B", "x", 1)], None).unwrap();
-        let held = ok.hold(&inv).unwrap();
-        assert_eq!(
-            held.level(&Sku::parse("A").unwrap(), &LocationId::parse("x").unwrap())
-                .reserved(),
-            2
-        );
-        assert_eq!(ok.release(&held).unwrap(), inv);
-        let allocated = ok.allocate(&held).unwrap();
-        assert_eq!(
-            allocated
-                .level(&Sku::parse("B").unwrap(), &LocationId::parse("x").unwrap())
-                .allocated(),
-            1
-        );
-        assert!(ok.release(&allocated).is_err());
-    }
-
-    proptest! {
-        /// Any interleaving of holds, releases and allocations by several orders keeps every
-        /// level consistent and conserves units: without receipts or shipments the total
-        /// on-hand never changes, and no SKU is ever committed beyond what is on hand.
-        #[test]
-        fn holds_conserve_units(
-            stock in proptest::collection::vec(0u32..6, 4),
-            ops in proptest::collection::vec((0u8..3, 0u128..4, proptest::collection::vec(0u32..4, 4)), 0..40),
-        ) {
-            const CELLS: [(&str, &str); 4] = [("A", "x"), ("A", "y"), ("B", "x"), ("B", "y")];
-            let mut inv = Inventory::new();
-            for ((s, l), n) in CELLS.iter().zip(&stock) {
-                inv.set(Sku::parse(s).unwrap(), LocationId::parse(l).unwrap(), StockLevel::with_on_hand(*n));
-            }
-            let total_on_hand = |inv: &Inventory| inv.iter().map(|(_, _, l)| u64::from(l.on_hand())).sum::<u64>();
-            let start = total_on_hand(&inv);
-            for (kind, who, units) in ops {
-                let lines = CELLS.iter().zip(units).map(|((s, l), u)| line(s, l, u)).collect();
-                let Ok(r) = Reservation::new(order(who), lines, None) else { continue };
-                let result = match kind {
-                    0 => r.hold(&inv),
-                    1 => r.release(&inv),
-                    _ => r.allocate(&inv),
-                };
-                if let Ok(next) = result {
-                    inv = next;
-                }
-                prop_assert_eq!(total_on_hand(&inv), start);
-                for (_, _, l) in inv.iter() {
-                    prop_assert_eq!(
-                        u64::from(l.available()) + u64::from(l.reserved()) + u64::from(l.allocated()),
-                        u64::from(l.on_hand())
-                    );
-                }
-            }
-        }
     }
 }

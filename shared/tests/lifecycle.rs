@@ -8,10 +8,12 @@ use oms_domain::{
     Inventory, Location, LocationId, LocationKind, Money, Order, OrderId, OrderRecord, OrderStatus,
     PaymentError, PaymentState, Quantity, RefundCause, RefundItem, RefundLedger, Reservation,
     ReturnAuthorization, ReturnError, ReturnId, ReturnState, ReturnedItem, RoutingPolicy,
-    RoutingRequest, Shipment, ShipmentId, ShipmentLabel, ShipmentLine, Sku, StockLevel, Timeline,
+    RoutingRequest, Shipment, ShipmentId, ShipmentLabel, ShipmentLine, Sku, StockDoc, StockLevel,
+    Timeline,
 };
 use rust_decimal::Decimal;
 use serde_json::json;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 fn sku(s: &str) -> Sku {
@@ -99,9 +101,32 @@ fn an_order_from_checkout_to_refund() {
     assert_eq!(fulfilment.shipments[0].location, lid("dropship-1"));
     let reservation =
         Reservation::from_plan(order.id(), &fulfilment, Some(t0 + Duration::minutes(30))).unwrap();
-    inventory = reservation.hold(&inventory).unwrap();
+    // The stock ledger per (SKU, location), as the steps keep it in the store.
+    let oid = order.id().to_string();
+    let mut docs: BTreeMap<(Sku, LocationId), StockDoc> = inventory
+        .iter()
+        .map(|(s, l, level)| {
+            let doc = StockDoc::default().recount(level.on_hand()).unwrap();
+            ((s.clone(), l.clone()), doc)
+        })
+        .collect();
+    let levels = |docs: &BTreeMap<(Sku, LocationId), StockDoc>| {
+        let mut inv = Inventory::new();
+        for ((s, l), d) in docs {
+            inv.set(s.clone(), l.clone(), d.level);
+        }
+        inv
+    };
+    for line in reservation.lines() {
+        let doc = docs
+            .get_mut(&(line.sku.clone(), line.location.clone()))
+            .unwrap();
+        let (next, got) = doc.hold_up_to(&oid, line.units).unwrap();
+        assert_eq!(got, line.units);
+        *doc = next;
+    }
     assert_eq!(
-        inventory
+        levels(&docs)
             .level(&sku("SKU-1"), &lid("dropship-1"))
             .reserved(),
         2
@@ -112,17 +137,27 @@ fn an_order_from_checkout_to_refund() {
 
     // route: the drop-shipper drops out, so re-route with the order's own hold released.
     let without_dropship = &locations[..2];
-    let released = reservation.release(&inventory).unwrap();
+    for doc in docs.values_mut() {
+        *doc = doc.release(&oid).unwrap();
+    }
+    let released = levels(&docs);
     let rerouted = plan(&request, without_dropship, &released, &policy).unwrap();
     assert_eq!(rerouted.shipments.len(), 2);
     let moved = Reservation::from_plan(order.id(), &rerouted, None).unwrap();
-    inventory = moved.allocate(&moved.hold(&released).unwrap()).unwrap();
+    for line in moved.lines() {
+        let doc = docs
+            .get_mut(&(line.sku.clone(), line.location.clone()))
+            .unwrap();
+        *doc = doc.allocate(&oid, line.units).unwrap();
+    }
     assert_eq!(
-        inventory.level(&sku("SKU-1"), &lid("wh-west")).allocated(),
+        levels(&docs)
+            .level(&sku("SKU-1"), &lid("wh-west"))
+            .allocated(),
         2
     );
     assert_eq!(
-        inventory
+        levels(&docs)
             .level(&sku("SKU-1"), &lid("dropship-1"))
             .reserved(),
         0
@@ -139,9 +174,10 @@ fn an_order_from_checkout_to_refund() {
     // ship each parcel, then deliver.
     for (i, shipment) in rerouted.shipments.iter().enumerate() {
         for line in &shipment.lines {
-            inventory = inventory
-                .update(&line.sku, &shipment.location, |l| l.ship(line.units))
+            let doc = docs
+                .get_mut(&(line.sku.clone(), shipment.location.clone()))
                 .unwrap();
+            *doc = doc.ship(&oid).unwrap();
         }
         let status = if i + 1 == rerouted.shipments.len() {
             OrderStatus::Shipped
@@ -157,7 +193,12 @@ fn an_order_from_checkout_to_refund() {
             )
             .unwrap();
     }
-    assert_eq!(inventory.level(&sku("SKU-1"), &lid("wh-west")).on_hand(), 3);
+    assert_eq!(
+        levels(&docs)
+            .level(&sku("SKU-1"), &lid("wh-west"))
+            .on_hand(),
+        3
+    );
     timeline
         .transition(
             OrderStatus::Delivered,
@@ -196,12 +237,15 @@ fn an_order_from_checkout_to_refund() {
         }])
         .unwrap();
     for (s, units) in ret.restock() {
-        inventory = inventory
-            .update(&s, &lid("wh-west"), |l| l.receive(units))
+        let doc = docs.get_mut(&(s, lid("wh-west"))).unwrap();
+        *doc = doc
+            .receive_once(&format!("return:{}", ret.id()), units)
             .unwrap();
     }
     assert_eq!(
-        inventory.level(&sku("SKU-1"), &lid("wh-west")).available(),
+        levels(&docs)
+            .level(&sku("SKU-1"), &lid("wh-west"))
+            .available(),
         4
     );
     let (ledger, refund) = RefundLedger::for_order(&order)
