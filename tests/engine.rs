@@ -384,9 +384,11 @@ fn deadline_burst(backend: Backend) {
         .filter(|(_, r)| r.as_ref().is_ok_and(|r| r.status == 504))
         .count();
     let histogram: BTreeMap<String, usize> = first.iter().fold(BTreeMap::new(), |mut h, (_, r)| {
-        let k = r
-            .as_ref()
-            .map_or("no answer".into(), |r| r.status.to_string());
+        let k = match r {
+            Ok(r) => r.status.to_string(),
+            Err(e) if e.contains("broken body") => "head without its body".into(),
+            Err(_) => "no answer".into(),
+        };
         *h.entry(k).or_default() += 1;
         h
     });

@@ -188,7 +188,7 @@ pub fn send(method: &str, url: &str, body: Option<&[u8]>, headers: &[(&str, &str
 }
 
 /// Sends a request; any status is a reply, a transport error (nothing listening, the
-/// connection dropped) is `Err` with its description.
+/// connection dropped, a body cut short) is `Err` with its description.
 pub fn try_send(
     method: &str,
     url: &str,
@@ -208,10 +208,15 @@ pub fn try_send(
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => return Err(format!("{method} {url}: {e}")),
     };
+    let (status, content_type) = (resp.status(), resp.content_type().to_string());
+    // A body cut short (the host stopped the guest after it sent the head) is no answer.
+    let body = resp
+        .into_string()
+        .map_err(|e| format!("{method} {url}: {status} with a broken body: {e}"))?;
     Ok(Reply {
-        status: resp.status(),
-        content_type: resp.content_type().to_string(),
-        body: resp.into_string().unwrap_or_default(),
+        status,
+        content_type,
+        body,
     })
 }
 
