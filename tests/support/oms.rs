@@ -41,19 +41,12 @@ impl Oms {
     }
 
     /// As [`Oms::start_with`] on an existing state folder (a restart after [`Oms::kill`]).
-    ///
-    /// Without `--runtime-config-file` in `args`, the OMS gets one in its state folder that
-    /// adds the stores spin.toml grants beyond `default` (the owed-work index, `owed`), on
-    /// embedded SQLite beside `kv.db`.
+    /// Without `--runtime-config-file`, every store spin.toml grants (`default`, the owed-work
+    /// index `owed`) is embedded in the state folder's `kv.db`.
     pub fn start_in(state: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Oms {
         require_wasm(&[
             "validate", "reserve", "route", "notify", "refund", "query", "admin",
         ]);
-        let rc = state.path().join("runtime-config.toml");
-        if !args.contains(&"--runtime-config-file") && !rc.exists() {
-            std::fs::write(&rc, "[key_value_store.owed]\ntype = \"spin\"\n").unwrap();
-        }
-        let rc = rc.to_str().unwrap().to_string();
         let channels = json!({
             SHOPIFY_CHANNEL: {"kind": "shopify", "secret": SHOPIFY_SECRET},
             STANDARD_CHANNEL: {"kind": "standard", "secret": STANDARD_SECRET},
@@ -65,9 +58,6 @@ impl Oms {
         ];
         all_env.extend_from_slice(env);
         let mut all_args = vec!["--queue-retry-base-ms", "20", "--queue-max-attempts", "5"];
-        if !args.contains(&"--runtime-config-file") {
-            all_args.extend(["--runtime-config-file", rc.as_str()]);
-        }
         all_args.extend_from_slice(args);
         Oms {
             host: Host::start_in(&app_root().join("spin.toml"), &all_args, &all_env, state),
