@@ -12,14 +12,14 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use oms_domain::{
     EventEnvelope, FulfilmentPlan, LocationId, Order, OrderId, OrderRecord, OrderStatus,
     PaymentState, Reservation, ReservedLine, ShipmentId, ShipmentLabel, Sku,
 };
 use oms_edge::{
-    for_every_fault, keys, reconcile, release_cancelled, Env, FaultyEnv, Kv, KvError, MemBus,
-    MemEnv, MemKv, StockDoc,
+    for_every_fault, keys, reconcile, release_cancelled, Env, FaultyEnv, Kv, MemEnv, RacingEnv,
+    StockDoc,
 };
 use serde_json::{json, Value};
 use spin_sdk::http::{Method, Request};
@@ -1016,84 +1016,6 @@ fn every_fault_in_an_inspection_refunds_and_restocks_exactly_once() {
 
 // --- races --------------------------------------------------------------------------------
 
-/// A store that runs `race` once, just before the first swap of an order record: another
-/// request lands between this step's read and its compare-and-swap.
-struct RacingKv<'a> {
-    inner: &'a MemKv,
-    race: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
-}
-
-impl Kv for RacingKv<'_> {
-    type Cas = <MemKv as Kv>::Cas;
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.inner.delete(key)
-    }
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-        self.inner.get_many(keys)
-    }
-    fn read(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Cas), KvError> {
-        self.inner.read(key)
-    }
-    fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<bool, KvError> {
-        if cas.0.starts_with("order:") {
-            if let Some(race) = self.race.borrow_mut().take() {
-                race();
-            }
-        }
-        self.inner.swap(cas, value)
-    }
-    fn keys(&self) -> Result<Vec<String>, KvError> {
-        self.inner.keys()
-    }
-}
-
-/// `MemEnv` with a [`RacingKv`] as its order store.
-struct RacingEnv<'a> {
-    env: &'a MemEnv,
-    kv: RacingKv<'a>,
-    owed: RacingKv<'a>,
-}
-
-impl<'a> RacingEnv<'a> {
-    fn new(env: &'a MemEnv, race: impl FnOnce() + 'a) -> RacingEnv<'a> {
-        let kv = |inner, race: Option<Box<dyn FnOnce() + 'a>>| RacingKv {
-            inner,
-            race: RefCell::new(race),
-        };
-        RacingEnv {
-            env,
-            kv: kv(&env.kv, Some(Box::new(race))),
-            owed: kv(&env.owed, None),
-        }
-    }
-}
-
-impl<'a> Env for RacingEnv<'a> {
-    type Kv = RacingKv<'a>;
-    type Bus = MemBus;
-    fn kv(&self) -> &RacingKv<'a> {
-        &self.kv
-    }
-    fn owed(&self) -> &RacingKv<'a> {
-        &self.owed
-    }
-    fn bus(&self) -> &MemBus {
-        &self.env.bus
-    }
-    fn now(&self) -> DateTime<Utc> {
-        self.env.now()
-    }
-    fn new_id(&self) -> Uuid {
-        self.env.new_id()
-    }
-}
-
 #[test]
 fn the_same_refund_racing_itself_is_booked_once() {
     let env = MemEnv::new();
@@ -1108,9 +1030,13 @@ fn the_same_refund_racing_itself_is_booked_once() {
         )
     };
     let inner = RefCell::new(None);
-    let racing = RacingEnv::new(&env, || {
-        *inner.borrow_mut() = Some(crate::refunds::handle(&env, &id, &req()).unwrap());
-    });
+    let racing = RacingEnv::new(
+        &env,
+        |k| k.starts_with("order:"),
+        || {
+            *inner.borrow_mut() = Some(crate::refunds::handle(&env, &id, &req()).unwrap());
+        },
+    );
     let outer = crate::refunds::handle(&racing, &id, &req()).unwrap();
     drop(racing);
     let inner = inner.into_inner().expect("the race ran");
@@ -1128,16 +1054,20 @@ fn a_cancel_losing_the_race_to_a_shipment_changes_nothing() {
     let id = order(&env, &[("SKU-1", 1, 1999)], true);
     reserve(&env, id, &[("SKU-1", "wh-west", 1)]);
     route(&env, id);
-    let racing = RacingEnv::new(&env, || {
-        let label = |s: &str| ShipmentLabel::parse(s).unwrap();
-        let sid = ShipmentId::new(id, 1).unwrap();
-        oms_edge::run(&env, &id.to_string(), |r| {
-            r.ship(&sid, label("ups"), label("1Z"), env.new_id(), env.now())
-                .unwrap();
-            Ok(oms_edge::Decision::Changed(()))
-        })
-        .unwrap();
-    });
+    let racing = RacingEnv::new(
+        &env,
+        |k| k.starts_with("order:"),
+        || {
+            let label = |s: &str| ShipmentLabel::parse(s).unwrap();
+            let sid = ShipmentId::new(id, 1).unwrap();
+            oms_edge::run(&env, &id.to_string(), |r| {
+                r.ship(&sid, label("ups"), label("1Z"), env.new_id(), env.now())
+                    .unwrap();
+                Ok(oms_edge::Decision::Changed(()))
+            })
+            .unwrap();
+        },
+    );
     let cancel = crate::cancel::handle(
         &racing,
         &id.to_string(),

@@ -277,12 +277,11 @@ fn settle_to_stored(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::cell::RefCell;
 
     use chrono::Duration;
     use oms_domain::{Coordinates, EventEnvelope, LocationKind, OrderId};
     use oms_edge::{
-        create, for_every_fault, reconcile, release_cancelled, KvError, MemEnv, MemKv, OrderRecord,
+        create, for_every_fault, reconcile, release_cancelled, MemEnv, OrderRecord, RacingEnv,
     };
     use serde_json::json;
     use uuid::Uuid;
@@ -493,72 +492,6 @@ pub(crate) mod tests {
         assert_eq!(promised(&env).outstanding(), 0);
     }
 
-    /// A key-value store that runs `hook` once, right after the first read of `key`: another
-    /// writer getting in between this step's read and its compare-and-swap.
-    struct Interleaved<'a> {
-        inner: &'a MemKv,
-        key: String,
-        hook: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
-    }
-
-    impl Kv for Interleaved<'_> {
-        type Cas = <MemKv as Kv>::Cas;
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-            self.inner.get(key)
-        }
-        fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-            self.inner.set(key, value)
-        }
-        fn delete(&self, key: &str) -> Result<(), KvError> {
-            self.inner.delete(key)
-        }
-        fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-            self.inner.get_many(keys)
-        }
-        fn read(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Cas), KvError> {
-            let read = self.inner.read(key)?;
-            if key == self.key {
-                if let Some(hook) = self.hook.borrow_mut().take() {
-                    hook();
-                }
-            }
-            Ok(read)
-        }
-        fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<bool, KvError> {
-            self.inner.swap(cas, value)
-        }
-        fn keys(&self) -> Result<Vec<String>, KvError> {
-            self.inner.keys()
-        }
-    }
-
-    /// [`MemEnv`] seen through [`Interleaved`] stores.
-    struct RacingEnv<'a> {
-        env: &'a MemEnv,
-        kv: Interleaved<'a>,
-        owed: Interleaved<'a>,
-    }
-
-    impl<'a> Env for RacingEnv<'a> {
-        type Kv = Interleaved<'a>;
-        type Bus = oms_edge::MemBus;
-        fn kv(&self) -> &Interleaved<'a> {
-            &self.kv
-        }
-        fn owed(&self) -> &Interleaved<'a> {
-            &self.owed
-        }
-        fn bus(&self) -> &oms_edge::MemBus {
-            &self.env.bus
-        }
-        fn now(&self) -> DateTime<Utc> {
-            self.env.now()
-        }
-        fn new_id(&self) -> Uuid {
-            self.env.new_id()
-        }
-    }
-
     /// Two orders race for the last backorder unit: the second reads the SKU's promises and,
     /// before its swap, the first takes the unit. Only one order gets it.
     #[test]
@@ -567,21 +500,14 @@ pub(crate) mod tests {
         setup(&env, &[("a", 0)]);
         upto(&env, 1);
         let (first, second) = (order(&env, 1, 1, "captured"), order(&env, 2, 1, "captured"));
-        let racing = RacingEnv {
-            env: &env,
-            kv: Interleaved {
-                inner: &env.kv,
-                key: BackorderDoc::key("SKU-1"),
-                hook: RefCell::new(Some(Box::new(|| handle(&env, &first, ttl()).unwrap()))),
-            },
-            owed: Interleaved {
-                inner: &env.owed,
-                key: String::new(),
-                hook: RefCell::new(None),
-            },
-        };
+        let key = BackorderDoc::key("SKU-1");
+        let racing = RacingEnv::new(
+            &env,
+            move |k| k == key,
+            || handle(&env, &first, ttl()).unwrap(),
+        );
         handle(&racing, &second, ttl()).unwrap();
-        assert!(racing.kv.hook.borrow().is_none(), "the race happened");
+        assert!(racing.raced(), "the race happened");
         assert_eq!(status(&env, &first), OrderStatus::Backordered);
         assert_eq!(status(&env, &second), OrderStatus::Rejected);
         let promises = promised(&env);
@@ -608,21 +534,10 @@ pub(crate) mod tests {
             .unwrap();
             release_cancelled(&env, &id).unwrap();
         };
-        let racing = RacingEnv {
-            env: &env,
-            kv: Interleaved {
-                inner: &env.kv,
-                key: keys::stock("SKU-1", "a"),
-                hook: RefCell::new(Some(Box::new(cancel))),
-            },
-            owed: Interleaved {
-                inner: &env.owed,
-                key: String::new(),
-                hook: RefCell::new(None),
-            },
-        };
+        let key = keys::stock("SKU-1", "a");
+        let racing = RacingEnv::new(&env, move |k| k == key, cancel);
         handle(&racing, &id, ttl()).unwrap();
-        assert!(racing.kv.hook.borrow().is_none(), "the race happened");
+        assert!(racing.raced(), "the race happened");
         let r = stored(&env, &id);
         assert_eq!(r.status(), OrderStatus::Cancelled);
         assert!(!r.has_event(oms_domain::EventType::OrderReserved));

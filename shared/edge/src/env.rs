@@ -3,7 +3,7 @@
 //! thing: [`SpinEnv`] in a component, [`MemEnv`] in native tests, and [`FaultyEnv`] around
 //! either to fail or abort at the Nth I/O call (fault-injection tests).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -346,5 +346,102 @@ pub fn for_every_fault(
             recover(&env);
             check(&env, &format!("{fault:?} at I/O call {at} of {calls}"));
         }
+    }
+}
+
+/// A store that runs a race once, right after the first compare-and-swap read of a key
+/// `which` accepts: another writer landing between a step's read and its swap.
+pub struct RacingKv<'a, K: Kv> {
+    inner: &'a K,
+    which: Box<dyn Fn(&str) -> bool + 'a>,
+    race: RefCell<Option<Box<dyn FnOnce() + 'a>>>,
+}
+
+impl<K: Kv> Kv for RacingKv<'_, K> {
+    type Cas = K::Cas;
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.inner.delete(key)
+    }
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.inner.get_many(keys)
+    }
+    fn read(&self, key: &str) -> Result<(Option<Vec<u8>>, Self::Cas), KvError> {
+        let read = self.inner.read(key)?;
+        if (self.which)(key) {
+            let race = self.race.borrow_mut().take();
+            if let Some(race) = race {
+                race();
+            }
+        }
+        Ok(read)
+    }
+    fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<bool, KvError> {
+        self.inner.swap(cas, value)
+    }
+    fn keys(&self) -> Result<Vec<String>, KvError> {
+        self.inner.keys()
+    }
+}
+
+/// Another [`Env`] whose `default` store runs `race` once, right after the first
+/// compare-and-swap read of a key `which` accepts (race tests: the race usually runs a
+/// competing step on the inner world).
+pub struct RacingEnv<'a, E: Env> {
+    inner: &'a E,
+    kv: RacingKv<'a, E::Kv>,
+    owed: RacingKv<'a, E::Kv>,
+}
+
+impl<'a, E: Env> RacingEnv<'a, E> {
+    /// Wraps `inner`.
+    pub fn new(
+        inner: &'a E,
+        which: impl Fn(&str) -> bool + 'a,
+        race: impl FnOnce() + 'a,
+    ) -> RacingEnv<'a, E> {
+        RacingEnv {
+            inner,
+            kv: RacingKv {
+                inner: inner.kv(),
+                which: Box::new(which),
+                race: RefCell::new(Some(Box::new(race))),
+            },
+            owed: RacingKv {
+                inner: inner.owed(),
+                which: Box::new(|_| false),
+                race: RefCell::new(None),
+            },
+        }
+    }
+
+    /// Whether the race has run.
+    pub fn raced(&self) -> bool {
+        self.kv.race.borrow().is_none()
+    }
+}
+
+impl<'a, E: Env> Env for RacingEnv<'a, E> {
+    type Kv = RacingKv<'a, E::Kv>;
+    type Bus = E::Bus;
+    fn kv(&self) -> &Self::Kv {
+        &self.kv
+    }
+    fn owed(&self) -> &Self::Kv {
+        &self.owed
+    }
+    fn bus(&self) -> &E::Bus {
+        self.inner.bus()
+    }
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.now()
+    }
+    fn new_id(&self) -> Uuid {
+        self.inner.new_id()
     }
 }

@@ -28,8 +28,8 @@ pub use auth::{constant_time_eq, require_admin};
 pub use bus::{Bus, MemBus, SpinBus};
 pub use clock::{new_id, now};
 pub use env::{
-    for_every_fault, Env, Fault, FaultPlan, FaultyBus, FaultyEnv, FaultyKv, MemEnv, SpinEnv,
-    OWED_STORE,
+    for_every_fault, Env, Fault, FaultPlan, FaultyBus, FaultyEnv, FaultyKv, MemEnv, RacingEnv,
+    RacingKv, SpinEnv, OWED_STORE,
 };
 pub use http::{json_body, json_response, path_match, query_param, read_response, Reply};
 pub use idempotency::{
