@@ -32,6 +32,8 @@ mod returns;
 mod routing;
 mod stock;
 mod stock_ledger;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 mod timeline;
 mod violation;
 

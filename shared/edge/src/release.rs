@@ -61,7 +61,8 @@ mod tests {
     use crate::step::{create, reconcile};
     use crate::stock::{BackorderDoc, StockDoc};
     use chrono::Duration;
-    use oms_domain::{BackorderPolicy, LocationId, Order, OrderId, OrderRecord, OrderStatus, Sku};
+    use oms_domain::testkit::sku1_order;
+    use oms_domain::{BackorderPolicy, LocationId, OrderId, OrderRecord, OrderStatus, Sku};
     use serde_json::json;
     use std::collections::BTreeMap;
     use uuid::Uuid;
@@ -86,17 +87,14 @@ mod tests {
     /// A backordered order holding 2 units at `a` (of 5) with 1 unit promised on backorder,
     /// then cancelled (its stock still listed: release pending).
     fn cancelled_order(env: &MemEnv) {
-        let body = json!({
-            "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
-            "lines": [{"sku": "SKU-1", "quantity": 3, "unit_price": "1.00"}],
-            "shipping": {"method": "standard", "amount": "0.00",
-                "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
-            "tax": "0.00",
-            "totals": {"subtotal": "3.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "3.00"},
-            "payment": {"reference": "pi_1", "status": "captured", "amount": "3.00"}
-        });
         let now = env.now();
-        let order = Order::from_request(&body, OrderId::new(Uuid::from_u128(ORDER)), now).unwrap();
+        let order = sku1_order(
+            OrderId::new(Uuid::from_u128(ORDER)),
+            3,
+            "1.00",
+            "captured",
+            now,
+        );
         let mut record = OrderRecord::accept(order, Uuid::from_u128(100), now).unwrap();
         let sku = Sku::parse("SKU-1").unwrap();
         let held = vec![ReservedLine {

@@ -407,20 +407,18 @@ mod tests {
     use super::*;
     use crate::env::{for_every_fault, Fault, FaultPlan, FaultyEnv, MemEnv};
     use chrono::Duration;
-    use oms_domain::{Order, OrderId, OrderStatus};
+    use oms_domain::testkit::sku1_order;
+    use oms_domain::{OrderId, OrderStatus};
     use serde_json::json;
 
     fn order(env: &MemEnv, n: u128) -> OrderRecord {
-        let body = json!({
-            "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
-            "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price": "10.00"}],
-            "shipping": {"method": "standard", "amount": "0.00",
-                "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
-            "tax": "0.00",
-            "totals": {"subtotal": "10.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "10.00"},
-            "payment": {"reference": "pi_1", "status": "captured", "amount": "10.00"}
-        });
-        let o = Order::from_request(&body, OrderId::new(Uuid::from_u128(n)), env.now()).unwrap();
+        let o = sku1_order(
+            OrderId::new(Uuid::from_u128(n)),
+            1,
+            "10.00",
+            "captured",
+            env.now(),
+        );
         OrderRecord::accept(o, Uuid::from_u128(1000 + n), env.now()).unwrap()
     }
 

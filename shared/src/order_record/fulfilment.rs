@@ -509,7 +509,8 @@ impl OrderRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{LocationKind, Order, Shipment};
+    use crate::testkit::sku1_order;
+    use crate::{LocationKind, Shipment};
     use serde_json::json;
 
     fn at() -> DateTime<Utc> {
@@ -522,16 +523,7 @@ mod tests {
 
     /// A reserved order for 2 units of SKU-1.
     fn reserved() -> OrderRecord {
-        let body = json!({
-            "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
-            "lines": [{"sku": "SKU-1", "quantity": 2, "unit_price": "1.00"}],
-            "shipping": {"method": "standard", "amount": "0.00",
-                "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
-            "tax": "0.00",
-            "totals": {"subtotal": "2.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "2.00"},
-            "payment": {"reference": "pi_1", "status": "captured", "amount": "2.00"}
-        });
-        let order = Order::from_request(&body, OrderId::new(id(7)), at()).unwrap();
+        let order = sku1_order(OrderId::new(id(7)), 2, "1.00", "captured", at());
         let mut r = OrderRecord::accept(order, id(1), at()).unwrap();
         r.transition(OrderStatus::Reserved, json!({}), id(2), at())
             .unwrap();

@@ -248,21 +248,12 @@ impl OrderRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{LocationId, Order, OrderId};
-    use serde_json::json;
+    use crate::testkit::sku1_order;
+    use crate::{LocationId, OrderId};
 
     fn record(payment: &str) -> OrderRecord {
-        let body = json!({
-            "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
-            "lines": [{"sku": "SKU-1", "quantity": 3, "unit_price": "1.00"}],
-            "shipping": {"method": "standard", "amount": "0.00",
-                "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
-            "tax": "0.00",
-            "totals": {"subtotal": "3.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "3.00"},
-            "payment": {"reference": "pi_1", "status": payment, "amount": "3.00"}
-        });
         let now = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        let o = Order::from_request(&body, OrderId::new(Uuid::from_u128(1)), now).unwrap();
+        let o = sku1_order(OrderId::new(Uuid::from_u128(1)), 3, "1.00", payment, now);
         OrderRecord::accept(o, Uuid::from_u128(2), now).unwrap()
     }
 
