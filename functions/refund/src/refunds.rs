@@ -30,12 +30,7 @@ pub fn refund_view(record: &OrderRecord, refund: &RefundRecorded) -> Value {
 }
 
 fn key_required() -> Problem {
-    Problem::field(
-        400,
-        "idempotency-key-required",
-        "Idempotency-Key required",
-        "Idempotency-Key",
-        "missing",
+    Problem::idempotency_key_required(
         "a refund needs an Idempotency-Key header so a retry cannot refund twice",
     )
 }

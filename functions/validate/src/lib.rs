@@ -70,14 +70,7 @@ fn header(req: &Request, name: &str) -> Option<String> {
 
 fn storefront(req: &Request) -> Result<Response, FunctionError> {
     let key = header(req, "idempotency-key").ok_or_else(|| {
-        Problem::field(
-            400,
-            "idempotency-key-required",
-            "Idempotency-Key required",
-            "Idempotency-Key",
-            "missing",
-            "send a unique Idempotency-Key header with every order",
-        )
+        Problem::idempotency_key_required("send a unique Idempotency-Key header with every order")
     })?;
     let key = IdempotencyKey::parse(&key).map_err(|e| {
         Problem::field(

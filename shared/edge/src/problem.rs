@@ -84,6 +84,19 @@ impl Problem {
         Problem::new(404, "not-found", "Not found", format!("no {what} {id:?}"))
     }
 
+    /// 400 for a request that must carry an `Idempotency-Key` header; `why` says what the key
+    /// protects against.
+    pub fn idempotency_key_required(why: &str) -> Problem {
+        Problem::field(
+            400,
+            "idempotency-key-required",
+            "Idempotency-Key required",
+            "Idempotency-Key",
+            "missing",
+            why,
+        )
+    }
+
     /// 409 for a state conflict.
     pub fn conflict(detail: impl Into<String>) -> Problem {
         Problem::new(409, "conflict", "Conflict", detail)
