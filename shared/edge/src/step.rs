@@ -88,17 +88,20 @@ fn encode(record: &OrderRecord) -> Result<Vec<u8>, FunctionError> {
     serde_json::to_vec(record).map_err(|e| FunctionError::Internal(e.to_string()))
 }
 
-/// Writes the index entry this version of the order needs (before its swap): reuses the
-/// entry the order already names, or creates one with a fresh key. Returns the key and
-/// whether it is new (a losing writer deletes only an entry it created).
-fn mark<E: Env>(env: &E, next: &mut OrderRecord) -> Result<Option<(String, bool)>, FunctionError> {
+/// Writes the index entry `next` needs (before its swap): reuses the entry the current
+/// value names, or creates one with a fresh key. Returns the key and whether it is new (a
+/// losing writer deletes only an entry it created); `None` when `next` rests.
+fn mark<E: Env>(
+    env: &E,
+    current: &OrderRecord,
+    next: &OrderRecord,
+) -> Result<Option<(String, bool)>, FunctionError> {
     if !next.owes_work() {
-        next.marker = None;
         return Ok(None);
     }
-    let id = next.order.id().to_string();
-    let (key, new) = match next.marker.clone() {
-        Some(k) => (k, false),
+    let id = next.order().id().to_string();
+    let (key, new) = match current.marker() {
+        Some(k) => (k.to_string(), false),
         None => (format!("{id}/{}", env.new_id().simple()), true),
     };
     let entry = OwedEntry {
@@ -109,7 +112,6 @@ fn mark<E: Env>(env: &E, next: &mut OrderRecord) -> Result<Option<(String, bool)
     env.owed()
         .set_json(&key, &entry)
         .map_err(FunctionError::from)?;
-    next.marker = Some(key.clone());
     Ok(Some((key, new)))
 }
 
@@ -141,7 +143,7 @@ pub fn run<E: Env, R>(
         let mut next = record.clone();
         match decide(&mut next)? {
             Decision::Unchanged(r) => {
-                if !record.outbox.is_empty() {
+                if !record.outbox().is_empty() {
                     finish(env, order_id);
                 }
                 return Ok(r);
@@ -165,16 +167,16 @@ fn commit<E: Env>(
     mut next: OrderRecord,
     cas: <E::Kv as Kv>::Cas,
 ) -> Result<bool, FunctionError> {
-    next.version = current.version + 1;
-    let marked = mark(env, &mut next)?;
+    let marked = mark(env, current, &next)?;
+    next.written_after(current, marked.as_ref().map(|(key, _)| key.clone()));
     if !env.kv().swap(cas, &encode(&next)?)? {
         if let Some((key, true)) = marked {
             unmark(env, &key);
         }
         return Ok(false);
     }
-    if let Some(old) = &current.marker {
-        if next.marker.as_ref() != Some(old) {
+    if let Some(old) = current.marker() {
+        if next.marker() != Some(old) {
             unmark(env, old);
         }
     }
@@ -197,11 +199,12 @@ pub struct Created {
 /// # Errors
 /// A storage error; 409 under endless contention.
 pub fn create<E: Env>(env: &E, record: OrderRecord) -> Result<Created, FunctionError> {
-    let id = record.order.id().to_string();
+    let id = record.order().id().to_string();
+    let record = record.unwritten();
     for _ in 0..MAX_ROUNDS {
         let (existing, cas) = load(env, &id)?;
         if let Some(existing) = existing {
-            if !existing.outbox.is_empty() {
+            if !existing.outbox().is_empty() {
                 finish(env, &id);
             }
             return Ok(Created {
@@ -209,20 +212,9 @@ pub fn create<E: Env>(env: &E, record: OrderRecord) -> Result<Created, FunctionE
                 new: false,
             });
         }
-        let mut next = record.clone();
-        next.version = 0;
-        next.marker = None;
-        let empty = OrderRecord {
-            version: 0,
-            marker: None,
-            ..record.clone()
-        };
-        if commit(env, &empty, next.clone(), cas)? {
+        if commit(env, &record, record.clone(), cas)? {
             finish(env, &id);
-            return Ok(Created {
-                record: next,
-                new: true,
-            });
+            return Ok(Created { record, new: true });
         }
     }
     Err(Problem::conflict("the order kept changing; retry").into())
@@ -269,15 +261,16 @@ pub fn flush<E: Env>(env: &E, order_id: &str) -> Result<usize, FunctionError> {
         };
         let mut next = current.clone();
         next.mark_published(&sent);
-        if next.outbox == current.outbox {
+        if next.outbox() == current.outbox() {
             return Ok(sent.len());
         }
-        next.version = current.version + 1;
-        if !next.owes_work() {
-            next.marker = None;
-        }
+        let marker = next
+            .owes_work()
+            .then(|| current.marker().map(str::to_string))
+            .flatten();
+        next.written_after(&current, marker);
         if env.kv().swap(cas, &encode(&next)?)? {
-            if let (Some(old), None) = (&current.marker, &next.marker) {
+            if let (Some(old), None) = (current.marker(), next.marker()) {
                 unmark(env, old);
             }
             return Ok(sent.len());
@@ -355,7 +348,7 @@ pub fn reconcile<E: Env>(
             continue;
         }
         let (record, _) = load(env, &entry.order)?;
-        let Some(record) = record.filter(|r| r.marker.as_deref() == Some(key.as_str())) else {
+        let Some(record) = record.filter(|r| r.marker() == Some(key.as_str())) else {
             // The order was never stored (its creation lost a race or crashed before the
             // swap) or has moved on to another entry / rests: this entry is done.
             env.owed().delete(&key)?;
@@ -363,7 +356,7 @@ pub fn reconcile<E: Env>(
             continue;
         };
         let mut acted = false;
-        if !record.outbox.is_empty() {
+        if !record.outbox().is_empty() {
             report.republished += flush(env, &entry.order)?;
             acted = true;
         }
@@ -385,13 +378,13 @@ pub fn reconcile<E: Env>(
                 ..entry
             };
             env.owed().set_json(&key, &refreshed)?;
-            report.redriven.push(record.order.id().to_string());
+            report.redriven.push(record.order().id().to_string());
             continue;
         }
         // Rests with nothing owed but still names the entry (a crash before the mark): clear
         // the order's marker, then the entry.
         run(env, &entry.order, |r| {
-            if r.marker.as_deref() == Some(key.as_str()) && !r.owes_work() {
+            if r.marker() == Some(key.as_str()) && !r.owes_work() {
                 Ok(Decision::Changed(()))
             } else {
                 Ok(Decision::Unchanged(()))
@@ -452,7 +445,7 @@ mod tests {
         assert!(c.new);
         assert_eq!(env.published(), ["order.validated"]);
         let r = stored(&env, 1);
-        assert!(r.outbox.is_empty(), "published events leave the outbox");
+        assert!(r.outbox().is_empty(), "published events leave the outbox");
         assert_eq!(env.owed.keys().unwrap().len(), 1, "reserve is still owed");
         // The same intent again finds the same order and publishes nothing new.
         let again = create(&env, order(&env, 1)).unwrap();
@@ -470,14 +463,14 @@ mod tests {
         create(&FaultyEnv::new(&env, &plan), order(&env, 1)).unwrap();
         assert!(plan.fired());
         assert!(env.published().is_empty());
-        assert_eq!(stored(&env, 1).outbox.len(), 1);
+        assert_eq!(stored(&env, 1).outbox().len(), 1);
         let early = reconcile(&env, Duration::seconds(60), 100).unwrap();
         assert_eq!(early.waiting, 1, "{early:?}");
         env.advance(Duration::seconds(61));
         let pass = reconcile(&env, Duration::seconds(60), 100).unwrap();
         assert_eq!(pass.republished, 1, "{pass:?}");
         assert_eq!(env.published(), ["order.validated"]);
-        assert!(stored(&env, 1).outbox.is_empty());
+        assert!(stored(&env, 1).outbox().is_empty());
     }
 
     #[test]
@@ -529,14 +522,14 @@ mod tests {
             |env, fault| {
                 let r = stored(env, 1);
                 assert_eq!(r.status(), OrderStatus::Reserved, "{fault}");
-                assert!(r.outbox.is_empty(), "{fault}");
+                assert!(r.outbox().is_empty(), "{fault}");
                 let sent = env.published();
                 assert!(sent.contains(&"order.validated".to_string()), "{fault}");
                 assert!(sent.contains(&"order.reserved".to_string()), "{fault}");
                 // Only `route` is owed: one live entry, naming the order.
                 let live: Vec<String> = env.owed.keys().unwrap();
                 assert_eq!(live.len(), 1, "{fault}: {live:?}");
-                assert_eq!(r.marker.as_deref(), Some(live[0].as_str()), "{fault}");
+                assert_eq!(r.marker(), Some(live[0].as_str()), "{fault}");
             },
         );
     }

@@ -163,6 +163,80 @@ impl OrderRecord {
         Ok(event)
     }
 
+    /// The validated order.
+    pub fn order(&self) -> &Order {
+        &self.order
+    }
+
+    /// Its timeline, oldest first.
+    pub fn events(&self) -> &[EventEnvelope] {
+        &self.events
+    }
+
+    /// The stock held for it, while it is held.
+    pub fn reservation(&self) -> Option<&Reservation> {
+        self.reservation.as_ref()
+    }
+
+    /// The fulfilment plan, once routed.
+    pub fn plan(&self) -> Option<&FulfilmentPlan> {
+        self.plan.as_ref()
+    }
+
+    /// Its shipments.
+    pub fn shipments(&self) -> &[ShipmentRecord] {
+        &self.shipments
+    }
+
+    /// Money captured and refunded.
+    pub fn ledger(&self) -> &RefundLedger {
+        &self.ledger
+    }
+
+    /// Refunds issued.
+    pub fn refunds(&self) -> &[Refund] {
+        &self.refunds
+    }
+
+    /// Ids of the returns opened for it.
+    pub fn returns(&self) -> &[crate::ReturnId] {
+        &self.returns
+    }
+
+    /// Why it was rejected or backordered, when it was.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// Ids of the events not yet published.
+    pub fn outbox(&self) -> &[Uuid] {
+        &self.outbox
+    }
+
+    /// How many times the step runner has written it.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The owed-work index entry covering it while it owes work.
+    pub fn marker(&self) -> Option<&str> {
+        self.marker.as_deref()
+    }
+
+    /// For the step runner: this value is the next write after `current` (its version follows
+    /// `current`'s), covered by index entry `marker` (`None` once it rests).
+    pub fn written_after(&mut self, current: &OrderRecord, marker: Option<String>) {
+        self.version = current.version + 1;
+        self.marker = marker;
+    }
+
+    /// For the step runner: the value as first stored (version 0, no index entry yet).
+    pub fn unwritten(mut self) -> OrderRecord {
+        self.version = 0;
+        self.marker = None;
+        self
+    }
+
     /// The events still to publish, oldest first.
     pub fn owed_events(&self) -> Vec<&EventEnvelope> {
         self.outbox
