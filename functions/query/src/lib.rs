@@ -52,8 +52,8 @@ pub fn router<K: Kv + 'static>(kv: Rc<K>) -> Router {
     read(&mut r, &kv, "/v1/orders/:id/events", |kv, p| {
         let record = load(kv, p)?;
         Ok(Timeline {
-            order_id: record.order.id(),
-            events: record.events,
+            order_id: record.order().id(),
+            events: record.events().to_vec(),
         })
     });
     read(&mut r, &kv, "/v1/availability/:sku", |kv, p| {

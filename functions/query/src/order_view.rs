@@ -35,14 +35,14 @@ pub struct OrderView<'a> {
     totals: &'a Totals,
     payment: &'a Payment,
     metadata: &'a BTreeMap<String, String>,
-    reservation: &'a Option<Reservation>,
-    plan: &'a Option<FulfilmentPlan>,
+    reservation: Option<&'a Reservation>,
+    plan: Option<&'a FulfilmentPlan>,
     shipments: &'a [ShipmentRecord],
     refunds: &'a [Refund],
     refunded_total: Money,
     refundable: Money,
     returns: &'a [ReturnId],
-    reason: &'a Option<String>,
+    reason: Option<&'a str>,
     links: Links,
 }
 
@@ -55,7 +55,7 @@ struct Links {
 impl<'a> OrderView<'a> {
     /// The view of a stored order.
     pub fn of(r: &'a OrderRecord) -> OrderView<'a> {
-        let o = &r.order;
+        let o = r.order();
         OrderView {
             id: o.id(),
             status: r.status().as_str(),
@@ -71,14 +71,14 @@ impl<'a> OrderView<'a> {
             totals: o.totals(),
             payment: o.payment(),
             metadata: o.metadata(),
-            reservation: &r.reservation,
-            plan: &r.plan,
-            shipments: &r.shipments,
-            refunds: &r.refunds,
-            refunded_total: r.ledger.refunded(),
-            refundable: r.ledger.refundable(),
-            returns: &r.returns,
-            reason: &r.reason,
+            reservation: r.reservation(),
+            plan: r.plan(),
+            shipments: r.shipments(),
+            refunds: r.refunds(),
+            refunded_total: r.ledger().refunded(),
+            refundable: r.ledger().refundable(),
+            returns: r.returns(),
+            reason: r.reason(),
             links: Links {
                 events: format!("/v1/orders/{}/events", o.id()),
             },
