@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::{Order, OrderId};
+use uuid::Uuid;
+
+use crate::{Order, OrderId, OrderRecord, Reservation, ShipmentRecord};
 
 /// A valid web order for `quantity` units of `SKU-1` at `unit_price` (e.g. `"1.00"`), free
 /// shipping to San Francisco, no tax, paid with status `payment` (`"captured"`,
@@ -32,4 +34,22 @@ pub fn sku1_order(
         "payment": {"reference": "pi_1", "status": payment, "amount": total}
     });
     Order::from_request(&body, id, now).expect("a valid fixture order")
+}
+
+/// Staging a record the way earlier steps would have left it, for tests that start mid-way.
+impl OrderRecord {
+    /// Sets the stock held for the order.
+    pub fn testkit_set_reservation(&mut self, reservation: Option<Reservation>) {
+        self.reservation = reservation;
+    }
+
+    /// Sets which events are still owed (empty: everything was published).
+    pub fn testkit_set_outbox(&mut self, ids: Vec<Uuid>) {
+        self.outbox = ids;
+    }
+
+    /// The shipments, to change as a racing writer would.
+    pub fn testkit_shipments_mut(&mut self) -> &mut Vec<ShipmentRecord> {
+        &mut self.shipments
+    }
 }

@@ -353,8 +353,8 @@ fn a_partial_refund_on_a_split_order_leaves_the_rest_to_ship_and_deliver() {
     let (mut record, mut ids) = split_order();
     let now = Utc.with_ymd_and_hms(2025, 6, 2, 12, 0, 0).unwrap();
     let (first, second) = (
-        ShipmentId::new(record.order.id(), 1).unwrap(),
-        ShipmentId::new(record.order.id(), 2).unwrap(),
+        ShipmentId::new(record.order().id(), 1).unwrap(),
+        ShipmentId::new(record.order().id(), 2).unwrap(),
     );
     assert_eq!(record.payment_status(), PaymentState::Paid);
     record
@@ -380,11 +380,11 @@ fn a_partial_refund_on_a_split_order_leaves_the_rest_to_ship_and_deliver() {
         "the refund's event is in the outbox"
     );
     // The same cause again (a retry, a redelivery) books nothing.
-    let before = record.ledger.clone();
+    let before = record.ledger().clone();
     assert!(!record
         .refund(cause.clone(), &five, None, ids(), now)
         .unwrap());
-    assert_eq!(record.ledger, before);
+    assert_eq!(record.ledger(), &before);
     assert_eq!(record.refund_for(&cause).unwrap().refunded_total, "5.00");
 
     // The second shipment still ships, and the order is delivered.
@@ -400,7 +400,7 @@ fn a_partial_refund_on_a_split_order_leaves_the_rest_to_ship_and_deliver() {
 
     // Refunding the rest makes the payment refunded; the order stays delivered.
     let rest = [RefundItem::Amount {
-        amount: record.ledger.refundable(),
+        amount: record.ledger().refundable(),
     }];
     let all = RefundCause::Request {
         idempotency_key: "k-2".into(),
@@ -439,12 +439,12 @@ fn returns_are_capped_by_units_shipped_and_replayed_from_the_timeline() {
         Err(PaymentError::Return(ReturnError::NothingShipped))
     );
     // Only SKU-1's shipment left: SKU-2 (line 1) cannot come back yet.
-    let first = ShipmentId::new(record.order.id(), 1).unwrap();
+    let first = ShipmentId::new(record.order().id(), 1).unwrap();
     record
         .ship(&first, label("ups"), label("1Z1"), ids(), now)
         .unwrap();
     assert_eq!(record.units_shipped(), [2, 0]);
-    let before = record.events.len();
+    let before = record.events().len();
     assert!(matches!(
         record.request_return(rid, &[item(0, 1), item(1, 1)], None, ids(), now),
         Err(PaymentError::Return(ReturnError::QuantityExceeded {
@@ -454,7 +454,7 @@ fn returns_are_capped_by_units_shipped_and_replayed_from_the_timeline() {
         }))
     ));
     assert_eq!(
-        record.events.len(),
+        record.events().len(),
         before,
         "a refused return records nothing"
     );
@@ -467,7 +467,7 @@ fn returns_are_capped_by_units_shipped_and_replayed_from_the_timeline() {
             .unwrap(),
         "the same return again opens nothing"
     );
-    assert_eq!(record.returns, [rid]);
+    assert_eq!(record.returns(), [rid]);
     assert!(matches!(
         record.inspect_return(rid, &[], [ids(), ids(), ids()], now),
         Err(PaymentError::Return(ReturnError::WrongState { .. }))
@@ -510,14 +510,14 @@ fn returns_are_capped_by_units_shipped_and_replayed_from_the_timeline() {
         ),
         Err(PaymentError::VerdictsDiffer(ReturnState::Refunded))
     );
-    assert_eq!(record.refunds.len(), 1);
+    assert_eq!(record.refunds().len(), 1);
     // The rejected unit of line 0 can come back again; still nothing of line 1.
     let again = ReturnId::new(Uuid::from_u128(8));
     assert!(record
         .request_return(again, &[item(0, 1)], None, ids(), now)
         .unwrap());
     let types: Vec<&str> = record
-        .events
+        .events()
         .iter()
         .skip(before)
         .map(|e| e.event_type().as_str())
@@ -555,18 +555,18 @@ fn cancelling_records_the_cancellation_and_refunds_a_capture_once() {
         [EventType::OrderCancelled, EventType::OrderRefunded]
     );
     assert!(!record.cancel(None, [ids(), ids()], now).unwrap());
-    assert_eq!(record.refunds.len(), 1);
+    assert_eq!(record.refunds().len(), 1);
 
     // Shipped orders cannot be cancelled, and nothing changes when refused.
     let (mut shipped, mut ids) = split_order();
-    let first = ShipmentId::new(shipped.order.id(), 1).unwrap();
+    let first = ShipmentId::new(shipped.order().id(), 1).unwrap();
     shipped
         .ship(&first, label("ups"), label("1Z1"), ids(), now)
         .unwrap();
-    let before = shipped.events.len();
+    let before = shipped.events().len();
     assert_eq!(
         shipped.cancel(None, [ids(), ids()], now),
         Err(PaymentError::NotCancellable(OrderStatus::PartiallyShipped))
     );
-    assert_eq!(shipped.events.len(), before);
+    assert_eq!(shipped.events().len(), before);
 }

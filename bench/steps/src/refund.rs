@@ -38,10 +38,10 @@ pub(crate) fn run(input: &[u8]) -> Result<Vec<u8>, Error> {
     let env = input.world.env()?;
     let record = refund(&env, &input)?;
     Ok(serde_json::to_vec(&Output {
-        refund: record.refunds.last().cloned(),
-        fully_refunded: record.ledger.is_fully_refunded(),
+        refund: record.refunds().last().cloned(),
+        fully_refunded: record.ledger().is_fully_refunded(),
         payment_status: record.payment_status(),
-        ledger: record.ledger,
+        ledger: record.ledger().clone(),
     })?)
 }
 
@@ -75,7 +75,7 @@ pub(crate) fn ship_all(world: &World, order_id: &str) -> Result<World, Error> {
     let env = world.env()?;
     let label =
         |s: &str| oms_domain::ShipmentLabel::parse(s).map_err(|e| Error::Step(e.to_string()));
-    for shipment in world::order(&env, order_id)?.shipments {
+    for shipment in world::order(&env, order_id)?.shipments() {
         let id =
             ShipmentId::parse(&shipment.id.to_string()).map_err(|e| Error::Step(e.to_string()))?;
         let (carrier, tracking) = (label("ups")?, label(&format!("1Z-{}", shipment.id))?);

@@ -54,8 +54,8 @@ fn reserve(input: &Input) -> Result<(World, Output), Error> {
     let record = world::order(&env, &input.order_id)?;
     let output = Output {
         status: record.status().as_str(),
-        reservation: record.reservation,
-        reason: record.reason,
+        reservation: record.reservation().cloned(),
+        reason: record.reason().map(str::to_string),
         stock: world::stock(&env)?,
     };
     Ok((World::after(&env, input.world.now)?, output))

@@ -49,8 +49,8 @@ fn route(input: &Input) -> Result<(World, Output), Error> {
     let record = world::order(&env, &input.order_id)?;
     let output = Output {
         status: record.status().as_str(),
-        plan: record.plan,
-        shipments: record.shipments,
+        plan: record.plan().cloned(),
+        shipments: record.shipments().to_vec(),
         stock: world::stock(&env)?,
     };
     Ok((World::after(&env, input.world.now)?, output))

@@ -52,7 +52,7 @@ fn take_in(input: &Input) -> Result<(World, Output), Error> {
     let id = body["id"].as_str().unwrap_or_default().to_string();
     let output = Output {
         status: answer.status,
-        order: world::order(&env, &id)?.order,
+        order: world::order(&env, &id)?.order().clone(),
         body,
     };
     Ok((World::after(&env, input.world.now)?, output))

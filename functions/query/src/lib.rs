@@ -300,7 +300,7 @@ mod tests {
             }))
             .unwrap()
         };
-        record.shipments = vec![shipment(1, "shipped"), shipment(2, "allocated")];
+        *record.testkit_shipments_mut() = vec![shipment(1, "shipped"), shipment(2, "allocated")];
         kv.set_json(&key, &record).unwrap();
         let view = json_of(&get(&kv, Method::Get, &order_path(), None));
         assert_eq!(

@@ -22,7 +22,7 @@ use crate::routes::{decision, idempotency_key, json, once, order_id};
 fn view(record: &OrderRecord) -> Value {
     let refund = record.refund_for(&RefundCause::Cancellation);
     json!({
-        "order_id": record.order.id(),
+        "order_id": record.order().id(),
         "status": record.status(),
         "payment_status": record.payment_status(),
         "refund": refund.map(|r| refund_view(record, &r)),

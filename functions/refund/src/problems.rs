@@ -150,12 +150,15 @@ pub fn refund_request(
     items: &[RefundItem],
 ) -> FunctionError {
     match e {
-        PaymentError::Refund(e) => {
-            refund_refused(e, &record.ledger, &record.order, items, "/items", |i, f| {
-                format!("/items/{i}/{f}")
-            })
-            .into()
-        }
+        PaymentError::Refund(e) => refund_refused(
+            e,
+            record.ledger(),
+            record.order(),
+            items,
+            "/items",
+            |i, f| format!("/items/{i}/{f}"),
+        )
+        .into(),
         other => payment(other),
     }
 }
@@ -193,7 +196,15 @@ pub fn inspection(
                 let at = verdict_lines.iter().position(|l| l == line).unwrap_or(i);
                 format!("/lines/{at}/accepted")
             };
-            refund_refused(e, &record.ledger, &record.order, &items, "/lines", field_of).into()
+            refund_refused(
+                e,
+                record.ledger(),
+                record.order(),
+                &items,
+                "/lines",
+                field_of,
+            )
+            .into()
         }
         other => payment(other),
     }

@@ -19,7 +19,7 @@ use crate::routes::{decision, idempotency_key, json, once, order_id};
 /// "payment_status"}` as its event recorded them, and the order's current status.
 pub fn refund_view(record: &OrderRecord, refund: &RefundRecorded) -> Value {
     json!({
-        "order_id": record.order.id(),
+        "order_id": record.order().id(),
         "refund": refund.refund,
         "refunded_total": refund.refunded_total,
         "refundable": refund.refundable,
@@ -55,7 +55,7 @@ pub fn handle<E: Env>(
     };
     once(env, &format!("refund:{id}"), Some(&key), &body, || {
         let answer = run(env, &id, |r| {
-            let asked = RefundRequest::parse(&body, r.order.currency())
+            let asked = RefundRequest::parse(&body, r.order().currency())
                 .map_err(|v| problems::invalid(&v))?;
             let (event_id, now) = (env.new_id(), env.now());
             let changed = match r.refund(cause.clone(), &asked.items, asked.reason, event_id, now) {

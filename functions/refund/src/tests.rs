@@ -59,9 +59,9 @@ fn record(env: &MemEnv, id: OrderId) -> OrderRecord {
 
 /// Stores a staged record as the earlier steps would have left it: published.
 fn save(env: &MemEnv, mut record: OrderRecord) {
-    record.outbox.clear();
+    record.testkit_set_outbox(Vec::new());
     env.kv
-        .set_json(&keys::order(&record.order.id().to_string()), &record)
+        .set_json(&keys::order(&record.order().id().to_string()), &record)
         .unwrap();
 }
 
@@ -123,7 +123,7 @@ fn reserve(env: &MemEnv, id: OrderId, at_location: &[(&str, &str, u32)]) {
             units: *units,
         });
     }
-    r.reservation = Some(Reservation::new(id, lines, None).unwrap());
+    r.testkit_set_reservation(Some(Reservation::new(id, lines, None).unwrap()));
     r.transition(OrderStatus::Reserved, json!({}), env.new_id(), env.now())
         .unwrap();
     save(env, r);
@@ -133,7 +133,7 @@ fn reserve(env: &MemEnv, id: OrderId, at_location: &[(&str, &str, u32)]) {
 fn route(env: &MemEnv, id: OrderId) {
     let mut r = record(env, id);
     let mut shipments: Vec<Value> = Vec::new();
-    for l in r.reservation.as_ref().unwrap().lines() {
+    for l in r.reservation().as_ref().unwrap().lines() {
         update_stock(env, l.sku.as_str(), l.location.as_str(), |d| {
             d.allocate(&id.to_string(), l.units).unwrap()
         });
@@ -270,14 +270,14 @@ fn cancelling_a_reserved_order_releases_its_holds_and_refunds_the_capture() {
     assert_eq!(w.published(), ["order.cancelled", "order.refunded"]);
     let r = w.record(id);
     assert!(!r.release_pending(), "the release is done");
-    assert_eq!(r.refunds.len(), 1);
+    assert_eq!(r.refunds().len(), 1);
     assert!(w.env.owed.keys().unwrap().is_empty(), "nothing owed");
 
     // A repeat answers the same, releases nothing more and refunds nothing more.
     let (again, same) = w.post(&path, &[], json!({"reason": "changed mind"}));
     assert_eq!((again, &same), (200, &body));
     assert_eq!(w.stock("SKU-1", "wh-west").available(), 10);
-    assert_eq!(w.record(id).refunds.len(), 1);
+    assert_eq!(w.record(id).refunds().len(), 1);
     assert_eq!(w.published().len(), 2);
 }
 
@@ -308,7 +308,7 @@ fn cancelling_a_routed_authorized_order_deallocates_and_voids_the_payment() {
     assert_eq!(w.stock("SKU-1", "wh-west").available(), 4);
     assert_eq!(w.stock("SKU-2", "wh-east").available(), 4);
     assert!(
-        w.record(id).shipments.is_empty(),
+        w.record(id).shipments().is_empty(),
         "allocated shipments go with the allocation"
     );
     assert_eq!(w.published(), ["order.cancelled"]);
@@ -318,10 +318,10 @@ fn cancelling_a_routed_authorized_order_deallocates_and_voids_the_payment() {
 fn only_unshipped_orders_can_be_cancelled() {
     let w = World::new();
     let id = delivered(&w.env);
-    let before = w.record(id).events.len();
+    let before = w.record(id).events().len();
     let (status, body) = w.call(Method::Post, &format!("/v1/orders/{id}/cancel"), &[], None);
     assert_eq!(status, 409, "{body}");
-    assert_eq!(w.record(id).events.len(), before);
+    assert_eq!(w.record(id).events().len(), before);
     let unknown = OrderId::new(Uuid::from_u128(999_999));
     let cancel = |path: &str, method| w.call(method, path, &[], None).0;
     assert_eq!(
@@ -392,7 +392,7 @@ fn partial_then_full_refund_with_idempotent_replay() {
 
     // Same key, same body: the same answer and no second refund.
     assert_eq!(w.refund(id, "r-1", one_unit.clone()), (201, body.clone()));
-    assert_eq!(w.record(id).refunds.len(), 1);
+    assert_eq!(w.record(id).refunds().len(), 1);
     // Same key, different body: refused.
     let (status, problem) = w.refund(id, "r-1", json!({"items": [{"kind": "shipping"}]}));
     assert_eq!((status, field(&problem)), (422, "Idempotency-Key"));
@@ -511,7 +511,7 @@ fn orders_that_have_not_shipped_are_cancelled_not_refunded() {
     let id = order(&w.env, &[("SKU-1", 1, 1999)], true);
     let (status, problem) = w.refund(id, "k", json!({"items": [{"kind": "shipping"}]}));
     assert_eq!(status, 409, "{problem}");
-    assert!(w.record(id).refunds.is_empty());
+    assert!(w.record(id).refunds().is_empty());
 }
 
 // --- returns ------------------------------------------------------------------------------
@@ -542,7 +542,7 @@ fn a_return_is_received_inspected_refunded_and_restocked_once() {
     let id = delivered(&w.env);
     assert_eq!(w.stock("SKU-1", "wh-west").level.on_hand(), 8);
     let rid = open_return(&w, id, 2);
-    assert_eq!(w.record(id).returns.len(), 1);
+    assert_eq!(w.record(id).returns().len(), 1);
 
     let inspect = format!("/v1/returns/{rid}/inspection");
     let inspection = json!({"lines": [{"line": 0, "accepted": true}]});
@@ -586,7 +586,7 @@ fn a_return_is_received_inspected_refunded_and_restocked_once() {
     // A repeat answers the same and changes nothing; other verdicts are refused.
     assert_eq!(w.post(&inspect, &[], inspection), (200, body));
     assert_eq!(w.stock("SKU-1", "wh-west").level.on_hand(), 10);
-    assert_eq!(w.record(id).refunds.len(), 1);
+    assert_eq!(w.record(id).refunds().len(), 1);
     let other = json!({"lines": [{"line": 0, "accepted": 1}]});
     assert_eq!(w.post(&inspect, &[], other).0, 409);
     let (status, read) = w.call(Method::Get, &format!("/v1/returns/{rid}"), &[], None);
@@ -632,7 +632,7 @@ fn unshipped_units_cannot_be_returned() {
         (422, "/items/1/quantity"),
         "{problem}"
     );
-    assert!(w.record(id).returns.is_empty());
+    assert!(w.record(id).returns().is_empty());
     assert!(w.published().is_empty());
     open_return(&w, id, 2);
 }
@@ -654,7 +654,7 @@ fn rejected_units_are_neither_refunded_nor_restocked() {
         (Some("inspected"), &Value::Null)
     );
     assert_eq!(w.stock("SKU-1", "wh-west").level.on_hand(), 8);
-    assert!(w.record(id).refunds.is_empty());
+    assert!(w.record(id).refunds().is_empty());
     // The rejected unit can be returned again.
     open_return(&w, id, 2);
 }
@@ -723,7 +723,7 @@ fn bad_return_and_inspection_requests_name_the_field() {
         let (status, problem) = w.post(&returns, &[], body);
         assert_eq!((status, field(&problem)), (422, pointer), "{problem}");
     }
-    assert!(w.record(id).returns.is_empty());
+    assert!(w.record(id).returns().is_empty());
 
     let rid = open_return(&w, id, 1);
     receive(&w, &rid);
@@ -787,14 +787,14 @@ fn assert_published(env: &MemEnv, r: &OrderRecord, types: &[&str], fault: &str) 
         .iter()
         .map(|(_, p)| serde_json::from_slice(p).unwrap())
         .collect();
-    let recorded: BTreeSet<Uuid> = r.events.iter().map(EventEnvelope::id).collect();
+    let recorded: BTreeSet<Uuid> = r.events().iter().map(EventEnvelope::id).collect();
     for e in &sent {
         assert!(recorded.contains(&e.id()), "{fault}: stray {e:?}");
     }
     let sent_ids: BTreeSet<Uuid> = sent.iter().map(EventEnvelope::id).collect();
     for t in types {
         let of_type: Vec<&EventEnvelope> = r
-            .events
+            .events()
             .iter()
             .filter(|e| e.event_type().as_str() == *t)
             .collect();
@@ -804,7 +804,7 @@ fn assert_published(env: &MemEnv, r: &OrderRecord, types: &[&str], fault: &str) 
             "{fault}: {t} published"
         );
     }
-    assert!(r.outbox.is_empty(), "{fault}: outbox {:?}", r.outbox);
+    assert!(r.outbox().is_empty(), "{fault}: outbox {:?}", r.outbox());
     assert!(
         env.owed.keys().unwrap().is_empty(),
         "{fault}: owed {:?}",
@@ -854,8 +854,8 @@ fn every_fault_in_a_cancel_ends_cancelled_released_and_refunded_once() {
             let r = record(env, staged());
             assert_eq!(r.status(), OrderStatus::Cancelled, "{fault}");
             assert_eq!(r.payment_status(), PaymentState::Refunded, "{fault}");
-            assert_eq!(r.refunds.len(), 1, "{fault}: refunded exactly once");
-            assert_eq!(r.ledger.refunded(), r.ledger.captured(), "{fault}");
+            assert_eq!(r.refunds().len(), 1, "{fault}: refunded exactly once");
+            assert_eq!(r.ledger().refunded(), r.ledger().captured(), "{fault}");
             assert!(!r.release_pending(), "{fault}");
             let doc = stock(env, "SKU-1", "wh-west");
             assert_eq!((doc.available(), doc.level.on_hand()), (10, 10), "{fault}");
@@ -885,8 +885,12 @@ fn every_fault_in_a_refund_books_it_exactly_once() {
         |_| staged().to_string(),
         |env, fault| {
             let r = record(env, staged());
-            assert_eq!(r.refunds.len(), 1, "{fault}: refunded exactly once");
-            assert_eq!(r.ledger.refunded().amount().to_string(), "19.99", "{fault}");
+            assert_eq!(r.refunds().len(), 1, "{fault}: refunded exactly once");
+            assert_eq!(
+                r.ledger().refunded().amount().to_string(),
+                "19.99",
+                "{fault}"
+            );
             assert_eq!(
                 (r.status(), r.payment_status()),
                 (OrderStatus::Delivered, PaymentState::PartiallyRefunded),
@@ -921,7 +925,7 @@ fn with_return(env: &MemEnv, received: bool) -> String {
 }
 
 fn return_id(env: &MemEnv) -> String {
-    record(env, staged()).returns[0].to_string()
+    record(env, staged()).returns()[0].to_string()
 }
 
 #[test]
@@ -945,8 +949,8 @@ fn every_fault_in_opening_a_return_opens_exactly_one() {
         |_| staged().to_string(),
         |env, fault| {
             let r = record(env, staged());
-            assert_eq!(r.returns.len(), 1, "{fault}: one return");
-            let ra = r.find_return(r.returns[0]).unwrap();
+            assert_eq!(r.returns().len(), 1, "{fault}: one return");
+            let ra = r.find_return(r.returns()[0]).unwrap();
             assert_eq!(ra.state(), oms_domain::ReturnState::Requested, "{fault}");
             let pointer: Option<Value> = env.kv.get_json(&keys::return_(&return_id(env))).unwrap();
             assert!(pointer.is_some(), "{fault}: the return can be found");
@@ -967,7 +971,7 @@ fn every_fault_in_receiving_a_return_receives_it_once() {
         return_id,
         |env, fault| {
             let r = record(env, staged());
-            let ra = r.find_return(r.returns[0]).unwrap();
+            let ra = r.find_return(r.returns()[0]).unwrap();
             assert_eq!(ra.state(), oms_domain::ReturnState::Received, "{fault}");
             assert_published(env, &r, &["return.received"], fault);
         },
@@ -990,10 +994,14 @@ fn every_fault_in_an_inspection_refunds_and_restocks_exactly_once() {
         return_id,
         |env, fault| {
             let r = record(env, staged());
-            let ra = r.find_return(r.returns[0]).unwrap();
+            let ra = r.find_return(r.returns()[0]).unwrap();
             assert_eq!(ra.state(), oms_domain::ReturnState::Refunded, "{fault}");
-            assert_eq!(r.refunds.len(), 1, "{fault}: refunded exactly once");
-            assert_eq!(r.ledger.refunded().amount().to_string(), "19.99", "{fault}");
+            assert_eq!(r.refunds().len(), 1, "{fault}: refunded exactly once");
+            assert_eq!(
+                r.ledger().refunded().amount().to_string(),
+                "19.99",
+                "{fault}"
+            );
             let doc = stock(env, "SKU-1", "wh-west");
             assert_eq!(
                 doc.level.on_hand(),
@@ -1042,8 +1050,8 @@ fn the_same_refund_racing_itself_is_booked_once() {
     let inner = inner.into_inner().expect("the race ran");
     assert_eq!((outer.status, &outer.body), (201, &inner.body));
     let r = record(&env, staged());
-    assert_eq!(r.refunds.len(), 1, "refunded once");
-    assert_eq!(r.ledger.refunded().amount().to_string(), "10.00");
+    assert_eq!(r.refunds().len(), 1, "refunded once");
+    assert_eq!(r.ledger().refunded().amount().to_string(), "10.00");
     assert_eq!(env.published(), ["order.partially_refunded"]);
 }
 
@@ -1082,7 +1090,7 @@ fn a_cancel_losing_the_race_to_a_shipment_changes_nothing() {
         (r.status(), r.payment_status()),
         (OrderStatus::Shipped, PaymentState::Paid)
     );
-    assert!(r.refunds.is_empty());
+    assert!(r.refunds().is_empty());
     assert_eq!(env.published(), ["order.shipped"]);
 }
 
@@ -1106,7 +1114,7 @@ fn an_inspection_that_dies_after_its_write_is_restocked_by_the_reconciler_alone(
         },
         |env, fault| {
             let r = record(env, staged());
-            let ra = r.find_return(r.returns[0]).unwrap();
+            let ra = r.find_return(r.returns()[0]).unwrap();
             let on_hand = stock(env, "SKU-1", "wh-west").level.on_hand();
             if ra.state() == oms_domain::ReturnState::Refunded {
                 assert_eq!(on_hand, 10, "{fault}: restocked once");

@@ -166,7 +166,7 @@ mod tests {
             |env, fault| {
                 let r = stored(env, &id);
                 assert_eq!(r.status(), OrderStatus::Cancelled, "{fault}");
-                assert!(!r.lists_stock() && r.outbox.is_empty(), "{fault}");
+                assert!(!r.lists_stock() && r.outbox().is_empty(), "{fault}");
                 let a = doc(env, "a");
                 assert!(a.holds.is_empty(), "{fault}: {a:?}");
                 assert_eq!((a.available(), a.level.on_hand()), (5, 5), "{fault}");

@@ -48,7 +48,7 @@ pub fn handle<E: Env>(env: &E, order_id: &str, ttl: Duration) -> Result<(), Func
         if !record.awaits_reservation() {
             return Ok(Decision::Unchanged(record.clone()));
         }
-        let order = &record.order;
+        let order = &record.order();
         let (held, shortfalls) = match place(kv, order_id, order, &locations, &policy)? {
             Some(lines) => (lines, Shortfalls::new()),
             None => walk(kv, order_id, order, &locations)?,
@@ -57,7 +57,7 @@ pub fn handle<E: Env>(env: &E, order_id: &str, ttl: Duration) -> Result<(), Func
         record
             .record_reservation(held, &shortfalls, promised, ttl, event_id, now)
             .map_err(|e| FunctionError::Internal(e.to_string()))?;
-        if let Some(at) = record.reservation.as_ref().and_then(|r| r.expires_at()) {
+        if let Some(at) = record.reservation().as_ref().and_then(|r| r.expires_at()) {
             index_expiry(kv, order_id, at)?;
         }
         Ok(Decision::Changed(record.clone()))
@@ -243,7 +243,7 @@ fn settle_to_stored(
     record: &OrderRecord,
 ) -> Result<(), FunctionError> {
     let (held, promised): (BTreeMap<(Sku, LocationId), u32>, BTreeMap<Sku, u32>) =
-        match (record.status(), &record.reservation) {
+        match (record.status(), &record.reservation()) {
             (OrderStatus::Reserved | OrderStatus::Backordered, Some(r)) => (
                 r.lines()
                     .iter()
@@ -254,7 +254,7 @@ fn settle_to_stored(
             (OrderStatus::Rejected | OrderStatus::Cancelled, _) => Default::default(),
             _ => return Ok(()),
         };
-    let skus = record.order.units_by_sku();
+    let skus = record.order().units_by_sku();
     settle(kv, order_id, &pairs(skus.keys(), locations), &held, None)?;
     // One batch read; a write only where a promise is not backed by the stored outcome.
     let keys: Vec<String> = skus.keys().map(|s| BackorderDoc::key(s.as_str())).collect();
@@ -588,8 +588,8 @@ pub(crate) mod tests {
             |env, fault| {
                 let r = stored(env, &id);
                 assert_eq!(r.status(), OrderStatus::Reserved, "{fault}");
-                assert!(r.outbox.is_empty(), "{fault}");
-                let lines = r.reservation.as_ref().unwrap().lines().to_vec();
+                assert!(r.outbox().is_empty(), "{fault}");
+                let lines = r.reservation().as_ref().unwrap().lines().to_vec();
                 let held: u32 = ["a", "b"].iter().map(|l| doc(env, l).held_by(&id)).sum();
                 assert_eq!(held, 4, "{fault}: the order's units, held once");
                 for l in &lines {

@@ -56,7 +56,7 @@ pub fn handle<E: Env>(env: &E, order_id: &str) -> Result<(), FunctionError> {
         }
         other => other?,
     };
-    let pairs = pairs(record.order.units_by_sku().keys(), &locations);
+    let pairs = pairs(record.order().units_by_sku().keys(), &locations);
     settle_to_stored(env.kv(), order_id, &pairs, &record)
 }
 
@@ -72,9 +72,9 @@ fn plan_and_allocate(
     locations: &[Location],
     policy: &RoutingPolicy,
 ) -> Result<Result<FulfilmentPlan, String>, FunctionError> {
-    let order_id = record.order.id().to_string();
-    let pairs = pairs(record.order.units_by_sku().keys(), locations);
-    let request = RoutingRequest::for_order(&record.order);
+    let order_id = record.order().id().to_string();
+    let pairs = pairs(record.order().units_by_sku().keys(), locations);
+    let request = RoutingRequest::for_order(record.order());
     for _ in 0..MAX_PLANS {
         let own = inventory_for(kv, &order_id, &pairs, Usable::OwnOnly)?;
         let planned = match plan(&request, locations, &own, policy) {

@@ -76,7 +76,7 @@ fn reserved(env: &MemEnv, qty: u32, held: &[(&str, u32)]) -> String {
             env.now(),
         )
         .unwrap();
-        r.reservation = Some(Reservation::new(oid, lines.clone(), None).unwrap());
+        r.testkit_set_reservation(Some(Reservation::new(oid, lines.clone(), None).unwrap()));
         Ok(Decision::Changed(()))
     })
     .unwrap();
@@ -112,9 +112,13 @@ fn published(env: &MemEnv) -> Vec<EventEnvelope> {
 /// nothing is owed any more.
 fn assert_all_published(env: &MemEnv, label: &str) {
     let r = record(env);
-    assert!(r.outbox.is_empty(), "{label}: still owed {:?}", r.outbox);
+    assert!(
+        r.outbox().is_empty(),
+        "{label}: still owed {:?}",
+        r.outbox()
+    );
     let sent = published(env);
-    for e in &r.events {
+    for e in r.events() {
         assert!(
             sent.iter().any(|s| s == e),
             "{label}: {} {} was never published as stored",
@@ -125,7 +129,7 @@ fn assert_all_published(env: &MemEnv, label: &str) {
 }
 
 fn count(r: &OrderRecord, t: EventType) -> usize {
-    r.events.iter().filter(|e| e.event_type() == t).count()
+    r.events().iter().filter(|e| e.event_type() == t).count()
 }
 
 /// The stock an order's routing left: what it holds and what it has allocated, per location.
@@ -138,7 +142,7 @@ fn commitments(env: &MemEnv) -> BTreeMap<String, (u32, u32)> {
 }
 
 fn planned(r: &OrderRecord) -> BTreeMap<String, (u32, u32)> {
-    r.plan
+    r.plan()
         .as_ref()
         .unwrap()
         .units_at()
@@ -175,7 +179,7 @@ fn every_fault_while_routing_ends_routed_once_with_the_plans_allocations() {
             let r = record(env);
             assert_eq!(r.status(), OrderStatus::Routed, "{fault}");
             assert_eq!(count(&r, EventType::OrderRouted), 1, "{fault}: routed once");
-            assert_eq!(r.shipments.len(), 2, "{fault}");
+            assert_eq!(r.shipments().len(), 2, "{fault}");
             assert_eq!(commitments(env), planned(&r), "{fault}: allocations = plan");
             assert_eq!(sum(env, StockDoc::available), 3, "{fault}: units conserved");
             assert_eq!(sum(env, |d| d.level.on_hand()), 5, "{fault}");
@@ -195,8 +199,8 @@ fn a_redelivery_publishes_everything_still_owed_not_only_order_routed() {
     handle(&env, &id).unwrap();
     // Both publishes were refused (reserve's and route's): both events are owed.
     let mut r = record(&env);
-    let owed: Vec<EventEnvelope> = r.events[1..].to_vec();
-    r.outbox = owed.iter().map(EventEnvelope::id).collect();
+    let owed: Vec<EventEnvelope> = r.events()[1..].to_vec();
+    r.testkit_set_outbox(owed.iter().map(EventEnvelope::id).collect());
     env.kv.set_json(&keys::order(&id), &r).unwrap();
     let before = published(&env).len();
     handle(&env, &id).unwrap();
@@ -222,7 +226,7 @@ fn a_lost_allocation_race_gives_the_orders_holds_back_to_the_order() {
     let pairs = pairs([&Sku::parse(SKU).unwrap()], &locations);
     let own = inventory_for(&env.kv, &id, &pairs, Usable::OwnOnly).unwrap();
     let p = plan(
-        &RoutingRequest::for_order(&record(&env).order),
+        &RoutingRequest::for_order(record(&env).order()),
         &locations,
         &own,
         &routing_policy(&env.kv).unwrap(),
@@ -286,7 +290,7 @@ fn routed(env: &MemEnv, qty: u32) -> ShipmentId {
     network(env, &[("wh-west", qty), ("wh-east", qty)]);
     reserved(env, qty, &[("wh-west", qty)]);
     handle(env, &order_id()).unwrap();
-    record(env).shipments[0].id
+    record(env).shipments()[0].id
 }
 
 fn shipped() -> Update {
@@ -324,7 +328,11 @@ fn every_fault_while_shipping_and_delivering_ends_delivered_once() {
             );
             assert_eq!(count(&r, EventType::OrderShipped), 1, "{fault}");
             assert_eq!(count(&r, EventType::OrderDelivered), 1, "{fault}");
-            assert_eq!(r.shipments[0].tracking.as_deref(), Some("1Z999"), "{fault}");
+            assert_eq!(
+                r.shipments()[0].tracking.as_deref(),
+                Some("1Z999"),
+                "{fault}"
+            );
             assert_all_published(env, fault);
             // The two units left wh-west exactly once; wh-east untouched.
             let west = doc(env, "wh-west");
@@ -361,7 +369,7 @@ fn a_shipped_event_whose_publish_failed_is_sent_later_with_its_stored_id() {
         assert_eq!(retry.status, ShipmentStatus::Shipped);
         let r = record(&env);
         let stored = r
-            .events
+            .events()
             .iter()
             .find(|e| e.event_type() == EventType::OrderShipped)
             .cloned()
@@ -371,7 +379,7 @@ fn a_shipped_event_whose_publish_failed_is_sent_later_with_its_stored_id() {
         let sent = &published(&env)[before..];
         assert!(!sent.is_empty(), "call {at}: never sent");
         assert!(sent.iter().all(|e| *e == stored), "call {at}: {sent:?}");
-        assert!(r.outbox.is_empty(), "call {at}");
+        assert!(r.outbox().is_empty(), "call {at}");
     }
 }
 
@@ -384,7 +392,7 @@ fn shipping_a_cancelled_order_is_a_conflict_even_when_its_shipment_is_gone() {
     run(&env, &order_id(), |r| {
         r.transition(OrderStatus::Cancelled, json!({}), env.new_id(), env.now())
             .unwrap();
-        r.shipments
+        r.testkit_shipments_mut()
             .retain(|s| s.status != ShipmentStatus::Allocated);
         Ok(Decision::Changed(()))
     })
@@ -436,7 +444,7 @@ fn a_partially_refunded_split_order_still_ships_and_delivers() {
     network(&env, &[("store-sf", 1), ("wh-west", 1)]);
     let id = reserved(&env, 2, &[("store-sf", 1), ("wh-west", 1)]);
     handle(&env, &id).unwrap();
-    let ids: Vec<ShipmentId> = record(&env).shipments.iter().map(|s| s.id).collect();
+    let ids: Vec<ShipmentId> = record(&env).shipments().iter().map(|s| s.id).collect();
     assert_eq!(ids.len(), 2, "a split order");
     apply(&env, &ids[0], &shipped()).unwrap();
     run(&env, &id, |r| {
@@ -482,7 +490,7 @@ fn a_shipment_update_that_dies_after_its_write_moves_its_stock_through_the_recon
         |env, fault| {
             let r = record(env);
             let west = doc(env, "wh-west");
-            if r.shipments[0].status == ShipmentStatus::Allocated {
+            if r.shipments()[0].status == ShipmentStatus::Allocated {
                 assert_eq!(west.level.on_hand(), 2, "{fault}: nothing shipped");
                 assert_eq!(west.allocated_to(&order_id()), 2, "{fault}");
             } else {

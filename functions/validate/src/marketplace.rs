@@ -181,7 +181,7 @@ pub fn take_in<E: Env>(
         TakenIn::New(Accepted::of(&created.record))
     } else {
         TakenIn::Duplicate(Duplicate {
-            id: created.record.order.id().to_string(),
+            id: created.record.order().id().to_string(),
             status: "duplicate".into(),
             external_id: delivery.external.clone(),
         })

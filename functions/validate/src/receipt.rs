@@ -31,7 +31,7 @@ pub struct Links {
 impl Accepted {
     /// The receipt of `record`.
     pub fn of(record: &OrderRecord) -> Accepted {
-        let id = record.order.id().to_string();
+        let id = record.order().id().to_string();
         Accepted {
             links: Links {
                 order: format!("/v1/orders/{id}"),

@@ -71,14 +71,14 @@ fn accept<E: Env>(
         let earlier: Option<OrderRecord> =
             env.kv().get_json(&keys::order(&order.id().to_string()))?;
         return match earlier {
-            Some(r) if r.order.same_request(&order) => Ok(Accepted::of(&r).stored()),
+            Some(r) if r.order().same_request(&order) => Ok(Accepted::of(&r).stored()),
             _ => Err(Problem::invalid("the order does not match the catalog", &v.0).into()),
         };
     }
     let record = OrderRecord::take_in(order.clone(), env.now())
         .map_err(|e| FunctionError::Internal(e.to_string()))?;
     let created = create(env, record)?;
-    if !created.new && !created.record.order.same_request(&order) {
+    if !created.new && !created.record.order().same_request(&order) {
         return Err(Problem::field(
             422,
             "idempotency-key-reused",

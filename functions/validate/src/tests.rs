@@ -77,7 +77,7 @@ fn assert_one_validated_order(env: &MemEnv, id: &str, fault: &str) {
     assert_eq!(orders, [keys::order(id)], "{fault}");
     let record = stored(env, id).unwrap();
     assert_eq!(record.status(), OrderStatus::Validated, "{fault}");
-    assert!(record.outbox.is_empty(), "{fault}: {:?}", record.outbox);
+    assert!(record.outbox().is_empty(), "{fault}: {:?}", record.outbox());
     let sent: Vec<EventEnvelope> = env
         .bus
         .sent
@@ -88,7 +88,7 @@ fn assert_one_validated_order(env: &MemEnv, id: &str, fault: &str) {
         .collect();
     assert!(!sent.is_empty(), "{fault}: order.validated never published");
     assert!(
-        sent.iter().all(|e| e.id() == record.events[0].id()),
+        sent.iter().all(|e| e.id() == record.events()[0].id()),
         "{fault}: one stable event id"
     );
     for entry in env.owed.keys().unwrap() {
@@ -410,7 +410,7 @@ fn a_refused_publish_keeps_the_order_and_its_event_owed() {
     assert_eq!(placed.status, 202, "{}", placed.body);
     let id = OrderId::for_storefront(&web(), &key()).to_string();
     assert_eq!(
-        stored(&env, &id).unwrap().outbox.len(),
+        stored(&env, &id).unwrap().outbox().len(),
         1,
         "the event is owed"
     );

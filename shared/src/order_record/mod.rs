@@ -33,42 +33,42 @@ use crate::{
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrderRecord {
     /// The validated order.
-    pub order: Order,
+    pub(crate) order: Order,
     /// Its timeline, oldest first.
-    pub events: Vec<EventEnvelope>,
+    pub(crate) events: Vec<EventEnvelope>,
     /// Stock held for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reservation: Option<Reservation>,
+    pub(crate) reservation: Option<Reservation>,
     /// The fulfilment plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plan: Option<FulfilmentPlan>,
+    pub(crate) plan: Option<FulfilmentPlan>,
     /// Its shipments.
     #[serde(default)]
-    pub shipments: Vec<ShipmentRecord>,
+    pub(crate) shipments: Vec<ShipmentRecord>,
     /// Money refunded so far.
-    pub ledger: RefundLedger,
+    pub(crate) ledger: RefundLedger,
     /// Refunds issued.
     #[serde(default)]
-    pub refunds: Vec<Refund>,
+    pub(crate) refunds: Vec<Refund>,
     /// Return authorisations opened for it (ids; each stored under `keys::return_`).
     #[serde(default)]
-    pub returns: Vec<crate::ReturnId>,
+    pub(crate) returns: Vec<crate::ReturnId>,
     /// Why it was rejected or backordered, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Ids of timeline events not yet published (oldest first): the outbox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outbox: Vec<Uuid>,
+    pub(crate) outbox: Vec<Uuid>,
     /// Stock moves owed after the last change (see [`StockMove`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pending_moves: Vec<StockMove>,
+    pub(crate) pending_moves: Vec<StockMove>,
     /// Bumped by every write of the step runner.
     #[serde(default)]
-    pub version: u64,
+    pub(crate) version: u64,
     /// The owed-work index entry that covers this order while it owes work (see the step
     /// runner); `None` when it rests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub marker: Option<String>,
+    pub(crate) marker: Option<String>,
 }
 
 impl OrderRecord {
