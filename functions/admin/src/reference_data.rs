@@ -24,17 +24,19 @@ fn violation(field: &str, code: ViolationCode, detail: impl Into<String>) -> Vio
 }
 
 fn parse_sku(sku: &str) -> Result<Sku, FunctionError> {
-    Sku::parse(sku).map_err(|e| {
-        Problem::field(
-            422,
-            "validation",
-            "Invalid request",
-            "sku",
-            "invalid_format",
-            e.to_string(),
-        )
-        .into()
-    })
+    Sku::parse(sku).map_err(|e| invalid("sku", e.to_string()).into())
+}
+
+/// 422 naming the field (`/` for the whole body) whose value has the wrong format.
+fn invalid(field: &str, reason: impl Into<String>) -> Problem {
+    Problem::field(
+        422,
+        "validation",
+        "Invalid request",
+        field,
+        "invalid_format",
+        reason,
+    )
 }
 
 pub(crate) fn put_catalog(kv: &SpinKv, sku: &str, body: &Value) -> Result<Response, FunctionError> {
@@ -96,16 +98,8 @@ pub(crate) fn put_catalog(kv: &SpinKv, sku: &str, body: &Value) -> Result<Respon
 }
 
 pub(crate) fn put_locations(kv: &SpinKv, body: Value) -> Result<Response, FunctionError> {
-    let locations: Vec<Location> = serde_json::from_value(body).map_err(|e| {
-        Problem::field(
-            422,
-            "validation",
-            "Invalid request",
-            "/",
-            "invalid_format",
-            e.to_string(),
-        )
-    })?;
+    let locations: Vec<Location> =
+        serde_json::from_value(body).map_err(|e| invalid("/", e.to_string()))?;
     let mut seen = std::collections::BTreeSet::new();
     for (i, l) in locations.iter().enumerate() {
         if !seen.insert(l.id().clone()) {
@@ -137,16 +131,7 @@ pub(crate) fn put_stock(
     body: &Value,
 ) -> Result<Response, FunctionError> {
     let sku = parse_sku(sku)?;
-    let location = LocationId::parse(location).map_err(|e| {
-        Problem::field(
-            422,
-            "validation",
-            "Invalid request",
-            "location",
-            "invalid_format",
-            e.to_string(),
-        )
-    })?;
+    let location = LocationId::parse(location).map_err(|e| invalid("location", e.to_string()))?;
     let known: Vec<Location> = kv.get_json(keys::LOCATIONS)?.unwrap_or_default();
     if !known.iter().any(|l| *l.id() == location) {
         return Err(Problem::field(
@@ -205,12 +190,8 @@ pub(crate) fn put_backorder(
 ) -> Result<Response, FunctionError> {
     let sku = parse_sku(sku)?;
     let policy: BackorderPolicy = serde_json::from_value(body).map_err(|e| {
-        Problem::field(
-            422,
-            "validation",
-            "Invalid request",
+        invalid(
             "/",
-            "invalid_format",
             format!("expected \"never\", \"unlimited\" or {{\"up_to\": N}}: {e}"),
         )
     })?;
@@ -226,26 +207,12 @@ struct PolicyBody {
 }
 
 pub(crate) fn put_routing_policy(kv: &SpinKv, body: &Value) -> Result<Response, FunctionError> {
-    let raw: PolicyBody = serde_json::from_value(body.clone()).map_err(|e| {
-        Problem::field(
-            422,
-            "validation",
-            "Invalid request",
-            "/",
-            "invalid_format",
-            e.to_string(),
-        )
-    })?;
-    let cost = raw.cost_per_km.parse().map_err(|_| {
-        Problem::field(
-            422,
-            "validation",
-            "Invalid request",
-            "/cost_per_km",
-            "invalid_format",
-            "a decimal string",
-        )
-    })?;
+    let raw: PolicyBody =
+        serde_json::from_value(body.clone()).map_err(|e| invalid("/", e.to_string()))?;
+    let cost = raw
+        .cost_per_km
+        .parse()
+        .map_err(|_| invalid("/cost_per_km", "a decimal string"))?;
     RoutingPolicy::new(raw.split_limit, cost).map_err(|e| {
         Problem::field(
             422,
