@@ -27,6 +27,20 @@ pub struct ReservedLine {
     pub units: u32,
 }
 
+impl ReservedLine {
+    /// One line per (SKU, location) of `units`, in key order.
+    pub fn all_from(units: BTreeMap<(Sku, LocationId), u32>) -> Vec<ReservedLine> {
+        units
+            .into_iter()
+            .map(|((sku, location), units)| ReservedLine {
+                sku,
+                location,
+                units,
+            })
+            .collect()
+    }
+}
+
 /// The stock one order holds. Lines are merged per (SKU, location) and sorted, and zero-unit
 /// lines dropped, so equal holdings compare equal.
 ///
@@ -81,14 +95,7 @@ impl Reservation {
         if merged.is_empty() && backordered.is_empty() {
             return Err(ReservationError::Empty);
         }
-        let lines = merged
-            .into_iter()
-            .map(|((sku, location), units)| ReservedLine {
-                sku,
-                location,
-                units,
-            })
-            .collect();
+        let lines = ReservedLine::all_from(merged);
         Ok(Self {
             order_id,
             lines,

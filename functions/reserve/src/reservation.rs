@@ -149,15 +149,7 @@ fn place(
                 continue 'plans;
             }
         }
-        let lines = units
-            .into_iter()
-            .map(|((sku, location), units)| ReservedLine {
-                sku,
-                location,
-                units,
-            })
-            .collect();
-        return Ok(Some(lines));
+        return Ok(Some(ReservedLine::all_from(units)));
     }
     Ok(None)
 }
