@@ -143,14 +143,12 @@ pub fn run<E: Env, R>(
         let mut next = record.clone();
         match decide(&mut next)? {
             Decision::Unchanged(r) => {
-                if !record.outbox().is_empty() {
-                    finish(env, order_id);
-                }
+                finish(env, &record);
                 return Ok(r);
             }
             Decision::Changed(r) => {
-                if commit(env, &record, next, cas)? {
-                    finish(env, order_id);
+                if let Some(stored) = commit(env, &record, next, cas)? {
+                    finish(env, &stored);
                     return Ok(r);
                 }
             }
@@ -159,28 +157,29 @@ pub fn run<E: Env, R>(
     Err(Problem::conflict("the order kept changing; retry").into())
 }
 
-/// Swaps `next` in for `current` with the index entry it needs; `false` when another writer
-/// got there first (then nothing was stored and our own new entry is gone again).
+/// Swaps `next` in for `current` with the index entry it needs; the value stored, or `None`
+/// when another writer got there first (then nothing was stored and our own new entry is gone
+/// again).
 fn commit<E: Env>(
     env: &E,
     current: &OrderRecord,
     mut next: OrderRecord,
     cas: <E::Kv as Kv>::Cas,
-) -> Result<bool, FunctionError> {
+) -> Result<Option<OrderRecord>, FunctionError> {
     let marked = mark(env, current, &next)?;
     next.written_after(current, marked.as_ref().map(|(key, _)| key.clone()));
     if !env.kv().swap(cas, &encode(&next)?)? {
         if let Some((key, true)) = marked {
             unmark(env, &key);
         }
-        return Ok(false);
+        return Ok(None);
     }
     if let Some(old) = current.marker() {
         if next.marker() != Some(old) {
             unmark(env, old);
         }
     }
-    Ok(true)
+    Ok(Some(next))
 }
 
 /// What creating an order found.
@@ -204,27 +203,30 @@ pub fn create<E: Env>(env: &E, record: OrderRecord) -> Result<Created, FunctionE
     for _ in 0..MAX_ROUNDS {
         let (existing, cas) = load(env, &id)?;
         if let Some(existing) = existing {
-            if !existing.outbox().is_empty() {
-                finish(env, &id);
-            }
+            finish(env, &existing);
             return Ok(Created {
                 record: existing,
                 new: false,
             });
         }
-        if commit(env, &record, record.clone(), cas)? {
-            finish(env, &id);
+        if let Some(stored) = commit(env, &record, record.clone(), cas)? {
+            finish(env, &stored);
             return Ok(Created { record, new: true });
         }
     }
     Err(Problem::conflict("the order kept changing; retry").into())
 }
 
-/// [`flush`] after a change that already stands: a failure here must not turn the caller's
-/// success into an error (the events stay owed; the next step or the reconciler sends them).
-fn finish<E: Env>(env: &E, order_id: &str) {
-    if let Err(e) = flush(env, order_id) {
-        eprintln!("step: order {order_id}: owed events not flushed ({e:?}); the reconciler will");
+/// Publishes what `record` (as just read or stored) owes, after a change that already stands:
+/// a failure here must not turn the caller's success into an error (the events stay owed; the
+/// next step or the reconciler sends them).
+fn finish<E: Env>(env: &E, record: &OrderRecord) {
+    if record.outbox().is_empty() {
+        return;
+    }
+    if let Err(e) = publish_owed(env, record) {
+        let id = record.order().id();
+        eprintln!("step: order {id}: owed events not flushed ({e:?}); the reconciler will");
     }
 }
 
@@ -237,8 +239,15 @@ fn finish<E: Env>(env: &E, order_id: &str) {
 /// A storage error while reading or marking (the events may then be published again later,
 /// with the same ids: subscribers de-duplicate on them).
 pub fn flush<E: Env>(env: &E, order_id: &str) -> Result<usize, FunctionError> {
-    let (record, _) = load(env, order_id)?;
-    let Some(record) = record else { return Ok(0) };
+    match load(env, order_id)?.0 {
+        Some(record) => publish_owed(env, &record),
+        None => Ok(0),
+    }
+}
+
+/// [`flush`] from a value of the order already in hand.
+fn publish_owed<E: Env>(env: &E, record: &OrderRecord) -> Result<usize, FunctionError> {
+    let order_id = &record.order().id().to_string();
     let mut sent: Vec<Uuid> = Vec::new();
     for event in record.owed_events() {
         if let Err(e) = env.bus().publish_event(event) {
@@ -459,7 +468,7 @@ mod tests {
     #[test]
     fn a_refused_publish_stays_owed_and_the_reconciler_sends_it() {
         let env = MemEnv::new();
-        let plan = FaultPlan::new(Some(5), Fault::Error); // read, set entry, swap, read, publish
+        let plan = FaultPlan::new(Some(4), Fault::Error); // read, set entry, swap, publish
         create(&FaultyEnv::new(&env, &plan), order(&env, 1)).unwrap();
         assert!(plan.fired());
         assert!(env.published().is_empty());
