@@ -222,7 +222,13 @@ impl HttpTrigger {
             );
         };
         match answer {
-            Ok(Ok(response)) => response,
+            Ok(Ok(response)) => response.map(|body| {
+                GuardedBody {
+                    body,
+                    guest: Some(task),
+                }
+                .boxed_unsync()
+            }),
             Ok(Err(code)) => {
                 tracing::warn!(component = %id_owned, error = ?code, "guest answered with an error code");
                 problem(
@@ -256,6 +262,48 @@ impl HttpTrigger {
                 ),
                 Err(join) => internal(&id_owned, &wasmtime::Error::msg(join.to_string())),
             },
+        }
+    }
+}
+
+/// A guest's response body that ends only once the guest has: if the guest is stopped (its
+/// deadline, a trap) after sending the head but before finishing the body, the body ends in an
+/// error, so the client sees a broken response, never a short one that looks complete.
+struct GuardedBody {
+    body: HyperOutgoingBody,
+    guest: Option<JoinHandle<wasmtime::Result<()>>>,
+}
+
+impl hyper::body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = <HyperOutgoingBody as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(None) => {}
+            other => return other,
+        }
+        let Some(guest) = self.guest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let outcome = std::task::ready!(std::future::Future::poll(std::pin::Pin::new(guest), cx));
+        self.guest = None;
+        match outcome {
+            Ok(Ok(())) => Poll::Ready(None),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "guest stopped before finishing its response body");
+                Poll::Ready(Some(Err(ErrorCode::InternalError(Some(
+                    "the component stopped before finishing its response".into(),
+                ))
+                .into())))
+            }
+            Err(join) => Poll::Ready(Some(Err(
+                ErrorCode::InternalError(Some(join.to_string())).into()
+            ))),
         }
     }
 }
