@@ -161,6 +161,7 @@ pub struct EventEnvelope {
     sequence: u64,
     occurred_at: DateTime<Utc>,
     data: serde_json::Value,
+    actor: Option<String>,
 }
 
 impl EventEnvelope {
@@ -186,7 +187,22 @@ impl EventEnvelope {
             sequence,
             occurred_at,
             data,
+            actor: None,
         })
+    }
+
+    /// The same event, recorded as done by `actor` (an audit string such as `staff:root`,
+    /// `fulfilment:<key id>`, `customer`, `marketplace:<channel>`).
+    #[must_use]
+    pub fn by(mut self, actor: Option<String>) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Who did it, when a caller was authenticated (the audit trail); `None` for the system's
+    /// own steps.
+    pub fn actor(&self) -> Option<&str> {
+        self.actor.as_deref()
     }
 
     /// Unique id of this event.
@@ -231,6 +247,8 @@ struct EnvelopeRepr {
     sequence: u64,
     occurred_at: DateTime<Utc>,
     data: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    actor: Option<String>,
 }
 
 impl TryFrom<EnvelopeRepr> for EventEnvelope {
@@ -247,6 +265,7 @@ impl TryFrom<EnvelopeRepr> for EventEnvelope {
             r.occurred_at,
             r.data,
         )
+        .map(|e| e.by(r.actor))
     }
 }
 
@@ -260,6 +279,7 @@ impl From<EventEnvelope> for EnvelopeRepr {
             sequence: e.sequence,
             occurred_at: e.occurred_at,
             data: e.data,
+            actor: e.actor,
         }
     }
 }

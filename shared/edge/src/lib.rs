@@ -8,13 +8,15 @@
 
 #![deny(missing_docs)]
 
-mod auth;
+pub mod api_keys;
+pub mod auth;
 mod bus;
 mod clock;
 mod env;
 mod http;
 mod idempotency;
 mod kv;
+pub mod order_token;
 mod placement;
 mod problem;
 mod record;
@@ -24,7 +26,7 @@ mod step;
 mod stock;
 mod stock_moves;
 
-pub use auth::{constant_time_eq, require_admin};
+pub use auth::{caller, constant_time_eq, require_admin, Actor};
 pub use bus::{Bus, MemBus, SpinBus};
 pub use clock::{new_id, now};
 pub use env::{

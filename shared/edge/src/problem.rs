@@ -21,6 +21,9 @@ pub struct Problem {
     /// The fields at fault (JSON Pointers), for validation problems.
     #[serde(rename = "invalid-params", skip_serializing_if = "Vec::is_empty")]
     pub invalid_params: Vec<InvalidParam>,
+    /// The `Allow` header of a 405: the methods the resource takes.
+    #[serde(skip)]
+    pub allow: Option<String>,
 }
 
 /// One offending field.
@@ -43,6 +46,7 @@ impl Problem {
             status,
             detail: detail.into(),
             invalid_params: Vec::new(),
+            allow: None,
         }
     }
 
@@ -97,6 +101,19 @@ impl Problem {
         )
     }
 
+    /// 405 for a method the resource does not take; `allow` lists the ones it does (`"GET, HEAD"`),
+    /// sent as the `Allow` header RFC 9110 §15.5.6 requires.
+    pub fn method_not_allowed(allow: &str) -> Problem {
+        let mut p = Problem::new(
+            405,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("use {allow}"),
+        );
+        p.allow = Some(allow.to_string());
+        p
+    }
+
     /// 409 for a state conflict.
     pub fn conflict(detail: impl Into<String>) -> Problem {
         Problem::new(409, "conflict", "Conflict", detail)
@@ -104,10 +121,19 @@ impl Problem {
 
     /// The HTTP response.
     pub fn response(&self) -> Response {
-        Response::builder()
+        let mut builder = Response::builder();
+        builder
             .status(self.status)
             .header("content-type", "application/problem+json")
-            .header("cache-control", "no-store")
+            .header("cache-control", "no-store");
+        if self.status == 401 {
+            // RFC 9110 §11.6.1: a 401 names the scheme the client should use.
+            builder.header("www-authenticate", "Bearer");
+        }
+        if let Some(allow) = &self.allow {
+            builder.header("allow", allow);
+        }
+        builder
             .body(serde_json::to_vec(self).unwrap_or_default())
             .build()
     }

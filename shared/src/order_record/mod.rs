@@ -69,6 +69,9 @@ pub struct OrderRecord {
     /// runner); `None` when it rests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) marker: Option<String>,
+    /// Who acts in the current request (see [`OrderRecord::act_as`]); not stored.
+    #[serde(skip)]
+    pub(crate) acting: Option<String>,
 }
 
 impl OrderRecord {
@@ -98,7 +101,34 @@ impl OrderRecord {
             pending_moves: Vec::new(),
             version: 0,
             marker: None,
+            acting: None,
         })
+    }
+
+    /// Records every event from now on (in this value, not stored) as done by `actor`, the
+    /// audit string of the authenticated caller (`staff:root`, `fulfilment:<key>`,
+    /// `customer`, `marketplace:<channel>`, …). Events of the system's own steps carry none.
+    pub fn act_as(&mut self, actor: impl Into<String>) {
+        self.acting = Some(actor.into());
+    }
+
+    /// The same as [`OrderRecord::accept`], with the acceptance recorded as done by `actor`.
+    ///
+    /// # Errors
+    /// As [`OrderRecord::accept`].
+    pub fn accept_by(
+        order: Order,
+        actor: impl Into<String>,
+        event_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<OrderRecord, TimelineError> {
+        let actor = actor.into();
+        let mut record = Self::accept(order, event_id, now)?;
+        if let Some(first) = record.events.pop() {
+            record.events.push(first.by(Some(actor.clone())));
+        }
+        record.acting = Some(actor);
+        Ok(record)
     }
 
     /// The timeline, replayed (which re-checks every transition).
@@ -139,7 +169,10 @@ impl OrderRecord {
         now: DateTime<Utc>,
     ) -> Result<EventEnvelope, TimelineError> {
         let mut timeline = self.timeline()?;
-        let event = timeline.transition(to, event_id, now, data)?.clone();
+        let event = timeline
+            .transition(to, event_id, now, data)?
+            .clone()
+            .by(self.acting.clone());
         self.events.push(event.clone());
         self.outbox.push(event.id());
         Ok(event)
@@ -157,7 +190,10 @@ impl OrderRecord {
         now: DateTime<Utc>,
     ) -> Result<EventEnvelope, TimelineError> {
         let mut timeline = self.timeline()?;
-        let event = timeline.record(event_type, event_id, now, data)?.clone();
+        let event = timeline
+            .record(event_type, event_id, now, data)?
+            .clone()
+            .by(self.acting.clone());
         self.events.push(event.clone());
         self.outbox.push(event.id());
         Ok(event)
