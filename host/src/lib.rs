@@ -2,8 +2,9 @@
 //!
 //! It runs the app a Spin manifest v2 describes: HTTP triggers, Redis triggers on an embedded
 //! durable queue, cron triggers (as Spin's cron trigger plugin), key-value on embedded SQLite,
-//! variables, and outbound HTTP limited to each component's grant — enough of Spin for the OMS
-//! components to run unchanged, locally and in tests.
+//! variables (and a generated staff token on loopback, see [`staff_token`]), and outbound HTTP
+//! limited to each component's grant — enough of Spin for the OMS components to run unchanged,
+//! locally and in tests.
 
 pub mod bindings;
 pub mod cron_trigger;
@@ -20,6 +21,7 @@ pub mod routes;
 pub mod runtime;
 pub mod runtime_config;
 pub mod schedule;
+pub mod staff_token;
 pub mod up;
 pub mod variables;
 

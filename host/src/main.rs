@@ -68,7 +68,9 @@ struct UpArgs {
     /// The manifest.
     #[arg(short = 'f', long = "from", default_value = "spin.toml")]
     manifest: PathBuf,
-    /// Address to listen on.
+    /// Address to listen on. On a loopback address an app's staff token (variable
+    /// `admin_token`) without a value is generated and kept in the state folder; any other
+    /// address needs it given (SPIN_VARIABLE_ADMIN_TOKEN).
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
     /// Run only this component (repeatable), as `spin up -c`: its HTTP routes and queue
@@ -78,7 +80,8 @@ struct UpArgs {
     /// Spin runtime config file (key-value stores).
     #[arg(long)]
     runtime_config_file: Option<PathBuf>,
-    /// State folder: key-value, queue, compile cache (default: .oms beside the manifest).
+    /// State folder: key-value, queue, compile cache, generated staff token (default: .oms
+    /// beside the manifest).
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Longest an HTTP request may run in a component, in ms (504 beyond).

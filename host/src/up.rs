@@ -15,7 +15,8 @@ use crate::manifest::App;
 use crate::queue::{QueueLocation, QueueSync, RetryPolicy};
 use crate::runtime::{Limits, Runtime, RuntimeParts};
 use crate::runtime_config::RuntimeConfig;
-use crate::variables::ResolvedVariables;
+use crate::staff_token::{self, StaffToken};
+use crate::variables::{env_name, ResolvedVariables};
 
 /// Everything `oms up` is told.
 #[derive(Debug, Clone)]
@@ -26,7 +27,8 @@ pub struct UpOptions {
     pub listen: SocketAddr,
     /// Spin runtime config file, if any.
     pub runtime_config: Option<PathBuf>,
-    /// State folder (key-value, queue, compile cache); default `.oms` beside the manifest.
+    /// State folder (key-value, queue, compile cache, generated staff token); default `.oms`
+    /// beside the manifest.
     pub state_dir: Option<PathBuf>,
     /// Per-request limits.
     pub limits: Limits,
@@ -59,8 +61,9 @@ pub fn state_dir(manifest: &std::path::Path, explicit: Option<&PathBuf>) -> Path
 /// Loads the app and serves it until Ctrl-C.
 ///
 /// # Errors
-/// A bad manifest or runtime config, an unresolvable variable, a component that cannot load,
-/// storage that cannot open, or an address that cannot be bound.
+/// A bad manifest or runtime config, an unresolvable variable (also the staff token
+/// `admin_token` without a value on a non-loopback address, see [`StaffToken`]), a component
+/// that cannot load, storage that cannot open, or an address that cannot be bound.
 pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
     let state = state_dir(&opts.manifest, opts.state_dir.as_ref());
     let mut app = App::load(&opts.manifest)?;
@@ -73,7 +76,13 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
         }
         None => RuntimeConfig::embedded(&state, app.granted_stores()),
     };
-    let variables = ResolvedVariables::resolve(&app, |k| std::env::var(k).ok())?;
+    let env = |k: &str| std::env::var(k).ok();
+    let staff_token = StaffToken::bootstrap(&app, opts.listen, &state, env)?;
+    let staff_env = env_name(staff_token::VARIABLE);
+    let variables = ResolvedVariables::resolve(&app, |k| match &staff_token {
+        Some(token) if k == staff_env => Some(token.value().to_string()),
+        _ => env(k),
+    })?;
     // The rendered addresses, for the listing below; as written when a secret goes into one.
     let shown_addresses: Vec<String> = app
         .redis_triggers
@@ -169,6 +178,10 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", opts.listen))?;
     let addr = listener.local_addr()?;
+    if let Some(token) = &staff_token {
+        // Shown to whoever started the host, once; never through the log.
+        eprintln!("{}", token.announce(addr));
+    }
     println!("Serving http://{addr}");
     if !app.http_triggers.is_empty() {
         println!("Available Routes:");

@@ -96,9 +96,9 @@ impl Template {
         match self.references().find(|r| !values.contains_key(*r)) {
             Some(missing) => Err(format!(
                 "{:?} refers to variable {missing:?}, which has no value (no default, and \
-                 SPIN_VARIABLE_{} is not set)",
+                 {} is not set)",
                 self.source,
-                missing.to_ascii_uppercase()
+                env_name(missing)
             )),
             None => Ok(self.render(values)),
         }
@@ -112,9 +112,15 @@ impl std::fmt::Display for Template {
     }
 }
 
+/// The environment variable that gives application variable `name` its value
+/// (`SPIN_VARIABLE_<NAME>`).
+pub fn env_name(name: &str) -> String {
+    format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())
+}
+
 /// What the manifest's templates come to with the application variables' values: each
 /// component's variables (id → name → value) and outbound grant, each Redis trigger's address.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ResolvedVariables {
     by_component: HashMap<String, Arc<BTreeMap<String, String>>>,
     allowed_hosts: HashMap<String, Arc<AllowedHosts>>,
@@ -133,7 +139,7 @@ impl ResolvedVariables {
     pub fn resolve(app: &App, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let mut values = HashMap::new();
         for (name, decl) in &app.variables {
-            let env_name = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
+            let env_name = env_name(name);
             match env(&env_name).or_else(|| decl.default.clone()) {
                 Some(v) => {
                     let shown = if decl.secret { "<secret>" } else { v.as_str() };
@@ -211,6 +217,18 @@ impl ResolvedVariables {
     /// Application values, for rendering other templates (e.g. allowed hosts).
     pub fn app_values(&self) -> &HashMap<String, String> {
         &self.app
+    }
+}
+
+impl std::fmt::Debug for ResolvedVariables {
+    /// The variables that have a value, by name; values (secret or not) are left out so that
+    /// no debug output can carry a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.app.keys().collect();
+        names.sort();
+        f.debug_struct("ResolvedVariables")
+            .field("resolved", &names)
+            .finish_non_exhaustive()
     }
 }
 

@@ -35,9 +35,10 @@ enum Command {
         /// The OMS base URL.
         #[arg(long, default_value = "http://127.0.0.1:3000")]
         base: String,
-        /// The admin token (SPIN_VARIABLE_ADMIN_TOKEN of the server).
-        #[arg(long, default_value = "dev-admin-token")]
-        admin_token: String,
+        /// The staff token (SPIN_VARIABLE_ADMIN_TOKEN of the server); default: the one a
+        /// local `oms up` generated, in .oms/staff-token.
+        #[arg(long)]
+        admin_token: Option<String>,
         /// Seconds per measured run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
@@ -88,6 +89,17 @@ fn main() -> anyhow::Result<()> {
                     clients,
                     hot_stock,
                     hot_orders,
+                };
+                let admin_token = match admin_token {
+                    Some(token) => token,
+                    None => std::fs::read_to_string(".oms/staff-token")
+                        .map(|t| t.trim().to_string())
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "no --admin-token, and no .oms/staff-token to read ({e}): pass \
+                                 the server's SPIN_VARIABLE_ADMIN_TOKEN"
+                            )
+                        })?,
                 };
                 suite(&base, admin_token, opts).await
             }
