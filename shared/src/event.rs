@@ -60,11 +60,15 @@ pub enum EventType {
     ReturnInspected,
     /// `return.refunded`: the accepted lines were refunded.
     ReturnRefunded,
+    /// `order.held`: a hold was placed (not a status change).
+    OrderHeld,
+    /// `order.hold_released`: a hold was released (not a status change).
+    OrderHoldReleased,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 17] = [
         Self::OrderValidated,
         Self::OrderReserved,
         Self::OrderBackordered,
@@ -80,6 +84,8 @@ impl EventType {
         Self::ReturnReceived,
         Self::ReturnInspected,
         Self::ReturnRefunded,
+        Self::OrderHeld,
+        Self::OrderHoldReleased,
     ];
 
     /// The dotted name.
@@ -100,13 +106,15 @@ impl EventType {
             Self::ReturnReceived => "return.received",
             Self::ReturnInspected => "return.inspected",
             Self::ReturnRefunded => "return.refunded",
+            Self::OrderHeld => "order.held",
+            Self::OrderHoldReleased => "order.hold_released",
         }
     }
 
     /// The order status this event moves the order into; `None` for `return.*` events,
-    /// which follow the return's own lifecycle, and for the payment events
+    /// which follow the return's own lifecycle, for the payment events
     /// (`order.partially_refunded`, `order.refunded`), which change the payment dimension
-    /// only.
+    /// only, and for the hold events (`order.held`, `order.hold_released`).
     pub fn status(self) -> Option<OrderStatus> {
         OrderStatus::ALL
             .into_iter()
@@ -337,6 +345,8 @@ mod tests {
         assert_eq!(EventType::ReturnReceived.status(), None);
         assert_eq!(EventType::OrderRefunded.status(), None);
         assert_eq!(EventType::OrderPartiallyRefunded.status(), None);
+        assert_eq!(EventType::OrderHeld.status(), None);
+        assert_eq!(EventType::OrderHoldReleased.status(), None);
         assert_eq!(EventType::OrderRouted.status(), Some(OrderStatus::Routed));
     }
 }

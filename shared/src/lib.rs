@@ -51,8 +51,9 @@ pub use order::{
     MAX_DISCOUNTS, MAX_LINES,
 };
 pub use order_record::{
-    DeliveredEvent, FulfilmentError, FulfilmentStatus, OrderRecord, RoutedEvent, ShipmentId,
-    ShipmentLabel, ShipmentRecord, ShipmentStatus, ShippedEvent, StockMove, UnroutableEvent,
+    DeliveredEvent, FulfilmentError, FulfilmentStatus, Hold, HoldError, HoldNote, HoldReason,
+    OrderHeld, OrderHoldReleased, OrderRecord, RoutedEvent, ShipmentId, ShipmentLabel,
+    ShipmentRecord, ShipmentStatus, ShippedEvent, StockMove, UnroutableEvent, MAX_HOLD_NOTE_LEN,
 };
 pub use order_state::{IllegalTransition, OrderCancelled, OrderStatus};
 pub use quantity::{Quantity, QuantityError};
@@ -132,4 +133,7 @@ pub enum Error {
     /// An idempotency key was malformed or reused with a different request.
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
+    /// A hold could not be placed or released, or its reason or note was malformed.
+    #[error(transparent)]
+    Hold(#[from] HoldError),
 }

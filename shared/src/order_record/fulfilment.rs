@@ -274,9 +274,9 @@ fn payload<T: Serialize>(value: &T) -> serde_json::Value {
 }
 
 impl OrderRecord {
-    /// Whether the routing step still has to run (the order is reserved).
+    /// Whether the routing step has to run now (the order is reserved and not on hold).
     pub fn needs_routing(&self) -> bool {
-        self.status() == OrderStatus::Reserved
+        self.status() == OrderStatus::Reserved && !self.is_held()
     }
 
     /// Routes a reserved order along `plan`: one allocated shipment per planned location

@@ -8,6 +8,7 @@
 //! between leaves them in the outbox, where the next step or the reconciler finds them.
 
 mod fulfilment;
+mod holds;
 mod intake;
 mod payment;
 mod stock;
@@ -16,6 +17,9 @@ mod stock_moves;
 pub use fulfilment::{
     DeliveredEvent, FulfilmentError, FulfilmentStatus, RoutedEvent, ShipmentId, ShipmentLabel,
     ShipmentRecord, ShipmentStatus, ShippedEvent, UnroutableEvent,
+};
+pub use holds::{
+    Hold, HoldError, HoldNote, HoldReason, OrderHeld, OrderHoldReleased, MAX_HOLD_NOTE_LEN,
 };
 pub use stock_moves::StockMove;
 
@@ -56,6 +60,10 @@ pub struct OrderRecord {
     /// Why it was rejected or backordered, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) reason: Option<String>,
+    /// Its active holds, oldest first (see [`Hold`]); stored orders from before holds have
+    /// none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) holds: Vec<Hold>,
     /// Ids of timeline events not yet published (oldest first): the outbox.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) outbox: Vec<Uuid>,
@@ -97,6 +105,7 @@ impl OrderRecord {
             refunds: Vec::new(),
             returns: Vec::new(),
             reason: None,
+            holds: Vec::new(),
             outbox: vec![event_id],
             pending_moves: Vec::new(),
             version: 0,
@@ -288,14 +297,15 @@ impl OrderRecord {
 
     /// The event whose consumer still has work to do on this order — the step the lifecycle
     /// owes next — or `None` when the order rests (waiting on a person or a partner, or
-    /// finished). Re-publishing it (same id) re-drives a step whose trigger was lost.
+    /// finished). Re-publishing it (same id) re-drives a step whose trigger was lost. A
+    /// held order owes no routing, nor reserving while a hold blocks it (see [`Hold`]).
     pub fn owed_step(&self) -> Option<&EventEnvelope> {
         let owed = match self.status() {
             // Cancelled (then perhaps refunded) with its stock still listed: the release is
             // owed (reserve consumes `order.cancelled`: `oms_edge::release_cancelled`).
             _ if self.release_pending() => EventType::OrderCancelled,
-            OrderStatus::Validated => EventType::OrderValidated,
-            OrderStatus::Reserved => EventType::OrderReserved,
+            OrderStatus::Validated if !self.reserve_blocked() => EventType::OrderValidated,
+            OrderStatus::Reserved if !self.is_held() => EventType::OrderReserved,
             _ => return None,
         };
         self.events.iter().rev().find(|e| e.event_type() == owed)
