@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::OrderRecord;
-use crate::{EventEnvelope, EventType, OrderStatus, TimelineError};
+use crate::{Address, EventEnvelope, EventType, OrderStatus, ShippingMethod, TimelineError};
 
 /// The longest hold note accepted, in characters.
 pub const MAX_HOLD_NOTE_LEN: usize = 500;
@@ -44,9 +44,13 @@ pub enum HoldError {
     /// The order has no active hold with this reason.
     #[error("the order is not on hold for {0}")]
     NotHeld(HoldReason),
-    /// Holds are placed only before routing (validated, backordered, reserved).
-    #[error("the order is {0}; holds can only be placed before it is routed")]
+    /// Holds are placed (and an address given) only before routing (validated, backordered,
+    /// reserved).
+    #[error("the order is {0}; holds can only be placed or an address given before it is routed")]
     OrderStatus(OrderStatus),
+    /// An address given for an order that is not delivered to one (pickup or digital).
+    #[error("the order is not delivered to an address (pickup or digital)")]
+    NotDelivered,
     /// The timeline refused the event (a corrupted history).
     #[error(transparent)]
     Timeline(#[from] TimelineError),
@@ -227,13 +231,7 @@ impl OrderRecord {
         if self.has_hold(reason) {
             return Err(HoldError::AlreadyHeld(reason));
         }
-        let status = self.status();
-        if !matches!(
-            status,
-            OrderStatus::Validated | OrderStatus::Backordered | OrderStatus::Reserved
-        ) {
-            return Err(HoldError::OrderStatus(status));
-        }
+        self.expect_before_routing()?;
         let data = payload(&OrderHeld {
             reason,
             note: note.clone(),
@@ -267,6 +265,45 @@ impl OrderRecord {
         let event = self.record(EventType::OrderHoldReleased, data, event_id, now)?;
         self.holds.retain(|h| h.reason != reason);
         Ok(event)
+    }
+
+    /// Releases the [`HoldReason::AddressNeeded`] hold with the delivery address staff
+    /// obtained: the order ships to `address` from now on; records `order.hold_released` as
+    /// [`OrderRecord::release_hold`] does (the address itself stays out of the event, which
+    /// goes to webhook subscribers).
+    ///
+    /// # Errors
+    /// [`HoldError::NotHeld`] without an active `address_needed` hold;
+    /// [`HoldError::OrderStatus`] unless the order is validated, backordered or reserved;
+    /// [`HoldError::NotDelivered`] for a pickup or digital order; a timeline error.
+    pub fn release_address_hold(
+        &mut self,
+        address: Address,
+        note: Option<HoldNote>,
+        event_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<EventEnvelope, HoldError> {
+        let reason = HoldReason::AddressNeeded;
+        if !self.has_hold(reason) {
+            return Err(HoldError::NotHeld(reason));
+        }
+        self.expect_before_routing()?;
+        if !matches!(
+            self.order.shipping.method,
+            ShippingMethod::Standard | ShippingMethod::Express
+        ) {
+            return Err(HoldError::NotDelivered);
+        }
+        let event = self.release_hold(reason, note, event_id, now)?;
+        self.order.shipping.address = Some(address);
+        Ok(event)
+    }
+
+    fn expect_before_routing(&self) -> Result<(), HoldError> {
+        match self.status() {
+            OrderStatus::Validated | OrderStatus::Backordered | OrderStatus::Reserved => Ok(()),
+            status => Err(HoldError::OrderStatus(status)),
+        }
     }
 }
 
@@ -448,6 +485,42 @@ mod tests {
         let back: OrderRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back.holds(), r.holds());
         assert!(back.timeline().is_ok(), "hold events replay");
+    }
+
+    #[test]
+    fn an_address_releases_the_address_hold_and_becomes_the_shipping_address() {
+        let mut r = reserved();
+        let address: Address = serde_json::from_value(
+            json!({"country": "US", "postal_code": "10001", "line1": "5 Park Ave", "city": "New York"}),
+        )
+        .unwrap();
+        assert_eq!(
+            r.release_address_hold(address.clone(), None, Uuid::from_u128(3), at(2)),
+            Err(HoldError::NotHeld(HoldReason::AddressNeeded))
+        );
+        r.place_hold(HoldReason::AddressNeeded, None, Uuid::from_u128(3), at(2))
+            .unwrap();
+        let released = r
+            .release_address_hold(
+                address.clone(),
+                note("customer called"),
+                Uuid::from_u128(4),
+                at(3),
+            )
+            .unwrap();
+        assert_eq!(
+            released.data(),
+            &json!({"reason": "address_needed", "note": "customer called"}),
+            "no address in the event"
+        );
+        assert_eq!(r.order().shipping().address(), Some(&address));
+        assert!(!r.is_held());
+        let back: OrderRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(
+            back.order().shipping().address(),
+            Some(&address),
+            "still a valid order"
+        );
     }
 
     proptest! {
