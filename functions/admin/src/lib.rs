@@ -100,10 +100,10 @@ fn param<'a>(params: &'a Params, name: &str) -> &'a str {
 }
 
 fn wrong_method(req: &Request) -> FunctionError {
-    let allowed = if req.path().ends_with("/reconcile") {
-        "the reconciler is run with POST"
+    let allow = if req.path().ends_with("/reconcile") {
+        "POST"
     } else {
-        "admin resources are written with PUT"
+        "PUT"
     };
-    Problem::new(405, "method-not-allowed", "Method not allowed", allowed).into()
+    Problem::method_not_allowed(allow).into()
 }

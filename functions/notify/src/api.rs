@@ -206,17 +206,7 @@ fn find<K: Kv>(kv: &K, id: &str) -> Result<Subscription, FunctionError> {
 
 /// The 405 answer of a route, naming the methods it takes.
 fn not_allowed(allow: &'static str) -> impl Fn(Request, Params) -> Response + 'static {
-    move |_, _| {
-        let mut response = Problem::new(
-            405,
-            "method-not-allowed",
-            "Method not allowed",
-            format!("use {allow}"),
-        )
-        .response();
-        response.set_header("allow", allow);
-        response
-    }
+    move |_, _| Problem::method_not_allowed(allow).response()
 }
 
 #[cfg(test)]

@@ -60,21 +60,11 @@ pub fn router<K: Kv + 'static>(kv: Rc<K>) -> Router {
         availability::of(kv, p.get("sku").unwrap_or_default())
     });
     r.any("/*", |req: Request, _: Params| {
-        let problem = if matches!(req.method(), Method::Get | Method::Head) {
-            Problem::not_found("route", req.path())
+        if matches!(req.method(), Method::Get | Method::Head) {
+            Problem::not_found("route", req.path()).response()
         } else {
-            Problem::new(
-                405,
-                "method-not-allowed",
-                "Method not allowed",
-                "reads only: use GET",
-            )
-        };
-        let mut response = problem.response();
-        if problem.status == 405 {
-            response.set_header("allow", "GET, HEAD");
+            Problem::method_not_allowed("GET, HEAD").response()
         }
-        response
     });
     r
 }

@@ -47,8 +47,7 @@ pub fn router<E: Env + 'static>(env: Rc<E>) -> Router {
             reply(handler(&env, params.get("id").unwrap_or_default(), &req))
         });
         router.any(path, move |_: Request, _: Params| {
-            let detail = format!("use {allowed}");
-            Problem::new(405, "method-not-allowed", "Method not allowed", detail).response()
+            Problem::method_not_allowed(&allowed).response()
         });
     }
     router.any("/*", |req: Request, _: Params| {

@@ -110,7 +110,7 @@ fn expire(req: Request) -> Response {
     });
     router.any("/v1/reservations/expire", |req: Request, _: Params| {
         respond(require_admin(&req).and_then(|()| {
-            Err(Problem::new(405, "method-not-allowed", "Method not allowed", "use POST").into())
+            Err(Problem::method_not_allowed("POST").into())
         }))
     });
     router.handle(req)

@@ -58,8 +58,7 @@ fn shipment_update(req: Request) -> Response {
         respond(update_shipment(&p, &Update::Delivered))
     });
     router.any("/v1/shipments/:id/:update", |_: Request, _: Params| {
-        let detail = "shipment updates are sent with POST";
-        Problem::new(405, "method-not-allowed", "Method not allowed", detail).response()
+        Problem::method_not_allowed("POST").response()
     });
     router.handle(req)
 }

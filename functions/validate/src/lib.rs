@@ -53,13 +53,7 @@ fn answer(result: Result<Response, FunctionError>) -> Response {
 }
 
 fn not_allowed(_: Request, _: Params) -> Response {
-    Problem::new(
-        405,
-        "method-not-allowed",
-        "Method not allowed",
-        "orders are created with POST",
-    )
-    .response()
+    Problem::method_not_allowed("POST").response()
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {

@@ -23,7 +23,7 @@ pub struct Problem {
     pub invalid_params: Vec<InvalidParam>,
     /// The `Allow` header of a 405: the methods the resource takes.
     #[serde(skip)]
-    pub allow: Option<String>,
+    pub allow: Option<Box<str>>,
 }
 
 /// One offending field.
@@ -110,7 +110,7 @@ impl Problem {
             "Method not allowed",
             format!("use {allow}"),
         );
-        p.allow = Some(allow.to_string());
+        p.allow = Some(allow.into());
         p
     }
 
@@ -131,7 +131,7 @@ impl Problem {
             builder.header("www-authenticate", "Bearer");
         }
         if let Some(allow) = &self.allow {
-            builder.header("allow", allow);
+            builder.header("allow", allow.as_ref());
         }
         builder
             .body(serde_json::to_vec(self).unwrap_or_default())
