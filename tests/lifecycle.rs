@@ -578,7 +578,8 @@ mod marketplace {
     }
 }
 
-/// The served OpenAPI document describes every HTTP route in spin.toml.
+/// The served OpenAPI document is the one generated from the code (`api/`, checked against
+/// the code by its own test) and describes every HTTP route in spin.toml.
 #[test]
 fn the_openapi_document_is_served_and_covers_every_route() {
     let oms = Oms::start();
@@ -586,6 +587,14 @@ fn the_openapi_document_is_served_and_covers_every_route() {
     assert_eq!(r.status, 200);
     let doc = r.json();
     assert_eq!(doc["openapi"], "3.1.0");
+    let generated: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("functions/query/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, generated, "query serves functions/query/openapi.json");
+    for scheme in ["staff", "fulfilment", "customer"] {
+        assert_eq!(doc["components"]["securitySchemes"][scheme]["scheme"], "bearer");
+    }
     let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     let manifest: toml::Value =
         toml::from_str(&std::fs::read_to_string(repo().join("spin.toml")).unwrap()).unwrap();

@@ -246,6 +246,7 @@ impl EventEnvelope {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct EnvelopeRepr {
     version: u32,
     id: Uuid,
@@ -258,6 +259,9 @@ struct EnvelopeRepr {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     actor: Option<String>,
 }
+
+#[cfg(feature = "openapi")]
+crate::openapi::schema_via!(EventEnvelope, "EventEnvelope", EnvelopeRepr);
 
 impl TryFrom<EnvelopeRepr> for EventEnvelope {
     type Error = EventError;

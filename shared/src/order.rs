@@ -21,6 +21,7 @@ pub const MAX_DISCOUNTS: usize = 20;
 
 /// Who placed the order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     pub(crate) email: Email,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,11 +42,14 @@ impl Customer {
 
 /// One SKU at one price: `quantity × unit_price − discount`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderLine {
     sku: Sku,
     quantity: Quantity,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     unit_price: Money,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     discount: Money,
     #[serde(skip)]
@@ -114,6 +118,7 @@ impl OrderLine {
 /// How the order reaches the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ShippingMethod {
     /// Carrier delivery, standard speed.
     Standard,
@@ -144,8 +149,10 @@ impl ShippingMethod {
 /// Delivery details. A pickup order names its store and needs no address; a delivered order
 /// needs an address and has no pickup location.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Shipping {
     pub(crate) method: ShippingMethod,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub(crate) amount: Money,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,8 +185,10 @@ impl Shipping {
 
 /// An order-level discount (a coupon or promotion).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Discount {
     pub(crate) code: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub(crate) amount: Money,
 }
@@ -199,6 +208,7 @@ impl Discount {
 /// Where the payment provider's funds stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PaymentStatus {
     /// Funds are held but not taken; nothing can be refunded yet.
     Authorized,
@@ -218,9 +228,11 @@ impl PaymentStatus {
 
 /// The payment backing the order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payment {
     pub(crate) reference: String,
     pub(crate) status: PaymentStatus,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub(crate) amount: Money,
 }
@@ -253,20 +265,26 @@ impl Payment {
 /// The order's totals, always recomputed from its parts:
 /// `grand_total = subtotal − discount + shipping + tax`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Totals {
     /// Σ line gross (`quantity × unit_price`).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub subtotal: Money,
     /// Σ line discounts + Σ order-level discounts.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub discount: Money,
     /// The shipping amount.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub shipping: Money,
     /// The tax amount (computed by the storefront's tax engine, carried as given).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub tax: Money,
     /// What the customer pays.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub grand_total: Money,
 }

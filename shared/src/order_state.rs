@@ -26,6 +26,7 @@ use crate::event::EventType;
 /// the status alone (see [`crate::EventType::status`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OrderStatus {
     /// Accepted at intake.
     Validated,

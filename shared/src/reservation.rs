@@ -18,6 +18,7 @@ pub enum ReservationError {
 
 /// Units of one SKU held at one location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReservedLine {
     /// The SKU.
     pub sku: Sku,
@@ -153,6 +154,7 @@ impl Reservation {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct ReservationRepr {
     order_id: OrderId,
     lines: Vec<ReservedLine>,
@@ -160,6 +162,9 @@ struct ReservationRepr {
     backordered: BTreeMap<Sku, u32>,
     expires_at: Option<DateTime<Utc>>,
 }
+
+#[cfg(feature = "openapi")]
+crate::openapi::schema_via!(Reservation, "Reservation", ReservationRepr);
 
 impl TryFrom<ReservationRepr> for Reservation {
     type Error = ReservationError;

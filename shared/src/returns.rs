@@ -70,6 +70,7 @@ pub enum ReturnError {
 /// Where a return is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReturnState {
     /// The customer asked; the parcel is on its way.
     Requested,
@@ -107,6 +108,7 @@ impl std::fmt::Display for ReturnState {
 /// What the customer sends back: units of one order line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReturnedItem {
     /// Index into the order's lines.
     pub line: usize,
@@ -128,6 +130,7 @@ pub struct Inspection {
 /// One line of a return.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReturnLine {
     /// Index into the order's lines.
     pub line: usize,
@@ -141,6 +144,7 @@ pub struct ReturnLine {
 
 /// Units of one SKU going back on hand at one location.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RestockPlacement {
     /// The SKU.
     pub sku: Sku,
@@ -152,6 +156,7 @@ pub struct RestockPlacement {
 
 /// Where the accepted units of one returned line go back on hand.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LineRestock {
     /// The order line.
     pub line: usize,
@@ -201,6 +206,7 @@ pub struct ReturnRefunded {
 /// A return authorisation for part of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "ReturnRepr", into = "ReturnRepr")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReturnAuthorization {
     id: ReturnId,
     order_id: OrderId,

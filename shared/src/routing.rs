@@ -81,6 +81,7 @@ fn describe(shortfalls: &[Shortfall]) -> String {
 
 /// What sort of place a location is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LocationKind {
     /// A distribution centre.
     #[serde(rename = "warehouse")]
@@ -212,6 +213,7 @@ impl Location {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct LocationRepr {
     id: LocationId,
     kind: LocationKind,
@@ -227,6 +229,9 @@ struct LocationRepr {
     #[serde(default)]
     priority: u32,
 }
+
+#[cfg(feature = "openapi")]
+crate::openapi::schema_via!(Location, "Location", LocationRepr);
 
 fn zero_text() -> String {
     "0".to_owned()
@@ -335,6 +340,7 @@ impl RoutingRequest {
 
 /// Units of one SKU in a shipment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShipmentLine {
     /// The SKU.
     pub sku: Sku,
@@ -344,6 +350,7 @@ pub struct ShipmentLine {
 
 /// One parcel from one location.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Shipment {
     /// Where it ships from.
     pub location: LocationId,
@@ -360,6 +367,7 @@ pub struct Shipment {
 
 /// The chosen way to fulfil an order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FulfilmentPlan {
     /// Shipments in location priority order.
     pub shipments: Vec<Shipment>,

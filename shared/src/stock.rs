@@ -258,6 +258,7 @@ impl From<StockLevel> for StockLevelRepr {
 /// JSON: `"never"`, `"unlimited"` or `{"up_to": 50}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BackorderPolicy {
     /// Orders beyond stock are rejected.
     #[default]

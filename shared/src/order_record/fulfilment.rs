@@ -174,6 +174,7 @@ impl From<ShipmentLabel> for String {
 /// Where a shipment is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ShipmentStatus {
     /// Stock allocated at the location, not yet shipped.
     Allocated,
@@ -185,6 +186,7 @@ pub enum ShipmentStatus {
 
 /// One shipment of a routed order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShipmentRecord {
     /// `{order id}-{n}`.
     pub id: ShipmentId,
@@ -211,6 +213,7 @@ pub struct ShipmentRecord {
 /// The fulfilment dimension of an order, derived from its shipments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FulfilmentStatus {
     /// Nothing has shipped (not routed yet, routed, or cancelled).
     Unfulfilled,

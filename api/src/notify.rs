@@ -1,0 +1,279 @@
+//! notify (`functions/notify`): outbound webhook subscriptions and their delivery log.
+//!
+//! Subscriptions are answered with `json!` (`Subscription::redacted`, the list and the
+//! delivery log), mirrored here; the event filter's values come from the domain's event
+//! types (`EventType::ALL`).
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use oms_domain::EventType;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{OpenApi, PartialSchema, ToSchema};
+
+/// The routes of the notify component.
+#[derive(OpenApi)]
+#[openapi(paths(
+    subscribe,
+    list_subscriptions,
+    get_subscription,
+    unsubscribe,
+    deliveries
+))]
+pub struct Api;
+
+/// Which events a subscriber wants: `*`, a family (`order.*`, `return.*`) or one type.
+pub struct EventFilter;
+
+impl PartialSchema for EventFilter {
+    fn schema() -> RefOr<Schema> {
+        let mut values = vec!["*".to_string()];
+        for t in EventType::ALL {
+            let family = format!("{}.*", t.as_str().split('.').next().unwrap_or_default());
+            if !values.contains(&family) {
+                values.push(family);
+            }
+        }
+        values.extend(EventType::ALL.iter().map(|t| t.as_str().to_string()));
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for EventFilter {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventFilter")
+    }
+}
+
+/// `POST /v1/webhooks`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SubscribeRequest {
+    /// An absolute `https://` URL (plain `http://` only to 127.0.0.1 or localhost), without
+    /// credentials or fragment.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost))(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$",
+        example = "https://example.com/hooks/oms"
+    )]
+    url: String,
+    /// 1 to 32 filters.
+    #[schema(min_items = 1, max_items = 32)]
+    events: Vec<EventFilter>,
+    /// A Standard Webhooks secret `whsec_<base64 of 24-64 bytes>`; generated when absent.
+    #[schema(required = false, pattern = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,21}$")]
+    secret: String,
+}
+
+/// A subscription as listed (its secret is shown only at registration).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Subscription {
+    #[schema(format = Uuid)]
+    id: String,
+    url: String,
+    events: Vec<EventFilter>,
+    created_at: DateTime<Utc>,
+}
+
+/// The 201 of a registration: the subscription with its signing secret, shown this once.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NewSubscription {
+    #[schema(format = Uuid)]
+    id: String,
+    url: String,
+    events: Vec<EventFilter>,
+    created_at: DateTime<Utc>,
+    /// `whsec_…`: verify deliveries with it (Standard Webhooks).
+    secret: String,
+}
+
+/// `GET /v1/webhooks`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Subscriptions {
+    webhooks: Vec<Subscription>,
+}
+
+/// Where a webhook delivery is.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum DeliveryState {
+    /// Another attempt will be made.
+    Pending,
+    /// The subscriber answered 2xx.
+    Delivered,
+    /// Every allowed attempt failed: dead-lettered.
+    Dead,
+}
+
+/// What is known about delivering one event to one subscriber
+/// (`functions/notify/src/delivery.rs`, `DeliveryRecord`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Delivery {
+    /// The event's id (the `webhook-id` header).
+    #[schema(format = Uuid)]
+    event_id: String,
+    event_type: EventType,
+    #[schema(format = Uuid)]
+    order_id: String,
+    sequence: u64,
+    state: DeliveryState,
+    attempts: u32,
+    /// The subscriber's last HTTP status.
+    #[schema(required = false)]
+    last_status: u16,
+    /// The last transport error.
+    #[schema(required = false)]
+    last_error: String,
+    first_attempt_at: DateTime<Utc>,
+    last_attempt_at: DateTime<Utc>,
+    #[schema(required = false)]
+    settled_at: DateTime<Utc>,
+    #[schema(required = false)]
+    in_flight_until: DateTime<Utc>,
+}
+
+/// `GET /v1/webhooks/{id}/deliveries`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Deliveries {
+    /// The subscription id.
+    subscription: String,
+    /// Newest first.
+    deliveries: Vec<Delivery>,
+}
+
+/// Subscribe a URL to events (staff).
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks",
+    operation_id = "subscribe",
+    tag = "webhooks",
+    security(("staff" = [])),
+    request_body(content = SubscribeRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The subscription with its signing secret (shown this once)", body = NewSubscription,
+            headers(("Location" = String, description = "`/v1/webhooks/{id}`")),
+            links(
+                ("getSubscription" = (operation_id = "getSubscription", parameters(("id" = "$response.body#/id")))),
+                ("deliveries" = (operation_id = "deliveries", parameters(("id" = "$response.body#/id")))),
+                ("unsubscribe" = (operation_id = "unsubscribe", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 400, response = crate::problem::BadRequest),
+        (status = 401, response = crate::problem::Unauthorized),
+        (status = 403, response = crate::problem::Forbidden),
+        (status = 409, response = crate::problem::Conflict),
+        (status = 422, response = crate::problem::Unprocessable),
+        (status = 503, response = crate::problem::Unavailable),
+    ),
+)]
+#[allow(dead_code)]
+fn subscribe() {}
+
+/// List the subscriptions, oldest first, secrets left out (staff).
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks",
+    operation_id = "listSubscriptions",
+    tag = "webhooks",
+    security(("staff" = [])),
+    params(("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current")),
+    responses(
+        (status = 200, description = "The subscriptions", body = Subscriptions,
+            headers(
+                ("ETag" = String, description = "strong ETag of the body"),
+                ("Cache-Control" = String, description = "`no-cache`"),
+            )),
+        (status = 304, response = crate::problem::NotModified),
+        (status = 401, response = crate::problem::Unauthorized),
+        (status = 403, response = crate::problem::Forbidden),
+        (status = 503, response = crate::problem::Unavailable),
+    ),
+)]
+#[allow(dead_code)]
+fn list_subscriptions() {}
+
+/// Read a subscription, secret left out (staff).
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}",
+    operation_id = "getSubscription",
+    tag = "webhooks",
+    security(("staff" = [])),
+    params(
+        ("id" = String, Path, description = "the subscription id"),
+        ("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current"),
+    ),
+    responses(
+        (status = 200, description = "The subscription", body = Subscription,
+            headers(
+                ("ETag" = String, description = "strong ETag of the body"),
+                ("Cache-Control" = String, description = "`no-cache`"),
+            )),
+        (status = 304, response = crate::problem::NotModified),
+        (status = 401, response = crate::problem::Unauthorized),
+        (status = 403, response = crate::problem::Forbidden),
+        (status = 404, response = crate::problem::NotFound),
+        (status = 503, response = crate::problem::Unavailable),
+    ),
+)]
+#[allow(dead_code)]
+fn get_subscription() {}
+
+/// Delete a subscription and its delivery log (staff).
+#[utoipa::path(
+    delete,
+    path = "/v1/webhooks/{id}",
+    operation_id = "unsubscribe",
+    tag = "webhooks",
+    security(("staff" = [])),
+    params(("id" = String, Path, description = "the subscription id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = crate::problem::Unauthorized),
+        (status = 403, response = crate::problem::Forbidden),
+        (status = 404, response = crate::problem::NotFound),
+        (status = 503, response = crate::problem::Unavailable),
+    ),
+)]
+#[allow(dead_code)]
+fn unsubscribe() {}
+
+/// Recent deliveries of a subscription, newest first (staff).
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/{id}/deliveries",
+    operation_id = "deliveries",
+    tag = "webhooks",
+    security(("staff" = [])),
+    params(
+        ("id" = String, Path, description = "the subscription id"),
+        ("state" = Option<DeliveryState>, Query, description = "only deliveries in this state"),
+        ("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current"),
+    ),
+    responses(
+        (status = 200, description = "Attempts, last status, delivered | pending | dead", body = Deliveries,
+            headers(
+                ("ETag" = String, description = "strong ETag of the body"),
+                ("Cache-Control" = String, description = "`no-cache`"),
+            )),
+        (status = 304, response = crate::problem::NotModified),
+        (status = 400, response = crate::problem::BadRequest),
+        (status = 401, response = crate::problem::Unauthorized),
+        (status = 403, response = crate::problem::Forbidden),
+        (status = 404, response = crate::problem::NotFound),
+        (status = 503, response = crate::problem::Unavailable),
+    ),
+)]
+#[allow(dead_code)]
+fn deliveries() {}
