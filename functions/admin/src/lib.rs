@@ -1,4 +1,5 @@
-//! admin: the operator's component, behind a bearer token (the `admin_token` Spin variable).
+//! admin: the operator's component, for staff: a bootstrap token (the `admin_token` Spin
+//! variable, a comma-separated list) or a staff API key.
 //!
 //! Reference data the steps read (see `reference_data`):
 //! - `PUT /v1/admin/catalog/{sku}` `{"USD": "19.99", ...}`
@@ -13,22 +14,28 @@
 //! - the same pass every minute as a cron trigger's `handle-cron-event` (the `reconciler`
 //!   component of spin.toml runs this .wasm).
 //!
-//! Bad input is a 422 problem naming the field; nothing is written. A missing or wrong token
-//! is a 401 on every route, known or not.
+//! Credentials (see `keys`): staff and fulfilment API keys (`/keys`, `/keys/{id}/rotate`,
+//! `DELETE /keys/{id}`) and the customers' order-token secret (`/order-tokens/rotate`).
+//!
+//! Bad input is a 422 problem naming the field; nothing is written. Without a credential a
+//! 401, with one of another role a 403, on every route, known or not.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
 #![allow(unsafe_code)]
 
+mod keys;
 mod reconcile;
 mod reference_data;
 
-use oms_edge::{json_body, require_admin, FunctionError, Problem, SpinKv};
+use oms_edge::{caller, json_body, Actor, FunctionError, Problem, SpinKv};
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::http_component;
 
 /// A route's work once the caller is known to be an operator.
 type Handler = fn(&Request, &Params) -> Result<Response, FunctionError>;
+/// The same, for work that records who did it.
+type StaffHandler = fn(&Actor, &Request, &Params) -> Result<Response, FunctionError>;
 
 #[http_component]
 fn handle(req: Request) -> Response {
@@ -68,6 +75,25 @@ fn handle(req: Request) -> Response {
         }),
     );
     router.post("/reconcile", guarded(reconcile::http));
+    router.post("/keys", as_staff(|actor, req, _| keys::create(actor, req)));
+    router.get("/keys", guarded(|_, _| keys::list()));
+    router.any(
+        "/keys",
+        guarded(|_, _| Err(Problem::method_not_allowed("GET, POST").into())),
+    );
+    router.post(
+        "/keys/:id/rotate",
+        guarded(|req, p| keys::rotate(req, param(p, "id"))),
+    );
+    router.delete("/keys/:id", guarded(|_, p| keys::revoke(param(p, "id"))));
+    router.any(
+        "/keys/:id",
+        guarded(|_, _| Err(Problem::method_not_allowed("DELETE").into())),
+    );
+    router.post(
+        "/order-tokens/rotate",
+        guarded(|_, _| keys::rotate_order_tokens()),
+    );
     for known in [
         "/catalog/:sku",
         "/locations",
@@ -75,6 +101,8 @@ fn handle(req: Request) -> Response {
         "/backorder/:sku",
         "/routing-policy",
         "/reconcile",
+        "/keys/:id/rotate",
+        "/order-tokens/rotate",
     ] {
         router.any(known, guarded(|req, _| Err(wrong_method(req))));
     }
@@ -85,13 +113,33 @@ fn handle(req: Request) -> Response {
     router.handle(req)
 }
 
-/// Checks the admin token, then runs `handler`; any error becomes its problem response.
+/// Checks that the caller is staff, then runs `handler`; any error becomes its problem
+/// response.
 fn guarded(handler: Handler) -> impl Fn(Request, Params) -> Response {
     move |req, params| {
-        require_admin(&req)
-            .and_then(|()| handler(&req, &params))
+        staff(&req)
+            .and_then(|_| handler(&req, &params))
             .unwrap_or_else(|e| e.response())
     }
+}
+
+/// [`guarded`], handing the caller to `handler`.
+fn as_staff(handler: StaffHandler) -> impl Fn(Request, Params) -> Response {
+    move |req, params| {
+        staff(&req)
+            .and_then(|actor| handler(&actor, &req, &params))
+            .unwrap_or_else(|e| e.response())
+    }
+}
+
+/// The caller, if staff (a bootstrap token or a staff key).
+///
+/// # Errors
+/// 401 without a valid credential, 403 for another role, 503 when the store does not answer.
+fn staff(req: &Request) -> Result<Actor, FunctionError> {
+    let actor = caller(req, &SpinKv::open_default()?, None)?;
+    actor.require_staff()?;
+    Ok(actor)
 }
 
 /// A path parameter the route pattern guarantees.
@@ -100,7 +148,8 @@ fn param<'a>(params: &'a Params, name: &str) -> &'a str {
 }
 
 fn wrong_method(req: &Request) -> FunctionError {
-    let allow = if req.path().ends_with("/reconcile") {
+    let path = req.path();
+    let allow = if path.ends_with("/reconcile") || path.ends_with("/rotate") {
         "POST"
     } else {
         "PUT"

@@ -1,4 +1,5 @@
-//! The subscription API under `/v1/webhooks` (admin only):
+//! The subscription API under `/v1/webhooks` (staff only: a bootstrap token or a staff API key,
+//! [`oms_edge::auth`]):
 //!
 //! | request | answer |
 //! |---|---|
@@ -12,14 +13,13 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use oms_edge::{
-    json_body, json_response, keys, query_param, read_response, update_json, Change, FunctionError,
-    Kv, Problem,
+    auth, json_body, json_response, keys, query_param, read_response, update_json, Change,
+    FunctionError, Kv, Problem,
 };
 use serde_json::json;
 use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
 
-use crate::auth::require_admin;
 use crate::delivery::{self, DeliveryState};
 use crate::subscription::{self, NewSubscription, Subscription, MAX_SUBSCRIPTIONS};
 use oms_edge::standard_webhooks::{WebhookSecret, GENERATED_KEY_BYTES};
@@ -33,12 +33,12 @@ pub struct Fresh {
     pub key: [u8; GENERATED_KEY_BYTES],
 }
 
-/// What one request to the API works with: the store, the admin token it must present, the
-/// time and the randomness of a registration.
+/// What one request to the API works with: the store, the bootstrap staff tokens, the time and
+/// the randomness of a registration.
 pub struct Api<K> {
     /// The `default` store (subscriptions and delivery records).
     pub kv: K,
-    /// The `admin_token` variable.
+    /// The `admin_token` variable: the bootstrap staff tokens (comma-separated).
     pub admin_token: String,
     /// The request's time.
     pub now: DateTime<Utc>,
@@ -48,10 +48,11 @@ pub struct Api<K> {
 
 /// Answers one request to the subscription API; every failure is a problem document.
 pub fn handle<K: Kv + 'static>(req: Request, api: Rc<Api<K>>) -> Response {
-    if let Err(problem) = require_admin(&req, &api.admin_token) {
-        let mut response = problem.response();
-        response.set_header("www-authenticate", "Bearer");
-        return response;
+    let header = req.header("authorization").and_then(|v| v.as_str());
+    let staff = auth::authenticate(&api.kv, &api.admin_token, header, None, api.now)
+        .and_then(|actor| actor.require_staff());
+    if let Err(e) = staff {
+        return e.response();
     }
     router(&api).handle(req)
 }
@@ -373,19 +374,77 @@ mod tests {
         );
     }
 
+    fn with_auth(value: Option<&str>) -> Request {
+        let mut b = Request::builder();
+        b.method(Method::Get).uri("/v1/webhooks");
+        if let Some(v) = value {
+            b.header("authorization", v);
+        }
+        b.build()
+    }
+
     #[test]
     fn requests_without_the_admin_token_are_refused() {
         let api = api();
-        let req = Request::builder()
-            .method(Method::Get)
-            .uri("/v1/webhooks")
-            .build();
-        let response = handle(req, api);
+        let response = handle(with_auth(None), api);
         assert_eq!(*response.status(), 401);
         assert_eq!(
             response.header("www-authenticate").and_then(|v| v.as_str()),
             Some("Bearer")
         );
+    }
+
+    #[test]
+    fn only_staff_credentials_pass() {
+        let api = api();
+        for (value, status, code) in [
+            (None, 401, "missing"),
+            (Some(TOKEN), 401, "invalid_format"),
+            (Some("Basic YWRtaW4="), 401, "invalid_format"),
+            (Some("Bearer admi"), 401, "invalid"),
+            (Some("Bearer admin2"), 401, "invalid"),
+            (Some("Bearer "), 401, "invalid_format"),
+            (Some("Bearer oms_sk_0123456789abcdef_00"), 401, "invalid"),
+        ] {
+            let (got, problem) = send(&api, with_auth(value));
+            assert_eq!(
+                (got, problem["invalid-params"][0]["code"].as_str()),
+                (status, Some(code)),
+                "{value:?}: {problem}"
+            );
+            assert_eq!(problem["invalid-params"][0]["name"], "Authorization");
+        }
+        assert_eq!(send(&api, with_auth(Some("Bearer admin"))).0, 200);
+        // Staff API keys are staff too; fulfilment keys and customer tokens are not.
+        let key = |role, location: Option<&str>| {
+            let made = oms_edge::api_keys::create(
+                &api.kv,
+                role,
+                location.map(str::to_string),
+                "k".into(),
+                "staff:root".into(),
+                at(0),
+            );
+            format!("Bearer {}", made.unwrap().1)
+        };
+        let staff = key(oms_edge::api_keys::KeyRole::Staff, None);
+        assert_eq!(send(&api, with_auth(Some(&staff))).0, 200);
+        let dock = key(oms_edge::api_keys::KeyRole::Fulfilment, Some("wh-1"));
+        assert_eq!(send(&api, with_auth(Some(&dock))).0, 403);
+        let order = OrderId::new(Uuid::from_u128(5));
+        let customer = oms_edge::order_token::issue(&api.kv, order).unwrap();
+        let (got, _) = send(&api, with_auth(Some(&format!("Bearer {customer}"))));
+        assert_eq!(got, 403);
+        // An empty list of bootstrap tokens lets nobody in with an empty or blank token.
+        let none = Rc::new(Api {
+            kv: MemKv::new(),
+            admin_token: " , ".into(),
+            now: at(0),
+            fresh: api.fresh,
+        });
+        for value in ["Bearer ", "Bearer  ", "Bearer ,"] {
+            assert_eq!(send(&none, with_auth(Some(value))).0, 401, "{value:?}");
+        }
     }
 
     #[test]

@@ -23,7 +23,6 @@
 #![allow(unsafe_code)]
 
 pub mod api;
-mod auth;
 pub mod delivery;
 pub mod dispatch;
 pub mod subscription;

@@ -10,6 +10,11 @@
 //! - `GET /v1/openapi.json`: the API description (OpenAPI 3.1)
 //!
 //! Reads only: any other method is a 405 problem, any other path a 404 problem.
+//!
+//! An order and its timeline carry the customer's personal data: they are read by staff or
+//! by the order's customer (its access token), checked before the order is read; without a
+//! credential 401, with another order's token or another role 403. Availability and the API
+//! description are public.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
@@ -21,7 +26,7 @@ pub mod order_view;
 use std::rc::Rc;
 
 use oms_domain::{EventEnvelope, OrderId};
-use oms_edge::{keys, read_response, FunctionError, Kv, OrderRecord, Problem, SpinKv};
+use oms_edge::{caller, keys, read_response, FunctionError, Kv, OrderRecord, Problem, SpinKv};
 use serde::Serialize;
 use serde_json::Value;
 use spin_sdk::http::{Method, Params, Request, Response, Router};
@@ -43,20 +48,20 @@ fn handle(req: Request) -> Response {
 /// The read routes over a store (full paths, as `spin.toml` routes them here).
 pub fn router<K: Kv + 'static>(kv: Rc<K>) -> Router {
     let mut r = Router::new();
-    read(&mut r, &kv, "/v1/openapi.json", |_, _| {
+    read(&mut r, &kv, "/v1/openapi.json", |_, _, _| {
         Ok(serde_json::from_str::<Value>(OPENAPI)?)
     });
-    read(&mut r, &kv, "/v1/orders/:id", |kv, p| {
-        Ok(serde_json::to_value(OrderView::of(&load(kv, p)?))?)
+    read(&mut r, &kv, "/v1/orders/:id", |kv, req, p| {
+        Ok(serde_json::to_value(OrderView::of(&load(kv, req, p)?))?)
     });
-    read(&mut r, &kv, "/v1/orders/:id/events", |kv, p| {
-        let record = load(kv, p)?;
+    read(&mut r, &kv, "/v1/orders/:id/events", |kv, req, p| {
+        let record = load(kv, req, p)?;
         Ok(Timeline {
             order_id: record.order().id(),
             events: record.events().to_vec(),
         })
     });
-    read(&mut r, &kv, "/v1/availability/:sku", |kv, p| {
+    read(&mut r, &kv, "/v1/availability/:sku", |kv, _, p| {
         availability::of(kv, p.get("sku").unwrap_or_default())
     });
     r.any("/*", |req: Request, _: Params| {
@@ -74,14 +79,14 @@ fn read<K: Kv + 'static, T: Serialize>(
     r: &mut Router,
     kv: &Rc<K>,
     path: &str,
-    view: impl Fn(&K, &Params) -> Result<T, FunctionError> + Copy + 'static,
+    view: impl Fn(&K, &Request, &Params) -> Result<T, FunctionError> + Copy + 'static,
 ) {
     for method in [Method::Get, Method::Head] {
         let kv = Rc::clone(kv);
         r.add(
             path,
             method,
-            move |req: Request, params: Params| match view(&kv, &params) {
+            move |req: Request, params: Params| match view(&kv, &req, &params) {
                 Ok(body) => read_response(&req, &body),
                 Err(e) => e.response(),
             },
@@ -89,13 +94,21 @@ fn read<K: Kv + 'static, T: Serialize>(
     }
 }
 
-/// The `:id` order.
+/// The `:id` order, for staff or its customer.
 ///
 /// # Errors
-/// 400 naming `id` when it is not an order id; 404 when there is no such order; a store error.
-fn load(kv: &impl Kv, params: &Params) -> Result<OrderRecord, FunctionError> {
+/// 401 without a credential, 403 for another role or another order's token (both before the
+/// order is read); 400 naming `id` when it is not an order id; 404 when there is no such
+/// order; a store error.
+fn load(kv: &impl Kv, req: &Request, params: &Params) -> Result<OrderRecord, FunctionError> {
     let raw = params.get("id").unwrap_or_default();
-    let id = OrderId::parse(raw).map_err(|e| {
+    let parsed = OrderId::parse(raw);
+    let actor = caller(req, kv, parsed.as_ref().ok().copied())?;
+    match parsed {
+        Ok(id) => actor.require_staff_or_customer(id)?,
+        Err(_) => actor.require_staff()?,
+    }
+    let id = parsed.map_err(|e| {
         Problem::field(
             400,
             "malformed",
@@ -120,7 +133,8 @@ struct Timeline {
 mod tests {
     use super::*;
     use oms_domain::{Order, StockLevel};
-    use oms_edge::{create, Env, MemEnv, MemKv, ShipmentRecord, StockDoc};
+    use oms_edge::api_keys::{self, KeyRole};
+    use oms_edge::{create, order_token, Env, MemEnv, MemKv, ShipmentRecord, StockDoc};
     use serde_json::json;
     use uuid::Uuid;
 
@@ -157,13 +171,78 @@ mod tests {
         Rc::new(env.kv)
     }
 
+    /// A request as staff (a staff API key made in the store).
     fn get(kv: &Rc<MemKv>, method: Method, path: &str, etag: Option<&str>) -> Response {
+        let token = key(kv, KeyRole::Staff, None);
+        get_as(kv, method, path, etag, Some(&token))
+    }
+
+    fn get_as(
+        kv: &Rc<MemKv>,
+        method: Method,
+        path: &str,
+        etag: Option<&str>,
+        token: Option<&str>,
+    ) -> Response {
         let mut b = Request::builder();
         b.method(method).uri(path);
         if let Some(etag) = etag {
             b.header("if-none-match", etag);
         }
+        if let Some(token) = token {
+            b.header("authorization", format!("Bearer {token}"));
+        }
         router(Rc::clone(kv)).handle(b.build())
+    }
+
+    fn key(kv: &Rc<MemKv>, role: KeyRole, location: Option<&str>) -> String {
+        let made = api_keys::create(
+            &**kv,
+            role,
+            location.map(str::to_string),
+            "test".into(),
+            "staff:root".into(),
+            chrono::Utc::now(),
+        );
+        made.unwrap().1
+    }
+
+    #[test]
+    fn an_order_is_read_by_staff_or_its_customer_only() {
+        let kv = store();
+        let own = order_token::issue(&*kv, OrderId::new(Uuid::from_u128(ORDER))).unwrap();
+        let other = order_token::issue(&*kv, OrderId::new(Uuid::from_u128(8))).unwrap();
+        let dock = key(&kv, KeyRole::Fulfilment, Some("wh-1"));
+        for path in [order_path(), format!("{}/events", order_path())] {
+            let status = |token: Option<&str>| {
+                let r = get_as(&kv, Method::Get, &path, None, token);
+                let body = String::from_utf8_lossy(r.body()).to_string();
+                assert!(
+                    *r.status() == 200 || !body.contains("example.com"),
+                    "{path}: a refusal shows no personal data: {body}"
+                );
+                *r.status()
+            };
+            assert_eq!(status(None), 401, "{path}: no credential");
+            assert_eq!(status(Some("not-a-token")), 401, "{path}: unknown token");
+            assert_eq!(status(Some(&other)), 403, "{path}: another order's token");
+            assert_eq!(status(Some(&dock)), 403, "{path}: a fulfilment key");
+            assert_eq!(status(Some(&own)), 200, "{path}: the order's customer");
+        }
+        let unauthenticated = get_as(&kv, Method::Get, &order_path(), None, None);
+        assert_eq!(
+            unauthenticated
+                .header("www-authenticate")
+                .and_then(|v| v.as_str()),
+            Some("Bearer")
+        );
+        // A customer token names its order: it opens no other path, not even a malformed one.
+        let bad = get_as(&kv, Method::Get, "/v1/orders/nope", None, Some(&own));
+        assert_eq!(*bad.status(), 403);
+        // Availability and the API description stay public.
+        for public in ["/v1/availability/SKU-1", "/v1/openapi.json"] {
+            assert_eq!(*get_as(&kv, Method::Get, public, None, None).status(), 200);
+        }
     }
 
     fn json_of(r: &Response) -> Value {

@@ -9,7 +9,7 @@
 //! A repeated cancel changes nothing and answers the same.
 
 use oms_domain::{OrderRecord, RefundCause};
-use oms_edge::{json_body, release_cancelled, run, Env, FunctionError, StoredResponse};
+use oms_edge::{json_body, release_cancelled, run, Actor, Env, FunctionError, StoredResponse};
 use serde_json::{json, Value};
 use spin_sdk::http::Request;
 
@@ -37,6 +37,7 @@ fn view(record: &OrderRecord) -> Value {
 /// shipped; storage errors (500; a retry completes the cancel).
 pub fn handle<E: Env>(
     env: &E,
+    actor: &Actor,
     order: &str,
     req: &Request,
 ) -> Result<StoredResponse, FunctionError> {
@@ -54,6 +55,7 @@ pub fn handle<E: Env>(
         &body.unwrap_or(Value::Null),
         || {
             let answer = run(env, &id, |r| {
+                r.act_as(actor.audit());
                 let ids = [env.new_id(), env.new_id()];
                 let changed = r
                     .cancel(cancel.reason.clone(), ids, env.now())

@@ -10,7 +10,9 @@
 //!    nothing on the order and restocks only what an interrupted attempt had not.
 
 use oms_domain::{OrderRecord, RefundCause, ReturnId};
-use oms_edge::{apply_stock_moves, json_body, run, Env, FunctionError, Problem, StoredResponse};
+use oms_edge::{
+    apply_stock_moves, json_body, run, Actor, Env, FunctionError, Problem, StoredResponse,
+};
 use serde_json::{json, Value};
 use spin_sdk::http::Request;
 
@@ -37,12 +39,18 @@ fn view(record: &OrderRecord, rid: ReturnId) -> Value {
 /// 404 for an unknown return; 422 naming the verdict at fault; 409 before the parcel is
 /// received or for other verdicts than an earlier inspection's; storage errors (500; the
 /// same inspection again completes it).
-pub fn handle<E: Env>(env: &E, id: &str, req: &Request) -> Result<StoredResponse, FunctionError> {
+pub fn handle<E: Env>(
+    env: &E,
+    actor: &Actor,
+    id: &str,
+    req: &Request,
+) -> Result<StoredResponse, FunctionError> {
     let rid = return_id(id)?;
     let asked = InspectionRequest::parse(&json_body(req)?).map_err(|v| problems::invalid(&v))?;
     let order = locate(env, rid)?;
     let verdict_lines: Vec<usize> = asked.verdicts.iter().map(|v| v.line).collect();
     let answer = run(env, &order, |r| {
+        r.act_as(actor.audit());
         let ra = r
             .find_return(rid)
             .ok_or_else(|| Problem::not_found("return", id))?;

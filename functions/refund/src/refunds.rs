@@ -7,7 +7,7 @@
 //! once) finds its own refund instead of booking a second one.
 
 use oms_domain::{OrderRecord, RefundCause, RefundRecorded};
-use oms_edge::{json_body, run, Env, FunctionError, Problem, StoredResponse};
+use oms_edge::{json_body, run, Actor, Env, FunctionError, Problem, StoredResponse};
 use serde_json::{json, Value};
 use spin_sdk::http::Request;
 
@@ -44,6 +44,7 @@ fn key_required() -> Problem {
 /// was refunded; storage errors (500; a retry with the same key completes it).
 pub fn handle<E: Env>(
     env: &E,
+    actor: &Actor,
     order: &str,
     req: &Request,
 ) -> Result<StoredResponse, FunctionError> {
@@ -55,6 +56,7 @@ pub fn handle<E: Env>(
     };
     once(env, &format!("refund:{id}"), Some(&key), &body, || {
         let answer = run(env, &id, |r| {
+            r.act_as(actor.audit());
             let asked = RefundRequest::parse(&body, r.order().currency())
                 .map_err(|v| problems::invalid(&v))?;
             let (event_id, now) = (env.new_id(), env.now());

@@ -12,7 +12,7 @@
 //! opens a second return (still capped by the units shipped and not yet returned).
 
 use oms_domain::{OrderId, OrderRecord, ReturnAuthorization, ReturnId};
-use oms_edge::{json_body, keys, run, Env, FunctionError, Kv, Problem, StoredResponse};
+use oms_edge::{json_body, keys, run, Actor, Env, FunctionError, Kv, Problem, StoredResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use spin_sdk::http::Request;
@@ -52,7 +52,12 @@ fn find(record: &OrderRecord, id: ReturnId) -> Result<ReturnAuthorization, Funct
 /// 404 for an unknown order; 422 naming the item for lines and quantities that cannot be
 /// returned (more than shipped and not yet returned); 409 when nothing has shipped; storage
 /// errors (500; a retry with the same key completes it).
-pub fn open<E: Env>(env: &E, order: &str, req: &Request) -> Result<StoredResponse, FunctionError> {
+pub fn open<E: Env>(
+    env: &E,
+    actor: &Actor,
+    order: &str,
+    req: &Request,
+) -> Result<StoredResponse, FunctionError> {
     let id = order_id(order)?;
     let key = idempotency_key(req)?;
     let body = json_body(req)?;
@@ -64,6 +69,7 @@ pub fn open<E: Env>(env: &E, order: &str, req: &Request) -> Result<StoredRespons
     let lines: Vec<usize> = asked.items.iter().map(|i| i.line).collect();
     once(env, &format!("return:{id}"), key.as_ref(), &body, || {
         let ra = run(env, &id.to_string(), |r| {
+            r.act_as(actor.audit());
             let (event_id, now, reason) = (env.new_id(), env.now(), asked.reason.clone());
             let changed = r
                 .request_return(rid, &asked.items, reason, event_id, now)
@@ -83,7 +89,12 @@ pub fn open<E: Env>(env: &E, order: &str, req: &Request) -> Result<StoredRespons
 ///
 /// # Errors
 /// 404 for an unknown return; storage errors.
-pub fn read<E: Env>(env: &E, id: &str, _: &Request) -> Result<StoredResponse, FunctionError> {
+pub fn read<E: Env>(
+    env: &E,
+    _: &Actor,
+    id: &str,
+    _: &Request,
+) -> Result<StoredResponse, FunctionError> {
     let rid = return_id(id)?;
     let order = locate(env, rid)?;
     let record: Option<OrderRecord> = env.kv().get_json(&keys::order(&order))?;
@@ -95,10 +106,16 @@ pub fn read<E: Env>(env: &E, id: &str, _: &Request) -> Result<StoredResponse, Fu
 ///
 /// # Errors
 /// 404 for an unknown return; 409 once it is past `received`; storage errors.
-pub fn receive<E: Env>(env: &E, id: &str, _: &Request) -> Result<StoredResponse, FunctionError> {
+pub fn receive<E: Env>(
+    env: &E,
+    actor: &Actor,
+    id: &str,
+    _: &Request,
+) -> Result<StoredResponse, FunctionError> {
     let rid = return_id(id)?;
     let order = locate(env, rid)?;
     let ra = run(env, &order, |r| {
+        r.act_as(actor.audit());
         let changed = r
             .receive_return(rid, env.new_id(), env.now())
             .map_err(problems::payment)?;

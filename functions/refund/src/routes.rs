@@ -2,49 +2,89 @@
 //! details every handler shares (path ids, the `Idempotency-Key` header and its replay, JSON
 //! answers, problem documents for unknown routes and methods) are here once.
 //!
-//! | route | handler |
-//! | --- | --- |
-//! | `POST /v1/orders/{id}/cancel` (optional `Idempotency-Key`) | [`crate::cancel`] |
-//! | `POST /v1/orders/{id}/refunds` (`Idempotency-Key` required) | [`crate::refunds`] |
-//! | `POST /v1/orders/{id}/returns` (optional `Idempotency-Key`) | [`crate::returns::open`] |
-//! | `GET /v1/returns/{id}` | [`crate::returns::read`] |
-//! | `POST /v1/returns/{id}/received` | [`crate::returns::receive`] |
-//! | `POST /v1/returns/{id}/inspection` | [`crate::inspection`] |
+//! | route | who | handler |
+//! | --- | --- | --- |
+//! | `POST /v1/orders/{id}/cancel` (optional `Idempotency-Key`) | staff, the order's customer | [`crate::cancel`] |
+//! | `POST /v1/orders/{id}/refunds` (`Idempotency-Key` required) | staff | [`crate::refunds`] |
+//! | `POST /v1/orders/{id}/returns` (optional `Idempotency-Key`) | staff, the order's customer | [`crate::returns::open`] |
+//! | `GET /v1/returns/{id}` | staff | [`crate::returns::read`] |
+//! | `POST /v1/returns/{id}/received` | staff | [`crate::returns::receive`] |
+//! | `POST /v1/returns/{id}/inspection` | staff | [`crate::inspection`] |
+//!
+//! The caller is checked before anything is read or changed (401 without a credential, 403
+//! for the wrong role or another order's token), and handed to the handler, which records it
+//! on the events it makes (the audit trail).
 
 use std::rc::Rc;
 
 use oms_domain::{Fingerprint, IdempotencyKey, OrderId, ReturnId};
 use oms_edge::{
-    idempotent_with, keys, Decision, Env, FunctionError, Problem, Repeat, StoredResponse,
+    caller, idempotent_with, keys, Actor, Decision, Env, FunctionError, Problem, Repeat,
+    StoredResponse,
 };
 use serde_json::Value;
 use spin_sdk::http::{Method, Params, Request, Response, Router};
 
 use crate::{cancel, inspection, refunds, returns};
 
-/// A handler: the environment, the route's `:id` and the request.
-type Handler<E> = fn(&E, &str, &Request) -> Result<StoredResponse, FunctionError>;
+/// A handler: the environment, the authorized caller, the route's `:id` and the request.
+type Handler<E> = fn(&E, &Actor, &str, &Request) -> Result<StoredResponse, FunctionError>;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    /// Staff, or the customer of the order the path's `:id` names.
+    StaffOrCustomer,
+    /// Staff only.
+    Staff,
+}
 
 /// The component's routes over `env`.
 pub fn router<E: Env + 'static>(env: Rc<E>) -> Router {
+    use Access::{Staff, StaffOrCustomer};
     let mut router = Router::new();
-    let routes: [(&str, Method, Handler<E>); 6] = [
-        ("/v1/orders/:id/cancel", Method::Post, cancel::handle),
-        ("/v1/orders/:id/refunds", Method::Post, refunds::handle),
-        ("/v1/orders/:id/returns", Method::Post, returns::open),
-        ("/v1/returns/:id", Method::Get, returns::read),
-        ("/v1/returns/:id/received", Method::Post, returns::receive),
+    let routes: [(&str, Method, Access, Handler<E>); 6] = [
+        (
+            "/v1/orders/:id/cancel",
+            Method::Post,
+            StaffOrCustomer,
+            cancel::handle,
+        ),
+        (
+            "/v1/orders/:id/refunds",
+            Method::Post,
+            Staff,
+            refunds::handle,
+        ),
+        (
+            "/v1/orders/:id/returns",
+            Method::Post,
+            StaffOrCustomer,
+            returns::open,
+        ),
+        ("/v1/returns/:id", Method::Get, Staff, returns::read),
+        (
+            "/v1/returns/:id/received",
+            Method::Post,
+            Staff,
+            returns::receive,
+        ),
         (
             "/v1/returns/:id/inspection",
             Method::Post,
+            Staff,
             inspection::handle,
         ),
     ];
-    for (path, method, handler) in routes {
+    for (path, method, access, handler) in routes {
         let env = Rc::clone(&env);
         let allowed = method.to_string();
         router.add(path, method, move |req: Request, params: Params| {
-            reply(handler(&env, params.get("id").unwrap_or_default(), &req))
+            let id = params.get("id").unwrap_or_default();
+            reply(
+                authorize(&*env, access, id, &req)
+                    .and_then(|actor| handler(&env, &actor, id, &req)),
+            )
         });
         router.any(path, move |_: Request, _: Params| {
             Problem::method_not_allowed(&allowed).response()
@@ -54,6 +94,29 @@ pub fn router<E: Env + 'static>(env: Rc<E>) -> Router {
         FunctionError::from(Problem::not_found("resource", req.path())).response()
     });
     router
+}
+
+/// The caller of `req`, if `access` lets them in.
+///
+/// # Errors
+/// 401 without a valid credential; 403 for another role, or a customer token of another
+/// order than the path's `id`; 503 when the store does not answer.
+fn authorize<E: Env>(
+    env: &E,
+    access: Access,
+    id: &str,
+    req: &Request,
+) -> Result<Actor, FunctionError> {
+    let order = match access {
+        Access::StaffOrCustomer => OrderId::parse(id).ok(),
+        Access::Staff => None,
+    };
+    let actor = caller(req, env.kv(), order)?;
+    match order {
+        Some(order) => actor.require_staff_or_customer(order)?,
+        None => actor.require_staff()?,
+    }
+    Ok(actor)
 }
 
 /// The HTTP response for a handler's outcome.

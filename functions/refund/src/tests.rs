@@ -17,9 +17,10 @@ use oms_domain::{
     EventEnvelope, FulfilmentPlan, LocationId, Order, OrderId, OrderRecord, OrderStatus,
     PaymentState, Reservation, ReservedLine, ShipmentId, ShipmentLabel, Sku,
 };
+use oms_edge::api_keys::{self, KeyRole};
 use oms_edge::{
-    for_every_fault, keys, reconcile, release_cancelled, Env, FaultyEnv, Kv, MemEnv, RacingEnv,
-    StockDoc,
+    for_every_fault, keys, reconcile, release_cancelled, Actor, Env, FaultyEnv, Kv, MemEnv,
+    RacingEnv, StockDoc,
 };
 use serde_json::{json, Value};
 use spin_sdk::http::{Method, Request};
@@ -187,16 +188,31 @@ fn delivered(env: &MemEnv) -> OrderId {
     id
 }
 
-/// The component over one in-memory world, through its router.
+/// Staff, as the router hands the caller to a handler.
+fn staff() -> Actor {
+    Actor::Staff { key: None }
+}
+
+/// The component over one in-memory world, through its router; requests are sent as staff
+/// (a staff API key) unless they carry their own `authorization`.
 struct World {
     env: Rc<MemEnv>,
+    staff: String,
 }
 
 impl World {
     fn new() -> World {
-        World {
-            env: Rc::new(MemEnv::new()),
-        }
+        let env = Rc::new(MemEnv::new());
+        let (_, staff) = api_keys::create(
+            &env.kv,
+            KeyRole::Staff,
+            None,
+            "tests".into(),
+            "staff:root".into(),
+            env.now(),
+        )
+        .unwrap();
+        World { env, staff }
     }
 
     fn call(
@@ -206,7 +222,15 @@ impl World {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (u16, Value) {
-        let req = request(method, path, headers, body.as_ref());
+        let auth = format!("Bearer {}", self.staff);
+        let mut headers = headers.to_vec();
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            headers.push(("authorization", &auth));
+        }
+        let req = request(method, path, &headers, body.as_ref());
         let resp = crate::router(Rc::clone(&self.env)).handle(req);
         let body = if resp.body().is_empty() {
             Value::Null
@@ -847,8 +871,8 @@ fn every_fault_in_a_cancel_ends_cancelled_released_and_refunded_once() {
     every_fault(
         setup,
         req,
-        |e, i, r| crate::cancel::handle(e, i, r),
-        |e, i, r| crate::cancel::handle(e, i, r),
+        |e, i, r| crate::cancel::handle(e, &staff(), i, r),
+        |e, i, r| crate::cancel::handle(e, &staff(), i, r),
         |_| staged().to_string(),
         |env, fault| {
             let r = record(env, staged());
@@ -880,8 +904,8 @@ fn every_fault_in_a_refund_books_it_exactly_once() {
             delivered(env);
         },
         req,
-        |e, i, r| crate::refunds::handle(e, i, r),
-        |e, i, r| crate::refunds::handle(e, i, r),
+        |e, i, r| crate::refunds::handle(e, &staff(), i, r),
+        |e, i, r| crate::refunds::handle(e, &staff(), i, r),
         |_| staged().to_string(),
         |env, fault| {
             let r = record(env, staged());
@@ -911,14 +935,14 @@ fn with_return(env: &MemEnv, received: bool) -> String {
         &[("idempotency-key", "ret-1")],
         Some(&body),
     );
-    let ra = crate::returns::open(env, &id.to_string(), &open).unwrap();
+    let ra = crate::returns::open(env, &staff(), &id.to_string(), &open).unwrap();
     let rid = serde_json::from_str::<Value>(&ra.body).unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
     if received {
         let post = request(Method::Post, "/", &[], None);
-        crate::returns::receive(env, &rid, &post).unwrap();
+        crate::returns::receive(env, &staff(), &rid, &post).unwrap();
     }
     env.bus.sent.borrow_mut().clear();
     rid
@@ -944,8 +968,8 @@ fn every_fault_in_opening_a_return_opens_exactly_one() {
             delivered(env);
         },
         req,
-        |e, i, r| crate::returns::open(e, i, r),
-        |e, i, r| crate::returns::open(e, i, r),
+        |e, i, r| crate::returns::open(e, &staff(), i, r),
+        |e, i, r| crate::returns::open(e, &staff(), i, r),
         |_| staged().to_string(),
         |env, fault| {
             let r = record(env, staged());
@@ -966,8 +990,8 @@ fn every_fault_in_receiving_a_return_receives_it_once() {
             with_return(env, false);
         },
         || request(Method::Post, "/", &[], None),
-        |e, i, r| crate::returns::receive(e, i, r),
-        |e, i, r| crate::returns::receive(e, i, r),
+        |e, i, r| crate::returns::receive(e, &staff(), i, r),
+        |e, i, r| crate::returns::receive(e, &staff(), i, r),
         return_id,
         |env, fault| {
             let r = record(env, staged());
@@ -989,8 +1013,8 @@ fn every_fault_in_an_inspection_refunds_and_restocks_exactly_once() {
             with_return(env, true);
         },
         req,
-        |e, i, r| crate::inspection::handle(e, i, r),
-        |e, i, r| crate::inspection::handle(e, i, r),
+        |e, i, r| crate::inspection::handle(e, &staff(), i, r),
+        |e, i, r| crate::inspection::handle(e, &staff(), i, r),
         return_id,
         |env, fault| {
             let r = record(env, staged());
@@ -1042,10 +1066,11 @@ fn the_same_refund_racing_itself_is_booked_once() {
         &env,
         |k| k.starts_with("order:"),
         || {
-            *inner.borrow_mut() = Some(crate::refunds::handle(&env, &id, &req()).unwrap());
+            *inner.borrow_mut() =
+                Some(crate::refunds::handle(&env, &staff(), &id, &req()).unwrap());
         },
     );
-    let outer = crate::refunds::handle(&racing, &id, &req()).unwrap();
+    let outer = crate::refunds::handle(&racing, &staff(), &id, &req()).unwrap();
     drop(racing);
     let inner = inner.into_inner().expect("the race ran");
     assert_eq!((outer.status, &outer.body), (201, &inner.body));
@@ -1078,6 +1103,7 @@ fn a_cancel_losing_the_race_to_a_shipment_changes_nothing() {
     );
     let cancel = crate::cancel::handle(
         &racing,
+        &staff(),
         &id.to_string(),
         &request(Method::Post, "/", &[], None),
     );
@@ -1106,7 +1132,7 @@ fn an_inspection_that_dies_after_its_write_is_restocked_by_the_reconciler_alone(
         |env| {
             let body = json!({"lines": [{"line": 0, "accepted": true}]});
             let req = request(Method::Post, "/", &[], Some(&body));
-            let _ = crate::inspection::handle(env, &return_id(env.inner()), &req);
+            let _ = crate::inspection::handle(env, &staff(), &return_id(env.inner()), &req);
         },
         |env| {
             env.advance(Duration::seconds(120));
@@ -1123,5 +1149,112 @@ fn an_inspection_that_dies_after_its_write_is_restocked_by_the_reconciler_alone(
             }
             assert!(r.pending_moves().is_empty(), "{fault}");
         },
+    );
+}
+
+// --- who may call what --------------------------------------------------------------------
+
+#[test]
+fn customers_cancel_and_return_their_own_order_and_staff_do_the_rest() {
+    let w = World::new();
+    let id = delivered(&w.env);
+    let other = order(&w.env, &[("SKU-1", 1, 1999)], true);
+    let own = oms_edge::order_token::issue(&w.env.kv, id).unwrap();
+    let foreign = oms_edge::order_token::issue(&w.env.kv, other).unwrap();
+    let (_, dock) = api_keys::create(
+        &w.env.kv,
+        KeyRole::Fulfilment,
+        Some("wh-west".into()),
+        "dock".into(),
+        "staff:root".into(),
+        w.env.now(),
+    )
+    .unwrap();
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (own, foreign, dock) = (bearer(&own), bearer(&foreign), bearer(&dock));
+    let before = serde_json::to_string(&w.record(id)).unwrap();
+    let returns = format!("/v1/orders/{id}/returns");
+    let refunds = format!("/v1/orders/{id}/refunds");
+    let ret = json!({"items": [{"line": 0, "quantity": 1}]});
+    let refund = json!({"items": [{"kind": "amount", "amount": "1.00"}]});
+    let refusals: [(&str, Option<&str>, &Value, u16); 8] = [
+        (&returns, None, &ret, 401),
+        (&returns, Some("Bearer oms_ot_AAAA"), &ret, 403),
+        (&returns, Some(&foreign), &ret, 403),
+        (&returns, Some(&dock), &ret, 403),
+        (&refunds, None, &refund, 401),
+        (&refunds, Some(&own), &refund, 403),
+        (&refunds, Some(&dock), &refund, 403),
+        (&refunds, Some("Bearer nope"), &refund, 401),
+    ];
+    for (path, auth, body, status) in refusals {
+        let got = match auth {
+            Some(a) => w.post(
+                path,
+                &[("idempotency-key", "k-1"), ("authorization", a)],
+                body.clone(),
+            ),
+            // No credential at all (the world adds staff's to requests without one).
+            None => {
+                let req = request(
+                    Method::Post,
+                    path,
+                    &[("idempotency-key", "k-1")],
+                    Some(body),
+                );
+                let resp = crate::router(Rc::clone(&w.env)).handle(req);
+                (*resp.status(), serde_json::from_slice(resp.body()).unwrap())
+            }
+        };
+        assert_eq!(got.0, status, "{path} {auth:?}: {}", got.1);
+        assert_eq!(got.1["invalid-params"][0]["name"], "Authorization");
+    }
+    assert_eq!(
+        serde_json::to_string(&w.record(id)).unwrap(),
+        before,
+        "nothing changed"
+    );
+    assert!(w.published().is_empty(), "nothing published");
+
+    // The customer opens a return on their own order; staff receive it.
+    let (status, ra) = w.post(&returns, &[("authorization", &own)], ret.clone());
+    assert_eq!(status, 201, "{ra}");
+    let rid = ra["id"].as_str().unwrap();
+    let received = format!("/v1/returns/{rid}/received");
+    let (status, _) = w.post(&received, &[("authorization", &own)], json!({}));
+    assert_eq!(status, 403, "the customer does not receive returns");
+    let (status, _) = w.post(&received, &[], json!({}));
+    assert_eq!(status, 200);
+    let actors: Vec<(String, Option<String>)> = w
+        .record(id)
+        .events()
+        .iter()
+        .map(|e| {
+            (
+                e.event_type().as_str().to_string(),
+                e.actor().map(str::to_string),
+            )
+        })
+        .collect();
+    let of = |t: &str| actors.iter().find(|(et, _)| et == t).unwrap().1.clone();
+    assert_eq!(of("return.requested").as_deref(), Some("customer"));
+    assert!(
+        of("return.received").unwrap().starts_with("staff:"),
+        "{actors:?}"
+    );
+
+    // The customer may cancel their own (unshipped) order, not another's.
+    let cancel = format!("/v1/orders/{other}/cancel");
+    let (status, _) = w.post(&cancel, &[("authorization", &own)], json!({}));
+    assert_eq!(status, 403);
+    let (status, body) = w.post(&cancel, &[("authorization", &foreign)], json!({}));
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    assert_eq!(
+        w.record(other).events().last().unwrap().actor(),
+        Some("customer")
     );
 }

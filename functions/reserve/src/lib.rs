@@ -39,7 +39,7 @@ mod cron {
 
 use chrono::Duration;
 use oms_domain::{EventEnvelope, EventType};
-use oms_edge::{json_response, release_cancelled, require_admin, FunctionError, Problem, SpinEnv};
+use oms_edge::{caller, json_response, release_cancelled, Env, FunctionError, Problem, SpinEnv};
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::{http_component, redis_component};
 
@@ -98,22 +98,30 @@ impl cron::Guest for Sweeper {
     }
 }
 
-/// `POST /v1/reservations/expire` (admin token): one sweep now; answers what it did.
+/// `POST /v1/reservations/expire` (staff: a bootstrap token or a staff key): one sweep now;
+/// answers what it did.
 #[http_component]
 fn expire(req: Request) -> Response {
     let mut router = Router::new();
     router.post("/v1/reservations/expire", |req: Request, _: Params| {
-        respond(require_admin(&req).and_then(|()| {
-            let swept = expiry::sweep(&SpinEnv::open()?)?;
+        respond(SpinEnv::open().and_then(|env| {
+            require_staff(&req, &env)?;
+            let swept = expiry::sweep(&env)?;
             Ok(json_response(200, &swept))
         }))
     });
     router.any("/v1/reservations/expire", |req: Request, _: Params| {
-        respond(require_admin(&req).and_then(|()| {
+        respond(SpinEnv::open().and_then(|env| {
+            require_staff(&req, &env)?;
             Err(Problem::method_not_allowed("POST").into())
         }))
     });
     router.handle(req)
+}
+
+/// 401 / 403 unless the caller is staff.
+fn require_staff(req: &Request, env: &SpinEnv) -> Result<(), FunctionError> {
+    caller(req, env.kv(), None)?.require_staff()
 }
 
 fn respond(result: Result<Response, FunctionError>) -> Response {

@@ -8,7 +8,7 @@
 //! per order and location), so a retrying integration finishes a crash at any point.
 
 use oms_domain::{FulfilmentError, ShipmentId, ShipmentLabel, ShipmentRecord};
-use oms_edge::{apply_stock_moves, run, Decision, Env, FunctionError, Problem};
+use oms_edge::{apply_stock_moves, run, Actor, Decision, Env, FunctionError, Problem};
 
 /// What a warehouse or 3PL reports about a shipment.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,19 +62,32 @@ pub fn shipment_id(text: &str) -> Result<ShipmentId, FunctionError> {
     ShipmentId::parse(text).map_err(|_| Problem::not_found("shipment", text).into())
 }
 
-/// Applies `update` to the shipment and answers the shipment as it now is.
+/// Applies `update` to the shipment for `actor` (staff or a fulfilment key of the shipment's
+/// location; recorded on the event) and answers the shipment as it now is.
 ///
 /// # Errors
-/// 404 unknown shipment or order; 409 when the order may not ship (cancelled — also when a
-/// cancellation raced this update — or not routed) or delivery before shipping; storage
-/// errors (a retry of the same request is safe).
+/// 404 unknown shipment or order; 403 for a key of another location (nothing changes); 409
+/// when the order may not ship (cancelled — also when a cancellation raced this update — or
+/// not routed) or delivery before shipping; storage errors (a retry of the same request is
+/// safe).
 pub fn apply<E: Env>(
     env: &E,
+    actor: &Actor,
     id: &ShipmentId,
     update: &Update,
 ) -> Result<ShipmentRecord, FunctionError> {
     let order_id = id.order_id().to_string();
     let shipment = run(env, &order_id, |record| {
+        match record.shipment(id) {
+            Some(s) => actor.require_staff_or_fulfilment(s.location.as_str())?,
+            // Staff learn from the domain why it is not there (a cancel raced it, 409); a
+            // key learns nothing about another location's order.
+            None if !actor.is_staff() => {
+                return Err(Problem::not_found("shipment", &id.to_string()).into())
+            }
+            None => {}
+        }
+        record.act_as(actor.audit());
         let (event_id, now) = (env.new_id(), env.now());
         let changed = match update {
             Update::Shipped { carrier, tracking } => {

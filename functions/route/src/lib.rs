@@ -8,6 +8,9 @@
 //! - `POST /v1/shipments/{id}/shipped` `{"carrier": "ups", "tracking": "1Z..."}`
 //! - `POST /v1/shipments/{id}/delivered`
 //!
+//! by staff or a fulfilment key of the shipment's location (401 / 403 otherwise, before
+//! anything changes; the key is recorded on the event).
+//!
 //! Both run through the step runner (`oms_edge::run`): the change and its events are stored
 //! in one compare-and-swap, then published; what a crash leaves owed goes out on the next
 //! retry or redelivery, or from the reconciler.
@@ -23,7 +26,7 @@ mod tests;
 
 use fulfilment::Update;
 use oms_domain::EventEnvelope;
-use oms_edge::{json_body, json_response, FunctionError, Problem, SpinEnv};
+use oms_edge::{caller, json_body, json_response, Env, FunctionError, Problem, SpinEnv};
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::{http_component, redis_component};
 
@@ -45,17 +48,12 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
 fn shipment_update(req: Request) -> Response {
     let mut router = Router::new();
     router.post("/v1/shipments/:id/shipped", |req: Request, p: Params| {
-        respond(
-            json_body(&req)
-                .map_err(FunctionError::from)
-                .and_then(|body| {
-                    let update = Update::shipped(&body)?;
-                    update_shipment(&p, &update)
-                }),
-        )
+        respond(update_shipment(&req, &p, || {
+            Update::shipped(&json_body(&req)?)
+        }))
     });
-    router.post("/v1/shipments/:id/delivered", |_: Request, p: Params| {
-        respond(update_shipment(&p, &Update::Delivered))
+    router.post("/v1/shipments/:id/delivered", |req: Request, p: Params| {
+        respond(update_shipment(&req, &p, || Ok(Update::Delivered)))
     });
     router.any("/v1/shipments/:id/:update", |_: Request, _: Params| {
         Problem::method_not_allowed("POST").response()
@@ -63,10 +61,19 @@ fn shipment_update(req: Request) -> Response {
     router.handle(req)
 }
 
-/// Parse the path's shipment id, apply the update through the runner, answer the shipment.
-fn update_shipment(params: &Params, update: &Update) -> Result<Response, FunctionError> {
+/// Check the caller (staff or a fulfilment key, before anything is read), parse the path's
+/// shipment id and the update, apply it through the runner (which checks the key's location
+/// against the shipment's), answer the shipment.
+fn update_shipment(
+    req: &Request,
+    params: &Params,
+    update: impl FnOnce() -> Result<Update, FunctionError>,
+) -> Result<Response, FunctionError> {
+    let env = SpinEnv::open()?;
+    let actor = caller(req, env.kv(), None)?;
+    actor.require_staff_or_any_fulfilment()?;
     let id = fulfilment::shipment_id(params.get("id").unwrap_or_default())?;
-    let shipment = fulfilment::apply(&SpinEnv::open()?, &id, update)?;
+    let shipment = fulfilment::apply(&env, &actor, &id, &update()?)?;
     Ok(json_response(200, &shipment))
 }
 

@@ -10,13 +10,18 @@ use oms_domain::{
 };
 use oms_edge::{
     create, for_every_fault, inventory_for, keys, pairs, reconcile, routing_policy, run,
-    update_stock, Decision, Env, Fault, FaultPlan, FaultyEnv, FunctionError, Kv, MemEnv, StockDoc,
-    Usable,
+    update_stock, Actor, Decision, Env, Fault, FaultPlan, FaultyEnv, FunctionError, Kv, MemEnv,
+    StockDoc, Usable,
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::fulfilment::{apply, Update};
+
+/// Staff, as the HTTP handler hands the caller over.
+fn staff() -> Actor {
+    Actor::Staff { key: None }
+}
 use crate::routing::{allocate, handle};
 
 const SKU: &str = "SKU-1";
@@ -308,13 +313,13 @@ fn every_fault_while_shipping_and_delivering_ends_delivered_once() {
             routed(env, 2);
         },
         |env| {
-            let _ = apply(env, &sid(), &shipped());
-            let _ = apply(env, &sid(), &Update::Delivered);
+            let _ = apply(env, &staff(), &sid(), &shipped());
+            let _ = apply(env, &staff(), &sid(), &Update::Delivered);
         },
         |env| {
             // The 3PL retries both requests until answered; the reconciler runs.
-            apply(env, &sid(), &shipped()).unwrap();
-            apply(env, &sid(), &Update::Delivered).unwrap();
+            apply(env, &staff(), &sid(), &shipped()).unwrap();
+            apply(env, &staff(), &sid(), &Update::Delivered).unwrap();
             env.advance(Duration::seconds(120));
             reconcile(env, Duration::seconds(60), 100).unwrap();
         },
@@ -355,7 +360,7 @@ fn a_shipped_event_whose_publish_failed_is_sent_later_with_its_stored_id() {
     {
         let env = MemEnv::new();
         let sid = routed(&env, 1);
-        apply(&FaultyEnv::new(&env, &counting), &sid, &shipped()).unwrap();
+        apply(&FaultyEnv::new(&env, &counting), &staff(), &sid, &shipped()).unwrap();
     }
     assert!(counting.calls() > 4, "{}", counting.calls());
     for at in 1..=counting.calls() {
@@ -363,9 +368,9 @@ fn a_shipped_event_whose_publish_failed_is_sent_later_with_its_stored_id() {
         let sid = routed(&env, 1);
         let before = published(&env).len();
         let plan = FaultPlan::new(Some(at), Fault::Error);
-        let _ = apply(&FaultyEnv::new(&env, &plan), &sid, &shipped());
+        let _ = apply(&FaultyEnv::new(&env, &plan), &staff(), &sid, &shipped());
         assert!(plan.fired(), "call {at}");
-        let retry = apply(&env, &sid, &shipped()).unwrap();
+        let retry = apply(&env, &staff(), &sid, &shipped()).unwrap();
         assert_eq!(retry.status, ShipmentStatus::Shipped);
         let r = record(&env);
         let stored = r
@@ -398,13 +403,13 @@ fn shipping_a_cancelled_order_is_a_conflict_even_when_its_shipment_is_gone() {
     })
     .unwrap();
     for update in [shipped(), Update::Delivered] {
-        match apply(&env, &sid, &update) {
+        match apply(&env, &staff(), &sid, &update) {
             Err(FunctionError::Problem(p)) => assert_eq!(p.status, 409, "{p:?}"),
             other => panic!("expected a 409, got {other:?}"),
         }
     }
     let unknown = ShipmentId::new(OrderId::new(Uuid::from_u128(7)), 1).unwrap();
-    match apply(&env, &unknown, &shipped()) {
+    match apply(&env, &staff(), &unknown, &shipped()) {
         Err(FunctionError::Problem(p)) => assert_eq!(p.status, 404, "{p:?}"),
         other => panic!("expected a 404, got {other:?}"),
     }
@@ -446,7 +451,7 @@ fn a_partially_refunded_split_order_still_ships_and_delivers() {
     handle(&env, &id).unwrap();
     let ids: Vec<ShipmentId> = record(&env).shipments().iter().map(|s| s.id).collect();
     assert_eq!(ids.len(), 2, "a split order");
-    apply(&env, &ids[0], &shipped()).unwrap();
+    apply(&env, &staff(), &ids[0], &shipped()).unwrap();
     run(&env, &id, |r| {
         let items = [RefundItem::Line {
             line: 0,
@@ -460,9 +465,9 @@ fn a_partially_refunded_split_order_still_ships_and_delivers() {
         Ok(Decision::Changed(()))
     })
     .unwrap();
-    apply(&env, &ids[1], &shipped()).unwrap();
+    apply(&env, &staff(), &ids[1], &shipped()).unwrap();
     for sid in &ids {
-        apply(&env, sid, &Update::Delivered).unwrap();
+        apply(&env, &staff(), sid, &Update::Delivered).unwrap();
     }
     let r = record(&env);
     assert_eq!(r.status(), OrderStatus::Delivered);
@@ -481,7 +486,7 @@ fn a_shipment_update_that_dies_after_its_write_moves_its_stock_through_the_recon
             routed(env, 2);
         },
         |env| {
-            let _ = apply(env, &sid(), &shipped());
+            let _ = apply(env, &staff(), &sid(), &shipped());
         },
         |env| {
             env.advance(Duration::seconds(120));
@@ -501,4 +506,38 @@ fn a_shipment_update_that_dies_after_its_write_moves_its_stock_through_the_recon
             assert_all_published(env, fault);
         },
     );
+}
+
+/// A fulfilment key acts for its own location's shipments only: another location's key is a
+/// 403 that changes nothing; the key that may is recorded on the event.
+#[test]
+fn a_fulfilment_key_updates_only_its_own_locations_shipments() {
+    let env = MemEnv::new();
+    network(&env, &[("store-sf", 1), ("wh-west", 1)]);
+    let id = reserved(&env, 2, &[("store-sf", 1), ("wh-west", 1)]);
+    handle(&env, &id).unwrap();
+    let shipments: Vec<(ShipmentId, String)> = record(&env)
+        .shipments()
+        .iter()
+        .map(|s| (s.id, s.location.as_str().to_string()))
+        .collect();
+    let (sid, location) = shipments[0].clone();
+    let other = shipments[1].1.clone();
+    let dock = |location: &str, key: &str| Actor::Fulfilment {
+        key: key.into(),
+        location: location.into(),
+    };
+    let before = serde_json::to_string(&record(&env)).unwrap();
+    let sent = env.published().len();
+    for update in [shipped(), Update::Delivered] {
+        match apply(&env, &dock(&other, "k-other"), &sid, &update) {
+            Err(FunctionError::Problem(p)) => assert_eq!(p.status, 403, "{p:?}"),
+            got => panic!("another location's key: {got:?}"),
+        }
+    }
+    assert_eq!(serde_json::to_string(&record(&env)).unwrap(), before);
+    assert_eq!(env.published().len(), sent, "nothing published");
+    apply(&env, &dock(&location, "k-own"), &sid, &shipped()).unwrap();
+    let last = record(&env).events().last().cloned().unwrap();
+    assert_eq!(last.actor(), Some("fulfilment:k-own"));
 }

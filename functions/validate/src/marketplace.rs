@@ -174,16 +174,18 @@ pub fn take_in<E: Env>(
             &v.0,
         )
     })?;
-    let record = OrderRecord::take_in(order, env.now())
+    let token = oms_edge::order_token::issue(env.kv(), id)?;
+    let record = OrderRecord::take_in_by(order, format!("marketplace:{channel}"), env.now())
         .map_err(|e| FunctionError::Internal(e.to_string()))?;
     let created = create(env, record)?;
     Ok(if created.new {
-        TakenIn::New(Accepted::of(&created.record))
+        TakenIn::New(Accepted::of(&created.record, token))
     } else {
         TakenIn::Duplicate(Duplicate {
             id: created.record.order().id().to_string(),
             status: "duplicate".into(),
             external_id: delivery.external.clone(),
+            access_token: token,
         })
     })
 }

@@ -16,6 +16,9 @@ pub struct Accepted {
     pub status: String,
     /// Where to read it.
     pub links: Links,
+    /// The customer's access token for this order (`Authorization: Bearer <token>` on its
+    /// routes); derived from the order id, so every attempt answers the same one.
+    pub access_token: String,
 }
 
 /// Links of an accepted order.
@@ -29,10 +32,12 @@ pub struct Links {
 }
 
 impl Accepted {
-    /// The receipt of `record`.
-    pub fn of(record: &OrderRecord) -> Accepted {
+    /// The receipt of `record`, with the order's access token
+    /// (`oms_edge::order_token::issue`).
+    pub fn of(record: &OrderRecord, access_token: String) -> Accepted {
         let id = record.order().id().to_string();
         Accepted {
+            access_token,
             links: Links {
                 order: format!("/v1/orders/{id}"),
                 events: format!("/v1/orders/{id}/events"),
@@ -61,6 +66,8 @@ pub struct Duplicate {
     pub status: String,
     /// The channel's id for it.
     pub external_id: String,
+    /// The customer's access token for the order (as in [`Accepted`]).
+    pub access_token: String,
 }
 
 /// The HTTP response for a stored (possibly replayed) result; a 202 links to the order.

@@ -10,7 +10,8 @@ use oms_domain::{
     Catalog, ChannelId, Currency, Fingerprint, IdempotencyKey, Money, Order, OrderRecord, Sku,
 };
 use oms_edge::{
-    create, idempotent_with, keys, Env, FunctionError, Kv, Problem, Repeat, StoredResponse,
+    create, idempotent_with, keys, order_token, Env, FunctionError, Kv, Problem, Repeat,
+    StoredResponse,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -71,11 +72,15 @@ fn accept<E: Env>(
         let earlier: Option<OrderRecord> =
             env.kv().get_json(&keys::order(&order.id().to_string()))?;
         return match earlier {
-            Some(r) if r.order().same_request(&order) => Ok(Accepted::of(&r).stored()),
+            Some(r) if r.order().same_request(&order) => {
+                Ok(Accepted::of(&r, order_token::issue(env.kv(), r.order().id())?).stored())
+            }
             _ => Err(Problem::invalid("the order does not match the catalog", &v.0).into()),
         };
     }
-    let record = OrderRecord::take_in(order.clone(), env.now())
+    // Before the order is stored: it is never left without a token to give out.
+    let token = order_token::issue(env.kv(), order.id())?;
+    let record = OrderRecord::take_in_by(order.clone(), "storefront", env.now())
         .map_err(|e| FunctionError::Internal(e.to_string()))?;
     let created = create(env, record)?;
     if !created.new && !created.record.order().same_request(&order) {
@@ -89,7 +94,7 @@ fn accept<E: Env>(
         )
         .into());
     }
-    Ok(Accepted::of(&created.record).stored())
+    Ok(Accepted::of(&created.record, token).stored())
 }
 
 /// The catalog prices of the order's SKUs (`catalog:{sku}` = `{"USD": "19.99"}`).

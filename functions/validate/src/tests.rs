@@ -121,20 +121,21 @@ fn every_fault_in_storefront_accept_ends_in_one_validated_order_per_key() {
             // The answer is the first one, on replay and after every fault alike.
             let again = storefront::place(env, &key(), &body("19.99")).unwrap();
             let record = stored(env, &id).unwrap();
-            assert_eq!(again, Accepted::of(&record).stored(), "{fault}");
+            let token = oms_edge::order_token::issue(&env.kv, record.order().id()).unwrap();
+            assert_eq!(again, Accepted::of(&record, token).stored(), "{fault}");
             let refused = storefront::place(env, &key(), &other_body());
             assert_eq!(status(&refused), 422, "{fault}: same key, other body");
             let mut all = env.kv.keys().unwrap();
             all.sort();
-            assert_eq!(
-                all,
-                [
-                    keys::catalog("SKU-1"),
-                    keys::idempotency("orders:web", key().as_str()),
-                    keys::order(&id)
-                ],
-                "{fault}: nothing else stored"
-            );
+            let mut expected = [
+                keys::catalog("SKU-1"),
+                keys::idempotency("orders:web", key().as_str()),
+                keys::order(&id),
+                // The customer tokens' secret, made on first use.
+                "secret:order_token".to_string(),
+            ];
+            expected.sort();
+            assert_eq!(all, expected, "{fault}: nothing else stored");
         },
     );
 }

@@ -19,6 +19,27 @@ impl OrderRecord {
         let event_id = Uuid::new_v5(&order.id().as_uuid(), b"order.validated");
         OrderRecord::accept(order, event_id, now)
     }
+
+    /// [`OrderRecord::take_in`] with the intake recorded as done by `actor` (`storefront`,
+    /// `marketplace:<channel>`): every event of the take-in carries it, and so does what is
+    /// recorded after it in the same request.
+    ///
+    /// # Errors
+    /// As [`OrderRecord::take_in`].
+    pub fn take_in_by(
+        order: Order,
+        actor: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Result<OrderRecord, TimelineError> {
+        let actor = actor.into();
+        let mut record = Self::take_in(order, now)?;
+        record.events = std::mem::take(&mut record.events)
+            .into_iter()
+            .map(|e| e.by(Some(actor.clone())))
+            .collect();
+        record.act_as(actor);
+        Ok(record)
+    }
 }
 
 #[cfg(test)]
