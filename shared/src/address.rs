@@ -24,14 +24,71 @@ UMUSUYUZVAVCVEVGVIVNVUWFWSYEYTZAZMZW";
 const POSTAL_PATTERNS: &[(&str, &[&str])] = &[
     ("US", &["99999", "99999-9999"]),
     ("CA", &["A9A 9A9", "A9A9A9"]),
+    (
+        "GB",
+        &[
+            "A9 9AA", "A99 9AA", "AA9 9AA", "AA99 9AA", "A9A 9AA", "AA9A 9AA", "A99AA", "A999AA",
+            "AA99AA", "AA999AA", "A9A9AA", "AA9A9AA",
+        ],
+    ),
     ("DE", &["99999"]),
     ("FR", &["99999"]),
     ("ES", &["99999"]),
     ("IT", &["99999"]),
+    ("MX", &["99999"]),
+    ("KR", &["99999"]),
     ("AU", &["9999"]),
+    ("NZ", &["9999"]),
+    ("AT", &["9999"]),
+    ("BE", &["9999"]),
+    ("CH", &["9999"]),
+    ("DK", &["9999"]),
+    ("NO", &["9999"]),
     ("JP", &["999-9999", "9999999"]),
     ("NL", &["9999 AA", "9999AA"]),
+    ("SE", &["999 99", "99999"]),
+    ("PL", &["99-999"]),
+    ("PT", &["9999-999"]),
+    ("BR", &["99999-999", "99999999"]),
+    ("IN", &["999999"]),
+    ("CN", &["999999"]),
+    ("RU", &["999999"]),
+    ("SG", &["999999"]),
 ];
+
+/// Countries where addresses carry no postal code (none exists, or it is not used for
+/// delivery: Hong Kong, the Gulf states, much of Africa and the Caribbean …) or where it is
+/// commonly left out (Ireland's Eircode, Panama): a postal code is optional there — checked
+/// against the generic rule when one is given. Everywhere else it is required.
+const POSTAL_CODE_OPTIONAL: &[&str] = &[
+    "AE", "AG", "AI", "AO", "AW", "BF", "BI", "BJ", "BO", "BQ", "BS", "BW", "BZ", "CD", "CF", "CG",
+    "CI", "CK", "CM", "CW", "DJ", "DM", "ER", "FJ", "GA", "GD", "GH", "GM", "GQ", "GY", "HK", "HM",
+    "IE", "JM", "KI", "KM", "KN", "KP", "LY", "ML", "MO", "MR", "MS", "MW", "NR", "NU", "PA", "QA",
+    "RW", "SB", "SC", "SL", "SR", "SS", "ST", "SX", "SY", "TD", "TF", "TG", "TK", "TL", "TO", "TT",
+    "TV", "UG", "VU", "YE", "ZW",
+];
+
+/// A country's postal-code rule, from the tables above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostalCodeRule {
+    /// Whether an address in the country must have a postal code.
+    pub required: bool,
+    /// The fixed shapes (`9` digit, `A` letter), or empty for the generic rule.
+    pub formats: &'static [&'static str],
+}
+
+impl PostalCodeRule {
+    /// The rule of `country`.
+    pub fn of(country: CountryCode) -> PostalCodeRule {
+        PostalCodeRule {
+            required: !POSTAL_CODE_OPTIONAL.contains(&country.as_str()),
+            formats: POSTAL_PATTERNS
+                .iter()
+                .find(|(c, _)| *c == country.as_str())
+                .map_or(&[], |(_, p)| *p),
+        }
+    }
+}
 
 /// Why an address was refused. Each variant names the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +96,9 @@ pub enum AddressError {
     /// Not an officially assigned ISO 3166-1 alpha-2 code in upper case.
     #[error("{0:?} is not an ISO 3166-1 alpha-2 country code such as \"US\"")]
     Country(String),
+    /// The country requires a postal code and none was given.
+    #[error("addresses in {0} need a postal code")]
+    PostalCodeRequired(String),
     /// The postal code does not fit the country's format.
     #[error("{code:?} is not a valid postal code for {country}")]
     PostalCode {
@@ -113,17 +173,20 @@ pub struct PostalCode(String);
 
 impl PostalCode {
     /// Parses a postal code for `country`: the fixed shape where the country has one (US
-    /// `94107` or `94107-1234`, CA `K1A 0B1`, DE/FR/ES/IT five digits, JP `100-0001`,
-    /// NL `1234 AB`, AU four digits), otherwise 2 to 10 letters, digits, spaces or hyphens
-    /// starting with a letter or digit.
+    /// `94107` or `94107-1234`, CA `K1A 0B1`, GB `SW1A 1AA`, DE/FR/ES/IT/MX/KR five digits,
+    /// JP `100-0001`, NL `1234 AB`, AU/NZ/AT/BE/CH/DK/NO four digits, SE `123 45`,
+    /// PL `00-950`, PT `1000-001`, BR `01310-100`, IN/CN/RU/SG six digits; see
+    /// [`PostalCodeRule`]), otherwise 2 to 10 letters, digits, spaces or hyphens starting with
+    /// a letter or digit. Surrounding spaces are dropped.
     ///
     /// # Errors
     /// [`AddressError::PostalCode`] when the code does not fit.
     pub fn parse(country: CountryCode, text: &str) -> Result<Self, AddressError> {
-        let code = text.to_ascii_uppercase();
-        let fits = match POSTAL_PATTERNS.iter().find(|(c, _)| *c == country.as_str()) {
-            Some((_, patterns)) => patterns.iter().any(|p| matches_shape(p, &code)),
-            None => {
+        let code = text.trim().to_ascii_uppercase();
+        let formats = PostalCodeRule::of(country).formats;
+        let fits = match formats {
+            [_, ..] => formats.iter().any(|p| matches_shape(p, &code)),
+            [] => {
                 (2..=10).contains(&code.len())
                     && code.starts_with(|c: char| c.is_ascii_alphanumeric())
                     && code
@@ -181,10 +244,10 @@ pub(crate) fn check_line(field: &'static str, text: &str) -> Result<String, Addr
 /// A delivery address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "AddressRepr")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Address {
     country: CountryCode,
-    postal_code: PostalCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postal_code: Option<PostalCode>,
     line1: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     line2: Option<String>,
@@ -196,19 +259,24 @@ pub struct Address {
 }
 
 impl Address {
-    /// Builds an address; `line1` and `city` are required, `line2` and `region` optional.
+    /// Builds an address; `line1` and `city` are required, `line2` and `region` optional,
+    /// the postal code as the country's [`PostalCodeRule`] says.
     ///
     /// # Errors
-    /// [`AddressError::Line`] for an empty or over-long line.
+    /// [`AddressError::PostalCodeRequired`] for a missing postal code where the country
+    /// uses them; [`AddressError::Line`] for an empty or over-long line.
     pub fn new(
         country: CountryCode,
-        postal_code: PostalCode,
+        postal_code: Option<PostalCode>,
         line1: &str,
         line2: Option<&str>,
         city: &str,
         region: Option<&str>,
         coordinates: Option<Coordinates>,
     ) -> Result<Self, AddressError> {
+        if postal_code.is_none() && PostalCodeRule::of(country).required {
+            return Err(AddressError::PostalCodeRequired(country.to_string()));
+        }
         Ok(Self {
             country,
             postal_code,
@@ -225,9 +293,9 @@ impl Address {
         self.country
     }
 
-    /// The postal code.
-    pub const fn postal_code(&self) -> &PostalCode {
-        &self.postal_code
+    /// The postal code (absent only where the country does not require one).
+    pub const fn postal_code(&self) -> Option<&PostalCode> {
+        self.postal_code.as_ref()
     }
 
     /// First street line.
@@ -260,7 +328,7 @@ impl Address {
 #[serde(deny_unknown_fields)]
 struct AddressRepr {
     country: CountryCode,
-    postal_code: String,
+    postal_code: Option<String>,
     line1: String,
     line2: Option<String>,
     city: String,
@@ -271,7 +339,10 @@ struct AddressRepr {
 impl TryFrom<AddressRepr> for Address {
     type Error = AddressError;
     fn try_from(r: AddressRepr) -> Result<Self, AddressError> {
-        let postal = PostalCode::parse(r.country, &r.postal_code)?;
+        let postal = r
+            .postal_code
+            .map(|p| PostalCode::parse(r.country, &p))
+            .transpose()?;
         Address::new(
             r.country,
             postal,
@@ -327,6 +398,7 @@ mod tests {
     fn address_lines_are_checked_and_deserialization_validates() {
         let us = CountryCode::parse("US").unwrap();
         let zip = PostalCode::parse(us, "94107").unwrap();
+        let zip = Some(zip);
         assert!(Address::new(us, zip.clone(), "1 Main St", None, "SF", None, None).is_ok());
         assert_eq!(
             Address::new(us, zip, "  ", None, "SF", None, None),
@@ -337,5 +409,48 @@ mod tests {
         assert_eq!(serde_json::to_string(&a).unwrap(), json);
         let bad = json.replace("94107", "941");
         assert!(serde_json::from_str::<Address>(&bad).is_err());
+    }
+
+    #[test]
+    fn postal_codes_are_required_only_where_countries_use_them() {
+        let c = |s| CountryCode::parse(s).unwrap();
+        for none in ["HK", "AE", "QA", "IE", "JM"] {
+            assert!(!PostalCodeRule::of(c(none)).required, "{none}");
+            assert!(
+                Address::new(c(none), None, "1 Queen's Rd", None, "Central", None, None).is_ok()
+            );
+        }
+        for needed in ["US", "GB", "DE", "JP", "BR", "FR"] {
+            assert!(PostalCodeRule::of(c(needed)).required, "{needed}");
+            assert_eq!(
+                Address::new(c(needed), None, "1 Main St", None, "Town", None, None),
+                Err(AddressError::PostalCodeRequired(needed.into()))
+            );
+        }
+        let json = r#"{"country":"HK","line1":"1 Queen's Road","city":"Central"}"#;
+        let a: Address = serde_json::from_str(json).unwrap();
+        assert_eq!(a.postal_code(), None);
+        assert_eq!(serde_json::to_string(&a).unwrap(), json);
+        assert!(serde_json::from_str::<Address>(&json.replace("HK", "US")).is_err());
+    }
+
+    #[test]
+    fn major_countries_have_fixed_formats() {
+        let ok = |c: &str, p: &str| PostalCode::parse(CountryCode::parse(c).unwrap(), p).is_ok();
+        assert!(
+            ok("GB", "EC1A 1BB")
+                && ok("GB", "W1A 0AX")
+                && ok("GB", "m1 1ae")
+                && ok("GB", "B33 8TH")
+        );
+        assert!(!ok("GB", "1234") && !ok("GB", "EC1A-1BB"));
+        assert!(ok("BR", "01310-100") && !ok("BR", "01310"));
+        assert!(ok("IN", "110001") && !ok("IN", "11000"));
+        assert!(ok("SE", "114 55") && ok("PL", "00-950") && ok("PT", "1000-001"));
+        assert!(ok("DE", " 10115 "), "surrounding spaces are dropped");
+        assert!(
+            ok("HK", "999077"),
+            "optional codes still follow the generic rule"
+        );
     }
 }

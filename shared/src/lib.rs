@@ -21,8 +21,6 @@ mod event;
 mod idempotency;
 mod ids;
 mod money;
-#[cfg(feature = "openapi")]
-pub mod openapi;
 mod order;
 mod order_intake;
 mod order_record;
@@ -39,7 +37,7 @@ pub mod testkit;
 mod timeline;
 mod violation;
 
-pub use address::{Address, AddressError, CountryCode, PostalCode};
+pub use address::{Address, AddressError, CountryCode, PostalCode, PostalCodeRule};
 pub use catalog::{Catalog, CatalogError};
 pub use coordinates::{Coordinates, CoordinatesError};
 pub use currency::{Currency, CurrencyError};
@@ -49,13 +47,14 @@ pub use idempotency::{Fingerprint, IdempotencyError, IdempotencyKey, Idempotency
 pub use ids::{ChannelId, IdError, LocationId, OrderId, ReturnId, Sku};
 pub use money::{Money, MoneyError};
 pub use order::{
-    Customer, Discount, Order, OrderLine, Payment, PaymentStatus, Shipping, ShippingMethod, Totals,
-    MAX_DISCOUNTS, MAX_LINES,
+    ChannelItem, Customer, Discount, Order, OrderLine, Payment, PaymentStatus, Shipping,
+    ShippingMethod, Totals, MAX_DISCOUNTS, MAX_LINES,
 };
 pub use order_record::{
     DeliveredEvent, FulfilmentError, FulfilmentStatus, Hold, HoldError, HoldNote, HoldReason,
-    OrderHeld, OrderHoldReleased, OrderRecord, RoutedEvent, ShipmentId, ShipmentLabel,
-    ShipmentRecord, ShipmentStatus, ShippedEvent, StockMove, UnroutableEvent, MAX_HOLD_NOTE_LEN,
+    MappingError, OrderHeld, OrderHoldReleased, OrderRecord, RoutedEvent, ShipmentId,
+    ShipmentLabel, ShipmentRecord, ShipmentStatus, ShippedEvent, StockMove, UnroutableEvent,
+    MAX_HOLD_NOTE_LEN,
 };
 pub use order_state::{IllegalTransition, OrderCancelled, OrderStatus};
 pub use quantity::{Quantity, QuantityError};

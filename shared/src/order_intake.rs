@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::address::{check_line, Address, AddressError, CountryCode, PostalCode};
+use crate::address::{check_line, Address, AddressError, CountryCode, PostalCode, PostalCodeRule};
 use crate::coordinates::{Coordinates, CoordinatesError};
 use crate::currency::Currency;
 use crate::email::Email;
@@ -16,8 +16,8 @@ use crate::idempotency::IdempotencyKey;
 use crate::ids::{ChannelId, LocationId, OrderId, Sku};
 use crate::money::{Money, MoneyError};
 use crate::order::{
-    Customer, Discount, Order, OrderLine, Payment, PaymentStatus, Shipping, ShippingMethod, Totals,
-    TotalsError, MAX_DISCOUNTS, MAX_LINES,
+    ChannelItem, Customer, Discount, Order, OrderLine, Payment, PaymentStatus, Shipping,
+    ShippingMethod, Totals, TotalsError, MAX_DISCOUNTS, MAX_LINES,
 };
 use crate::quantity::{Quantity, QuantityError};
 use crate::violation::{escape_token, Violation, ViolationCode, Violations};
@@ -30,6 +30,7 @@ const REQUEST_FIELDS: &[&str] = &[
     "shipping",
     "discounts",
     "tax",
+    "taxes_included",
     "totals",
     "payment",
     "metadata",
@@ -42,6 +43,7 @@ const MAX_METADATA_VALUE: usize = 500;
 const MAX_NAME: usize = 200;
 const MAX_DISCOUNT_CODE: usize = 64;
 const MAX_PAYMENT_REFERENCE: usize = 255;
+const MAX_CHANNEL_ITEM_FIELD: usize = 255;
 
 fn child(path: &str, key: &str) -> String {
     format!("{path}/{}", escape_token(key))
@@ -62,6 +64,11 @@ fn money_code(e: &MoneyError) -> ViolationCode {
 #[derive(Default)]
 struct Reader {
     out: Vec<Violation>,
+    /// Marketplace rules (and stored orders, which may be marketplace orders): e-mail
+    /// optional, lines may carry their channel reference (`item`, `unmapped`,
+    /// `requires_shipping`), a delivered order may lack its address (taken in on an
+    /// `address_needed` hold), `digital` delivery, `pending` and `partially_paid` payments.
+    marketplace: bool,
 }
 
 impl Reader {
@@ -244,13 +251,25 @@ impl Reader {
     }
 }
 
-/// Parses an order document. With `assigned`, it is a request body (no `id`/`placed_at`
-/// allowed, those are given); without, it is a stored order carrying them.
+/// Parses an order document. With `assigned`, it is a storefront request body (no
+/// `id`/`placed_at` allowed, those are given); without, it is a stored order carrying them.
 pub(crate) fn parse(
     body: &Value,
     assigned: Option<(OrderId, DateTime<Utc>)>,
 ) -> Result<Order, Violations> {
-    let mut r = Reader::default();
+    parse_with(body, assigned, assigned.is_none())
+}
+
+/// [`parse`] with the marketplace rules on or off (see [`Reader::marketplace`]).
+pub(crate) fn parse_with(
+    body: &Value,
+    assigned: Option<(OrderId, DateTime<Utc>)>,
+    marketplace: bool,
+) -> Result<Order, Violations> {
+    let mut r = Reader {
+        out: Vec::new(),
+        marketplace,
+    };
     let allowed: &[&[&str]] = match assigned {
         Some(_) => &[REQUEST_FIELDS],
         None => &[REQUEST_FIELDS, ASSIGNED_FIELDS],
@@ -309,6 +328,28 @@ pub(crate) fn parse(
     let tax = r
         .required(doc, "", "tax")
         .and_then(|v| r.money(v, "/tax", currency));
+    let taxes_included = match Reader::optional(doc, "taxes_included") {
+        None => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            r.report(
+                "/taxes_included",
+                ViolationCode::InvalidType,
+                "must be true or false",
+            );
+            None
+        }
+    };
+    if let (Some(shipping), Some(lines)) = (&shipping, &lines) {
+        let shipped = lines.iter().filter(|l| l.requires_shipping()).count();
+        if shipping.method == ShippingMethod::Digital && shipped > 0 {
+            r.report(
+                "/shipping/method",
+                ViolationCode::NotAllowed,
+                "digital delivery is only for orders where no line requires shipping",
+            );
+        }
+    }
     let claimed = r
         .required(doc, "", "totals")
         .and_then(|v| claimed_totals(&mut r, v, currency));
@@ -322,9 +363,9 @@ pub(crate) fn parse(
 
     // Cross-field rules only once every input they need parsed; otherwise they would echo
     // the field-level problems already reported.
-    let totals = match (currency, &lines, &discounts, &shipping, tax) {
-        (Some(c), Some(lines), Some(discounts), Some(shipping), Some(tax)) => {
-            match Totals::compute(c, lines, discounts, shipping.amount, tax) {
+    let totals = match (currency, &lines, &discounts, &shipping, tax, taxes_included) {
+        (Some(c), Some(lines), Some(discounts), Some(shipping), Some(tax), Some(included)) => {
+            match Totals::compute(c, lines, discounts, shipping.amount, tax, included) {
                 Ok(t) => Some(t),
                 Err(TotalsError::DiscountExceedsLines) => {
                     r.report(
@@ -380,8 +421,19 @@ pub(crate) fn parse(
     }
 
     match (
-        id, placed_at, channel, customer, currency, lines, shipping, discounts, tax, totals,
-        claimed, payment, metadata,
+        id,
+        placed_at,
+        channel,
+        customer,
+        currency,
+        lines,
+        shipping,
+        discounts,
+        (tax, taxes_included),
+        totals,
+        claimed,
+        payment,
+        metadata,
     ) {
         (
             Some(id),
@@ -392,7 +444,7 @@ pub(crate) fn parse(
             Some(lines),
             Some(shipping),
             Some(discounts),
-            Some(tax),
+            (Some(tax), Some(taxes_included)),
             Some(totals),
             Some(claimed),
             Some(payment),
@@ -407,6 +459,7 @@ pub(crate) fn parse(
             shipping,
             discounts,
             tax,
+            taxes_included,
             totals,
             payment,
             metadata,
@@ -423,14 +476,23 @@ pub(crate) fn parse(
 
 fn customer(r: &mut Reader, value: &Value) -> Option<Customer> {
     let map = r.object(value, "/customer", &[&["email", "name"]])?;
-    let email = r.required(map, "/customer", "email").and_then(|v| {
-        r.parsed(
-            v,
-            "/customer/email",
-            |_| ViolationCode::InvalidFormat,
-            Email::parse,
-        )
-    });
+    let given = if r.marketplace {
+        Reader::optional(map, "email")
+    } else {
+        r.required(map, "/customer", "email")
+    };
+    let email = match given {
+        None if r.marketplace => Some(None),
+        None => None,
+        Some(v) => r
+            .parsed(
+                v,
+                "/customer/email",
+                |_| ViolationCode::InvalidFormat,
+                Email::parse,
+            )
+            .map(Some),
+    };
     let name = match Reader::optional(map, "name") {
         None => Some(None),
         Some(v) => r.text(v, "/customer/name", MAX_NAME).map(Some),
@@ -460,11 +522,13 @@ fn line(
     path: &str,
     currency: Option<Currency>,
 ) -> Option<OrderLine> {
-    let map = r.object(
-        value,
-        path,
-        &[&["sku", "quantity", "unit_price", "discount"]],
-    )?;
+    const CHANNEL_FIELDS: &[&str] = &["item", "unmapped", "requires_shipping"];
+    let allowed: &[&[&str]] = if r.marketplace {
+        &[&["sku", "quantity", "unit_price", "discount"], CHANNEL_FIELDS]
+    } else {
+        &[&["sku", "quantity", "unit_price", "discount"]]
+    };
+    let map = r.object(value, path, allowed)?;
     let sku = r.required(map, path, "sku").and_then(|v| {
         r.parsed(
             v,
@@ -483,9 +547,36 @@ fn line(
         None => currency.map(Money::zero),
         Some(v) => r.money(v, &child(path, "discount"), currency),
     };
+    let item = match Reader::optional(map, "item") {
+        None => Some(None),
+        Some(v) => channel_item(r, v, &child(path, "item")).map(Some),
+    };
+    let flag = |r: &mut Reader, key: &str, default: bool| match Reader::optional(map, key) {
+        None => Some(default),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            r.report(
+                &child(path, key),
+                ViolationCode::InvalidType,
+                "must be true or false",
+            );
+            None
+        }
+    };
+    let unmapped = flag(r, "unmapped", false);
+    let requires_shipping = flag(r, "requires_shipping", true);
+    if unmapped == Some(true) && map.get("item").is_none_or(Value::is_null) {
+        r.report(
+            &child(path, "item"),
+            ViolationCode::Missing,
+            "an unmapped line must say which channel item it is",
+        );
+        return None;
+    }
     let (sku, quantity, unit_price, discount) = (sku?, quantity?, unit_price?, discount?);
+    let (item, unmapped, requires_shipping) = (item?, unmapped?, requires_shipping?);
     match OrderLine::new(sku, quantity, unit_price, discount) {
-        Ok(line) => Some(line),
+        Ok(line) => Some(line.with_channel(item, unmapped, requires_shipping)),
         Err(MoneyError::Arithmetic(_)) => {
             r.report(
                 &child(path, "discount"),
@@ -501,8 +592,23 @@ fn line(
     }
 }
 
+fn channel_item(r: &mut Reader, value: &Value, path: &str) -> Option<ChannelItem> {
+    let map = r.object(value, path, &[&["variant_id", "product_id", "title"]])?;
+    let mut field = |key: &str| match Reader::optional(map, key) {
+        None => Some(None),
+        Some(v) => r.text(v, &child(path, key), MAX_CHANNEL_ITEM_FIELD).map(Some),
+    };
+    let (variant_id, product_id, title) = (field("variant_id"), field("product_id"), field("title"));
+    Some(ChannelItem {
+        variant_id: variant_id?,
+        product_id: product_id?,
+        title: title?,
+    })
+}
+
 fn shipping(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option<Shipping> {
     const P: &str = "/shipping";
+    let r_marketplace = r.marketplace;
     let map = r.object(
         value,
         P,
@@ -513,9 +619,12 @@ fn shipping(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option
             v,
             "/shipping/method",
             |_| ViolationCode::InvalidFormat,
-            |s| {
-                ShippingMethod::parse(s)
-                    .ok_or("must be one of \"standard\", \"express\", \"pickup\"")
+            |s| match ShippingMethod::parse(s) {
+                Some(ShippingMethod::Digital) if !r_marketplace => {
+                    Err("must be one of \"standard\", \"express\", \"pickup\"")
+                }
+                Some(m) => Ok(m),
+                None => Err("must be one of \"standard\", \"express\", \"pickup\", \"digital\""),
             },
         )
     });
@@ -539,7 +648,18 @@ fn shipping(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option
     };
     let method = method?;
     let mut consistent = true;
-    if method == ShippingMethod::Pickup {
+    if method == ShippingMethod::Digital {
+        for key in ["address", "pickup_location"] {
+            if map.get(key).is_some_and(|v| !v.is_null()) {
+                r.report(
+                    &child(P, key),
+                    ViolationCode::NotAllowed,
+                    "digital orders are not delivered",
+                );
+                consistent = false;
+            }
+        }
+    } else if method == ShippingMethod::Pickup {
         if map.get("pickup_location").is_none_or(Value::is_null) {
             r.report(
                 "/shipping/pickup_location",
@@ -549,7 +669,8 @@ fn shipping(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option
             consistent = false;
         }
     } else {
-        if map.get("address").is_none_or(Value::is_null) {
+        // A marketplace order without its address is taken in on an `address_needed` hold.
+        if !r.marketplace && map.get("address").is_none_or(Value::is_null) {
             r.report(
                 "/shipping/address",
                 ViolationCode::Missing,
@@ -598,14 +719,28 @@ fn address(r: &mut Reader, value: &Value, path: &str) -> Option<Address> {
         )
     });
     let postal_path = child(path, "postal_code");
-    let postal = r.required(map, path, "postal_code").and_then(|v| {
-        let text = r.string(v, &postal_path)?;
-        // The format depends on the country; without one, only its presence is checked.
-        let c = country?;
-        PostalCode::parse(c, text)
-            .map_err(|e| r.report(&postal_path, ViolationCode::InvalidFormat, e.to_string()))
-            .ok()
-    });
+    // Whether it is required and its format depend on the country ([`PostalCodeRule`]);
+    // without a country, only its type is checked.
+    let postal = match Reader::optional(map, "postal_code") {
+        None => match country {
+            Some(c) if PostalCodeRule::of(c).required => {
+                r.report(
+                    &postal_path,
+                    ViolationCode::Missing,
+                    format!("addresses in {c} need a postal code"),
+                );
+                None
+            }
+            _ => Some(None),
+        },
+        Some(v) => r.string(v, &postal_path).and_then(|text| {
+            let c = country?;
+            PostalCode::parse(c, text)
+                .map_err(|e| r.report(&postal_path, ViolationCode::InvalidFormat, e.to_string()))
+                .ok()
+                .map(Some)
+        }),
+    };
     let line = |r: &mut Reader, field: &'static str, required: bool| -> Option<Option<String>> {
         let v = if required {
             r.required(map, path, field)?
@@ -721,7 +856,13 @@ fn claimed_totals(
 
 fn payment(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option<Payment> {
     const P: &str = "/payment";
-    let map = r.object(value, P, &[&["reference", "status", "amount"]])?;
+    let allowed: &[&[&str]] = if r.marketplace {
+        &[&["reference", "status", "amount", "captured"]]
+    } else {
+        &[&["reference", "status", "amount"]]
+    };
+    let map = r.object(value, P, allowed)?;
+    let marketplace = r.marketplace;
     let reference = r
         .required(map, P, "reference")
         .and_then(|v| r.text(v, "/payment/reference", MAX_PAYMENT_REFERENCE));
@@ -730,9 +871,10 @@ fn payment(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option<
             v,
             "/payment/status",
             |_| ViolationCode::InvalidFormat,
-            |s| match s {
-                "authorized" => Ok(PaymentStatus::Authorized),
-                "captured" => Ok(PaymentStatus::Captured),
+            |s| match PaymentStatus::parse(s) {
+                Some(p @ (PaymentStatus::Authorized | PaymentStatus::Captured)) => Ok(p),
+                Some(p) if marketplace => Ok(p),
+                _ if marketplace => Err("must be \"authorized\", \"captured\", \"pending\" or \"partially_paid\""),
                 _ => Err("must be \"authorized\" or \"captured\""),
             },
         )
@@ -740,10 +882,43 @@ fn payment(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option<
     let amount = r
         .required(map, P, "amount")
         .and_then(|v| r.money(v, "/payment/amount", currency));
+    let captured = match Reader::optional(map, "captured") {
+        None => Some(None),
+        Some(v) => r.money(v, "/payment/captured", currency).map(Some),
+    };
+    let (status, amount, captured) = (status?, amount?, captured?);
+    match (status, captured) {
+        (PaymentStatus::PartiallyPaid, None) => {
+            r.report(
+                "/payment/captured",
+                ViolationCode::Missing,
+                "a partially paid order says how much is captured",
+            );
+            return None;
+        }
+        (PaymentStatus::PartiallyPaid, Some(c)) if c.amount() > amount.amount() => {
+            r.report(
+                "/payment/captured",
+                ViolationCode::OutOfRange,
+                "more is captured than the payment's amount",
+            );
+            return None;
+        }
+        (PaymentStatus::PartiallyPaid, _) | (_, None) => {}
+        (_, Some(_)) => {
+            r.report(
+                "/payment/captured",
+                ViolationCode::NotAllowed,
+                "only partially paid orders give a captured amount",
+            );
+            return None;
+        }
+    }
     Some(Payment {
         reference: reference?,
-        status: status?,
-        amount: amount?,
+        status,
+        amount,
+        captured,
     })
 }
 
@@ -846,6 +1021,22 @@ impl Order {
         let mut order = parse(body, Some((OrderId::new(Uuid::nil()), placed_at)))?;
         order.id = OrderId::for_storefront(&order.channel, key);
         Ok(order)
+    }
+
+    /// Parses a marketplace order document (what a channel's delivery maps to) under the
+    /// marketplace rules: e-mail optional, lines may carry their channel reference and be
+    /// unmapped ([`OrderLine`]), a delivered order may lack its address
+    /// ([`Order::needs_address`]), `digital` delivery, `pending` and `partially_paid`
+    /// payments (with `payment.captured`). The caller places the holds these call for.
+    ///
+    /// # Errors
+    /// [`Violations`] as [`Order::from_request`].
+    pub fn from_marketplace_request(
+        body: &Value,
+        id: OrderId,
+        placed_at: DateTime<Utc>,
+    ) -> Result<Order, Violations> {
+        parse_with(body, Some((id, placed_at)), true)
     }
 
     /// Whether `other` is the same request as this order (every field but the id and the

@@ -20,7 +20,6 @@ use crate::timeline::TimelineError;
 /// Derived from the refund ledger, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PaymentState {
     /// Funds are held, not taken (nothing can be refunded yet).
     Authorized,
@@ -32,6 +31,10 @@ pub enum PaymentState {
     PartiallyRefunded,
     /// Everything captured has been refunded.
     Refunded,
+    /// Nothing authorized yet (a marketplace order paid later).
+    Pending,
+    /// Part of the amount is captured, the rest is outstanding (nothing refunded).
+    PartiallyPaid,
 }
 
 impl PaymentState {
@@ -60,6 +63,8 @@ impl PaymentState {
             Self::Paid => "paid",
             Self::PartiallyRefunded => "partially_refunded",
             Self::Refunded => "refunded",
+            Self::Pending => "pending",
+            Self::PartiallyPaid => "partially_paid",
         }
     }
 }
@@ -202,7 +207,6 @@ pub enum RefundError {
 /// `{"kind": "amount", "amount": {"amount": "5.00", "currency": "USD"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RefundItem {
     /// Units of an order line, valued at their share of the line's net (after the line
     /// discount). Shares round down per unit count and add up exactly to the net once every
@@ -224,7 +228,6 @@ pub enum RefundItem {
 
 /// A refund that was accepted: its amount and what it covered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refund {
     /// Total to pay back.
     pub amount: Money,

@@ -8,6 +8,7 @@
 
 #![deny(missing_docs)]
 
+pub mod aliases;
 pub mod api_keys;
 pub mod auth;
 mod bus;

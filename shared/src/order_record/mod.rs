@@ -10,6 +10,7 @@
 mod fulfilment;
 mod holds;
 mod intake;
+mod mapping;
 mod payment;
 mod stock;
 mod stock_moves;
@@ -21,6 +22,7 @@ pub use fulfilment::{
 pub use holds::{
     Hold, HoldError, HoldNote, HoldReason, OrderHeld, OrderHoldReleased, MAX_HOLD_NOTE_LEN,
 };
+pub use mapping::MappingError;
 pub use stock_moves::StockMove;
 
 use chrono::{DateTime, Utc};

@@ -21,9 +21,9 @@ use uuid::Uuid;
 use super::{OrderRecord, ShipmentStatus, StockMove};
 use crate::{
     EventType, Inspection, LineRestock, LocationId, OrderCancelled, OrderStatus, PaymentError,
-    PaymentState, RefundCause, RefundItem, RefundRecorded, RestockPlacement, ReturnAuthorization,
-    ReturnError, ReturnId, ReturnInspected, ReturnReceived, ReturnRefunded, ReturnRequested,
-    ReturnState, ReturnedItem, Sku,
+    PaymentState, PaymentStatus, RefundCause, RefundItem, RefundRecorded, RestockPlacement,
+    ReturnAuthorization, ReturnError, ReturnId, ReturnInspected, ReturnReceived, ReturnRefunded,
+    ReturnRequested, ReturnState, ReturnedItem, Sku,
 };
 
 fn payload<T: Serialize>(data: &T) -> Result<serde_json::Value, PaymentError> {
@@ -35,9 +35,16 @@ fn shipped(status: ShipmentStatus) -> bool {
 }
 
 impl OrderRecord {
-    /// The payment dimension: authorized, voided, paid, partially refunded or refunded.
+    /// The payment dimension: pending, authorized, partially paid, voided, paid, partially
+    /// refunded or refunded.
     pub fn payment_status(&self) -> PaymentState {
-        PaymentState::of(&self.ledger, self.status() == OrderStatus::Cancelled)
+        let state = PaymentState::of(&self.ledger, self.status() == OrderStatus::Cancelled);
+        // The ledger knows captures, not what the payment still waits for.
+        match (self.order.payment().status(), state) {
+            (PaymentStatus::Pending, PaymentState::Authorized) => PaymentState::Pending,
+            (PaymentStatus::PartiallyPaid, PaymentState::Paid) => PaymentState::PartiallyPaid,
+            (_, state) => state,
+        }
     }
 
     /// The refund booked for `cause`, as recorded on its event.
