@@ -244,6 +244,7 @@ pub(crate) fn check_line(field: &'static str, text: &str) -> Result<String, Addr
 /// A delivery address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "AddressRepr")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Address {
     country: CountryCode,
     #[serde(skip_serializing_if = "Option::is_none")]

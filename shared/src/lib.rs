@@ -21,6 +21,8 @@ mod event;
 mod idempotency;
 mod ids;
 mod money;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod order;
 mod order_intake;
 mod order_record;

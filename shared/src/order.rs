@@ -21,6 +21,7 @@ pub const MAX_DISCOUNTS: usize = 20;
 
 /// Who placed the order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) email: Option<Email>,
@@ -46,6 +47,7 @@ impl Customer {
 /// exceed 2^53) and the title the buyer saw. Kept on marketplace lines so staff can trace a
 /// line back to the channel and map an unknown item to a SKU.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelItem {
     /// The channel's variant id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,11 +91,14 @@ impl ChannelItem {
 /// which blocks reserving and routing; unmapped lines count in the totals but not in
 /// [`Order::units_by_sku`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderLine {
     sku: Sku,
     quantity: Quantity,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     unit_price: Money,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     discount: Money,
     /// The channel's reference (marketplace lines).
@@ -221,6 +226,7 @@ impl OrderLine {
 /// How the order reaches the customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ShippingMethod {
     /// Carrier delivery, standard speed.
     Standard,
@@ -256,8 +262,10 @@ impl ShippingMethod {
 /// one: it is then stored on an `address_needed` hold, see [`Order::needs_address`]) and has
 /// no pickup location.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Shipping {
     pub(crate) method: ShippingMethod,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub(crate) amount: Money,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -291,8 +299,10 @@ impl Shipping {
 
 /// An order-level discount (a coupon or promotion).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Discount {
     pub(crate) code: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub(crate) amount: Money,
 }
@@ -312,6 +322,7 @@ impl Discount {
 /// Where the payment provider's funds stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PaymentStatus {
     /// Funds are held but not taken; nothing can be refunded yet.
     Authorized,
@@ -350,12 +361,15 @@ impl PaymentStatus {
 
 /// The payment backing the order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payment {
     pub(crate) reference: String,
     pub(crate) status: PaymentStatus,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub(crate) amount: Money,
     /// What is captured of a partially paid amount (present exactly then).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "serialize_optional_amount"
@@ -411,21 +425,27 @@ impl Payment {
 /// ([`Order::taxes_included`]), `subtotal − discount + shipping` with `tax` the part of it
 /// that is tax.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Totals {
     /// Σ line gross (`quantity × unit_price`).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub subtotal: Money,
     /// Σ line discounts + Σ order-level discounts.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub discount: Money,
     /// The shipping amount.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub shipping: Money,
     /// The tax amount (computed by the storefront's tax engine, carried as given; included
     /// in the prices when the order says so).
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub tax: Money,
     /// What the customer pays.
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::amount))]
     #[serde(serialize_with = "serialize_amount")]
     pub grand_total: Money,
 }
@@ -684,9 +704,15 @@ mod tests {
             code: "WELCOME".into(),
             amount: usd("5.00"),
         }];
-        let t =
-            Totals::compute(Currency::USD, &lines, &discounts, usd("4.95"), usd("3.20"), false)
-                .unwrap();
+        let t = Totals::compute(
+            Currency::USD,
+            &lines,
+            &discounts,
+            usd("4.95"),
+            usd("3.20"),
+            false,
+        )
+        .unwrap();
         assert_eq!(t.subtotal, usd("40.28"));
         assert_eq!(t.discount, usd("6.00"));
         assert_eq!(t.grand_total, usd("42.43"));

@@ -524,7 +524,10 @@ fn line(
 ) -> Option<OrderLine> {
     const CHANNEL_FIELDS: &[&str] = &["item", "unmapped", "requires_shipping"];
     let allowed: &[&[&str]] = if r.marketplace {
-        &[&["sku", "quantity", "unit_price", "discount"], CHANNEL_FIELDS]
+        &[
+            &["sku", "quantity", "unit_price", "discount"],
+            CHANNEL_FIELDS,
+        ]
     } else {
         &[&["sku", "quantity", "unit_price", "discount"]]
     };
@@ -596,9 +599,12 @@ fn channel_item(r: &mut Reader, value: &Value, path: &str) -> Option<ChannelItem
     let map = r.object(value, path, &[&["variant_id", "product_id", "title"]])?;
     let mut field = |key: &str| match Reader::optional(map, key) {
         None => Some(None),
-        Some(v) => r.text(v, &child(path, key), MAX_CHANNEL_ITEM_FIELD).map(Some),
+        Some(v) => r
+            .text(v, &child(path, key), MAX_CHANNEL_ITEM_FIELD)
+            .map(Some),
     };
-    let (variant_id, product_id, title) = (field("variant_id"), field("product_id"), field("title"));
+    let (variant_id, product_id, title) =
+        (field("variant_id"), field("product_id"), field("title"));
     Some(ChannelItem {
         variant_id: variant_id?,
         product_id: product_id?,
@@ -874,7 +880,9 @@ fn payment(r: &mut Reader, value: &Value, currency: Option<Currency>) -> Option<
             |s| match PaymentStatus::parse(s) {
                 Some(p @ (PaymentStatus::Authorized | PaymentStatus::Captured)) => Ok(p),
                 Some(p) if marketplace => Ok(p),
-                _ if marketplace => Err("must be \"authorized\", \"captured\", \"pending\" or \"partially_paid\""),
+                _ if marketplace => {
+                    Err("must be \"authorized\", \"captured\", \"pending\" or \"partially_paid\"")
+                }
                 _ => Err("must be \"authorized\" or \"captured\""),
             },
         )

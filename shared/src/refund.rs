@@ -20,6 +20,7 @@ use crate::timeline::TimelineError;
 /// Derived from the refund ledger, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PaymentState {
     /// Funds are held, not taken (nothing can be refunded yet).
     Authorized,
@@ -207,6 +208,7 @@ pub enum RefundError {
 /// `{"kind": "amount", "amount": {"amount": "5.00", "currency": "USD"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RefundItem {
     /// Units of an order line, valued at their share of the line's net (after the line
     /// discount). Shares round down per unit count and add up exactly to the net once every
@@ -228,6 +230,7 @@ pub enum RefundItem {
 
 /// A refund that was accepted: its amount and what it covered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Refund {
     /// Total to pay back.
     pub amount: Money,
