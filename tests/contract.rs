@@ -38,9 +38,9 @@ fn schemathesis_finds_no_contract_failure() {
             oms.stock(sku, location, 100_000);
         }
     }
-    // Something to read before the stateful phase creates its own orders.
-    oms.place_ok(&OrderSpec::default().body());
     let fulfilment = fulfilment_keys(&oms);
+    let known = Known::make(&oms);
+    known.write_dictionaries();
 
     let out_dir = repo().join("target/contract");
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -60,6 +60,7 @@ fn schemathesis_finds_no_contract_failure() {
         .arg(&junit)
         .env("OMS_STAFF_TOKEN", ADMIN_TOKEN)
         .env("OMS_FULFILMENT_KEYS", fulfilment.to_string())
+        .env("OMS_ORDER_TOKENS", known.tokens.to_string())
         .env("OMS_SHOPIFY_CHANNEL", SHOPIFY_CHANNEL)
         .env("OMS_SHOPIFY_SECRET", SHOPIFY_SECRET)
         .env("OMS_STANDARD_CHANNEL", STANDARD_CHANNEL)
@@ -84,6 +85,101 @@ fn schemathesis_finds_no_contract_failure() {
         "schemathesis: {cases} test cases, no failures\n{}",
         summary(&report)
     );
+}
+
+/// Resources made before the run, so that operations on an existing order, shipment or return
+/// are reached (a generated id almost never names one): their ids become the schemathesis
+/// dictionaries `orders`, `shipments` and `returns` (`target/contract/*.dict`, read by
+/// schemathesis.toml), and the orders' customer tokens go to the hooks.
+struct Known {
+    orders: Vec<String>,
+    shipments: Vec<String>,
+    returns: Vec<String>,
+    /// `{"<order id>": "<access token>"}`.
+    tokens: Value,
+}
+
+impl Known {
+    /// Six routed orders; the shipment of two of them delivered, with a return requested on each.
+    fn make(oms: &Oms) -> Known {
+        let mut known = Known {
+            orders: Vec::new(),
+            shipments: Vec::new(),
+            returns: Vec::new(),
+            tokens: json!({}),
+        };
+        for n in 0..6 {
+            let reply = staff(
+                oms,
+                "POST",
+                "/v1/orders",
+                &OrderSpec::default().body(),
+                &[("idempotency-key", &format!("contract-seed-{n}"))],
+            );
+            assert_eq!(reply.status, 202, "seed order: {}", reply.body);
+            let accepted = reply.json();
+            let id = accepted["id"].as_str().unwrap().to_string();
+            known.tokens[&id] = accepted["access_token"].clone();
+            known.orders.push(id);
+        }
+        for (n, id) in known.orders.clone().iter().enumerate() {
+            let order = eventually(Duration::from_secs(30), "a seed order routed", || {
+                let view = staff(oms, "GET", &format!("/v1/orders/{id}"), &Value::Null, &[]);
+                let view = view.json();
+                (view["status"] == "routed").then_some(view)
+            });
+            let shipment = order["shipments"][0]["id"].as_str().unwrap().to_string();
+            known.shipments.push(shipment.clone());
+            if n < 2 {
+                let at = |update: &str| format!("/v1/shipments/{shipment}/{update}");
+                let tracking = json!({"carrier": "UPS", "tracking": format!("1Z{n}")});
+                for (update, body) in [("shipped", tracking), ("delivered", Value::Null)] {
+                    let reply = staff(oms, "POST", &at(update), &body, &[]);
+                    assert_eq!(reply.status, 200, "seed shipment {update}: {}", reply.body);
+                }
+                let request = json!({"items": [{"line": 0, "quantity": 1}]});
+                let path = format!("/v1/orders/{id}/returns");
+                let reply = staff(oms, "POST", &path, &request, &[]);
+                assert_eq!(reply.status, 201, "seed return: {}", reply.body);
+                known
+                    .returns
+                    .push(reply.json()["id"].as_str().unwrap().to_string());
+            }
+        }
+        known
+    }
+
+    /// `target/contract/{orders,shipments,returns}.dict`, one quoted id a line (libFuzzer's
+    /// dictionary format, which schemathesis reads).
+    fn write_dictionaries(&self) {
+        let dir = repo().join("target/contract");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, ids) in [
+            ("orders", &self.orders),
+            ("shipments", &self.shipments),
+            ("returns", &self.returns),
+        ] {
+            let lines: String = ids.iter().map(|id| format!("\"{id}\"\n")).collect();
+            std::fs::write(dir.join(format!("{name}.dict")), lines).unwrap();
+        }
+    }
+}
+
+/// A request as staff with a JSON body (none for `null`).
+fn staff(oms: &Oms, method: &str, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let mut all = vec![
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    all.extend_from_slice(headers);
+    let body = (!body.is_null()).then(|| body.to_string());
+    send(
+        method,
+        &oms.url(path),
+        body.as_deref().map(str::as_bytes),
+        &all,
+    )
 }
 
 /// Installs (or finds, when already installed) the pinned schemathesis; its executable.

@@ -12,12 +12,14 @@ exercised and the `ignored_auth` check probes each scheme:
 Marketplace deliveries (`POST /v1/channels/{channel}/orders`) are signed as the channel's
 marketplace signs them: Shopify's `X-Shopify-Hmac-Sha256` (base64 HMAC-SHA256 of the raw body)
 and Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`), over
-the exact bytes sent. A signature header the case left out stays out (a missing header is a case
+the exact bytes sent; a signed Shopify delivery names its topic (`X-Shopify-Topic`, `orders/create`
+unless the case set one), as Shopify's always do. A signature header the case left out stays out (a missing header is a case
 of its own), and a channel the OMS does not know gets no signature.
 
 The test passes everything through the environment:
   OMS_STAFF_TOKEN           staff bearer token
   OMS_FULFILMENT_KEYS       JSON {"<location>": "<fulfilment key>"} (may be {})
+  OMS_ORDER_TOKENS          JSON {"<order id>": "<access token>"} of the orders made before the run
   OMS_SHOPIFY_CHANNEL       Shopify channel id, OMS_SHOPIFY_SECRET its secret
   OMS_STANDARD_CHANNEL      Standard Webhooks channel id, OMS_STANDARD_SECRET its `whsec_` secret
 """
@@ -40,14 +42,16 @@ STANDARD = (os.environ.get("OMS_STANDARD_CHANNEL"), os.environ.get("OMS_STANDARD
 
 MARKETPLACE_PATH = "/v1/channels/{channel}/orders"
 SHOPIFY_HEADER = "x-shopify-hmac-sha256"
+SHOPIFY_TOPIC = "x-shopify-topic"
 STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 # Scheme names of the generated document (staff, fulfilment, customer) and of the hand-written
 # one it replaces (adminToken).
 STAFF_SCHEMES = {"staff", "adminToken"}
 
-# Learned from responses: order id -> its customer access token; shipment id -> its location.
-ORDER_TOKENS: dict[str, str] = {}
+# Order id -> its customer access token (the test's seed orders, then every 202 seen);
+# shipment id -> its location (learned from order views).
+ORDER_TOKENS: dict[str, str] = json.loads(os.environ.get("OMS_ORDER_TOKENS") or "{}")
 SHIPMENT_LOCATIONS: dict[str, str] = {}
 
 
@@ -118,6 +122,9 @@ def _sign_marketplace(case) -> None:
     if names == (SHOPIFY_HEADER,):
         digest = hmac.new(SHOPIFY[1].encode(), body, hashlib.sha256).digest()
         headers[present[SHOPIFY_HEADER]] = base64.b64encode(digest).decode()
+        # Shopify names the topic of every delivery it signs.
+        if SHOPIFY_TOPIC not in present:
+            headers["X-Shopify-Topic"] = "orders/create"
     else:
         msg_id = f"msg_{uuid.uuid4().hex}"
         timestamp = str(int(time.time()))
