@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use oms_domain::{
-    ChannelId, Currency, Customer, Discount, FulfilmentPlan, FulfilmentStatus, Money, OrderId,
-    OrderLine, Payment, PaymentState, Refund, Reservation, ReturnId, Shipping, Totals,
+    ChannelId, Currency, Customer, Discount, FulfilmentPlan, FulfilmentStatus, Hold, Money,
+    OrderId, OrderLine, Payment, PaymentState, Refund, Reservation, ReturnId, Shipping, Totals,
 };
 use oms_edge::{OrderRecord, ShipmentRecord};
 use serde::Serialize;
@@ -43,6 +43,8 @@ pub struct OrderView<'a> {
     refundable: Money,
     returns: &'a [ReturnId],
     reason: Option<&'a str>,
+    /// Its active holds (reason, note, placed_at): while any is, it is not routed.
+    holds: &'a [Hold],
     links: Links,
 }
 
@@ -79,6 +81,7 @@ impl<'a> OrderView<'a> {
             refundable: r.ledger().refundable(),
             returns: r.returns(),
             reason: r.reason(),
+            holds: r.holds(),
             links: Links {
                 events: format!("/v1/orders/{}/events", o.id()),
             },

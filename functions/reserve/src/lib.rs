@@ -56,7 +56,10 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
     let env = SpinEnv::open().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let order_id = event.order_id().to_string();
     match event.event_type() {
-        EventType::OrderValidated => reservation::handle(&env, &order_id, ttl()),
+        // A released hold may have unblocked reserving (the step checks it is its turn).
+        EventType::OrderValidated | EventType::OrderHoldReleased => {
+            reservation::handle(&env, &order_id, ttl())
+        }
         EventType::OrderCancelled => match release_cancelled(&env, &order_id) {
             Err(FunctionError::Problem(p)) if p.status == 404 => Ok(()),
             other => other,

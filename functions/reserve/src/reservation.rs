@@ -45,7 +45,9 @@ pub fn handle<E: Env>(env: &E, order_id: &str, ttl: Duration) -> Result<(), Func
     let policy = routing_policy(kv)?;
     let (event_id, now) = (env.new_id(), env.now());
     let stored = run(env, order_id, |record| {
-        if !record.awaits_reservation() {
+        // An unmapped_item hold: a SKU is not known yet, so nothing can be reserved until
+        // staff resolve it and release the hold (`order.hold_released` runs this again).
+        if !record.awaits_reservation() || record.reserve_blocked() {
             return Ok(Decision::Unchanged(record.clone()));
         }
         let order = &record.order();

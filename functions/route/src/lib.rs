@@ -14,19 +14,26 @@
 //! Both run through the step runner (`oms_edge::run`): the change and its events are stored
 //! in one compare-and-swap, then published; what a crash leaves owed goes out on the next
 //! retry or redelivery, or from the reconciler.
+//!
+//! And staff's order holds (see `holds`): `POST /v1/orders/{id}/holds`,
+//! `POST /v1/orders/{id}/holds/{reason}/release`. A held order is not routed; on
+//! `order.hold_released` the routing step runs if the order is now reserved and not held.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
 #![allow(unsafe_code)]
 
 mod fulfilment;
+mod holds;
+#[cfg(test)]
+mod holds_tests;
 mod routing;
 #[cfg(test)]
 mod tests;
 
 use fulfilment::Update;
-use oms_domain::EventEnvelope;
-use oms_edge::{caller, json_body, json_response, Env, FunctionError, Problem, SpinEnv};
+use oms_domain::{EventEnvelope, EventType, OrderId};
+use oms_edge::{caller, json_body, json_response, Actor, Env, FunctionError, Problem, SpinEnv};
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::{http_component, redis_component};
 
@@ -40,6 +47,12 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
             return Ok(());
         }
     };
+    if !matches!(
+        event.event_type(),
+        EventType::OrderReserved | EventType::OrderHoldReleased
+    ) {
+        return Ok(());
+    }
     let env = SpinEnv::open().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     routing::handle(&env, &event.order_id().to_string()).map_err(|e| anyhow::anyhow!("{e:?}"))
 }
@@ -58,7 +71,58 @@ fn shipment_update(req: Request) -> Response {
     router.any("/v1/shipments/:id/:update", |_: Request, _: Params| {
         Problem::method_not_allowed("POST").response()
     });
+    router.post("/v1/orders/:id/holds", |req: Request, p: Params| {
+        respond(place_hold(&req, &p))
+    });
+    router.post(
+        "/v1/orders/:id/holds/:reason/release",
+        |req: Request, p: Params| respond(release_hold(&req, &p)),
+    );
+    for path in [
+        "/v1/orders/:id/holds",
+        "/v1/orders/:id/holds/:reason/release",
+    ] {
+        router.any(path, |_: Request, _: Params| {
+            Problem::method_not_allowed("POST").response()
+        });
+    }
+    router.any("/*", |req: Request, _: Params| {
+        Problem::not_found("resource", req.path()).response()
+    });
     router.handle(req)
+}
+
+/// `POST /v1/orders/{id}/holds` (staff): 201 with the order's holds.
+fn place_hold(req: &Request, params: &Params) -> Result<Response, FunctionError> {
+    let env = SpinEnv::open()?;
+    let (actor, order) = staff(&env, req, params)?;
+    let hold = holds::PlaceHold::parse(&json_body(req)?)?;
+    Ok(json_response(
+        201,
+        &holds::place(&env, &actor, &order, &hold)?,
+    ))
+}
+
+/// `POST /v1/orders/{id}/holds/{reason}/release` (staff): 200 with the holds left.
+fn release_hold(req: &Request, params: &Params) -> Result<Response, FunctionError> {
+    let env = SpinEnv::open()?;
+    let (actor, order) = staff(&env, req, params)?;
+    let reason = holds::path_reason(params.get("reason").unwrap_or_default())?;
+    let body = match req.body() {
+        [] => serde_json::Value::Null,
+        _ => json_body(req)?,
+    };
+    let release = holds::ReleaseHold::parse(reason, &body)?;
+    let view = holds::release(&env, &actor, &order, reason, &release)?;
+    Ok(json_response(200, &view))
+}
+
+/// The caller, who must be staff (401/403 before anything is read), and the path's order.
+fn staff(env: &SpinEnv, req: &Request, params: &Params) -> Result<(Actor, OrderId), FunctionError> {
+    let order = holds::order_id(params.get("id").unwrap_or_default());
+    let actor = caller(req, env.kv(), order.as_ref().ok().copied())?;
+    actor.require_staff()?;
+    Ok((actor, order?))
 }
 
 /// Check the caller (staff or a fulfilment key, before anything is read), parse the path's

@@ -28,12 +28,12 @@ const SKU: &str = "SKU-1";
 const LOCATIONS: [&str; 3] = ["wh-east", "wh-west", "store-sf"];
 const ORDER: u128 = 0xA11CE;
 
-fn order_id() -> String {
+pub(crate) fn order_id() -> String {
     Uuid::from_u128(ORDER).to_string()
 }
 
 /// The test network (wh-east, wh-west, store-sf) with `stock` units of SKU-1 per location.
-fn network(env: &MemEnv, stock: &[(&str, u32)]) {
+pub(crate) fn network(env: &MemEnv, stock: &[(&str, u32)]) {
     let locations: Vec<Location> =
         serde_json::from_str(include_str!("../../../tests/fixtures/locations.json")).unwrap();
     env.kv.set_json(keys::LOCATIONS, &locations).unwrap();
@@ -45,7 +45,7 @@ fn network(env: &MemEnv, stock: &[(&str, u32)]) {
 
 /// A reserved order for `qty` units shipping to San Francisco, holding `held` units per
 /// location — stored through the runner as reserve leaves it (events published, route owed).
-fn reserved(env: &MemEnv, qty: u32, held: &[(&str, u32)]) -> String {
+pub(crate) fn reserved(env: &MemEnv, qty: u32, held: &[(&str, u32)]) -> String {
     let body = json!({
         "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
         "lines": [{"sku": SKU, "quantity": qty, "unit_price": "1.00"}],
@@ -88,7 +88,7 @@ fn reserved(env: &MemEnv, qty: u32, held: &[(&str, u32)]) -> String {
     id
 }
 
-fn record(env: &MemEnv) -> OrderRecord {
+pub(crate) fn record(env: &MemEnv) -> OrderRecord {
     env.kv.get_json(&keys::order(&order_id())).unwrap().unwrap()
 }
 
@@ -104,7 +104,7 @@ fn sum(env: &MemEnv, f: impl Fn(&StockDoc) -> u32) -> u32 {
 }
 
 /// Everything published, as envelopes.
-fn published(env: &MemEnv) -> Vec<EventEnvelope> {
+pub(crate) fn published(env: &MemEnv) -> Vec<EventEnvelope> {
     env.bus
         .sent
         .borrow()
@@ -115,7 +115,7 @@ fn published(env: &MemEnv) -> Vec<EventEnvelope> {
 
 /// Every event on the order's timeline went out at least once with its stored id, and
 /// nothing is owed any more.
-fn assert_all_published(env: &MemEnv, label: &str) {
+pub(crate) fn assert_all_published(env: &MemEnv, label: &str) {
     let r = record(env);
     assert!(
         r.outbox().is_empty(),
@@ -133,12 +133,12 @@ fn assert_all_published(env: &MemEnv, label: &str) {
     }
 }
 
-fn count(r: &OrderRecord, t: EventType) -> usize {
+pub(crate) fn count(r: &OrderRecord, t: EventType) -> usize {
     r.events().iter().filter(|e| e.event_type() == t).count()
 }
 
 /// The stock an order's routing left: what it holds and what it has allocated, per location.
-fn commitments(env: &MemEnv) -> BTreeMap<String, (u32, u32)> {
+pub(crate) fn commitments(env: &MemEnv) -> BTreeMap<String, (u32, u32)> {
     LOCATIONS
         .iter()
         .map(|l| (l.to_string(), doc(env, l).commitment(&order_id())))
@@ -146,7 +146,7 @@ fn commitments(env: &MemEnv) -> BTreeMap<String, (u32, u32)> {
         .collect()
 }
 
-fn planned(r: &OrderRecord) -> BTreeMap<String, (u32, u32)> {
+pub(crate) fn planned(r: &OrderRecord) -> BTreeMap<String, (u32, u32)> {
     r.plan()
         .as_ref()
         .unwrap()
@@ -156,7 +156,7 @@ fn planned(r: &OrderRecord) -> BTreeMap<String, (u32, u32)> {
         .collect()
 }
 
-fn redeliver_and_reconcile(env: &MemEnv) {
+pub(crate) fn redeliver_and_reconcile(env: &MemEnv) {
     handle(env, &order_id()).unwrap();
     env.advance(Duration::seconds(120));
     reconcile(env, Duration::seconds(60), 100).unwrap();

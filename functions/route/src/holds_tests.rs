@@ -1,0 +1,283 @@
+//! Order holds over `MemEnv`: a held order is reserved but not routed (neither by the queue
+//! nor by the reconciler), and placing, releasing and the routing after a release end the
+//! same with a fault injected at every I/O call.
+
+use chrono::Duration;
+use oms_domain::{EventType, HoldNote, HoldReason, OrderId, OrderStatus};
+use oms_edge::{for_every_fault, reconcile, Actor, FunctionError, Kv, MemEnv};
+use serde_json::json;
+
+use crate::holds::{place, release, PlaceHold, ReleaseHold};
+use crate::routing::handle;
+use crate::tests::{
+    assert_all_published, commitments, count, network, order_id, planned, record,
+    redeliver_and_reconcile, reserved,
+};
+
+const STOCK: [(&str, u32); 2] = [("wh-west", 1), ("wh-east", 1)];
+
+fn staff() -> Actor {
+    Actor::Staff { key: None }
+}
+
+fn id() -> OrderId {
+    OrderId::parse(&order_id()).unwrap()
+}
+
+fn staff_hold() -> PlaceHold {
+    PlaceHold {
+        reason: HoldReason::Staff,
+        note: Some(HoldNote::parse("customer asked to wait").unwrap()),
+    }
+}
+
+fn no_note() -> ReleaseHold {
+    ReleaseHold {
+        note: None,
+        address: None,
+    }
+}
+
+/// A reserved order (one unit held at wh-west) with everything published.
+fn setup(env: &MemEnv) {
+    network(env, &STOCK);
+    reserved(env, 1, &[("wh-west", 1)]);
+}
+
+/// `setup`, then held by staff (published).
+fn setup_held(env: &MemEnv) {
+    setup(env);
+    place(env, &staff(), &id(), &staff_hold()).unwrap();
+}
+
+/// What a client retry, the queue and the reconciler do next: `again` (a retry, which may
+/// answer 409 when the first attempt was stored), every owed event published, and the routing
+/// step delivered the order's events.
+fn retry_and_settle(env: &MemEnv, again: impl Fn(&MemEnv) -> Result<(), FunctionError>) {
+    match again(env) {
+        Ok(()) => {}
+        Err(FunctionError::Problem(p)) if p.status == 409 => {}
+        Err(e) => panic!("retry: {e:?}"),
+    }
+    redeliver_and_reconcile(env);
+}
+
+#[test]
+fn a_held_order_stays_reserved_and_nothing_re_drives_it() {
+    let env = MemEnv::new();
+    setup_held(&env);
+    let r = record(&env);
+    assert!(r.has_hold(HoldReason::Staff));
+    assert_eq!(r.events().last().unwrap().actor(), Some("staff:root"));
+    // The order.reserved delivery, redeliveries, and the reconciler long after.
+    for _ in 0..3 {
+        handle(&env, &order_id()).unwrap();
+        env.advance(Duration::minutes(10));
+        let report = reconcile(&env, Duration::seconds(60), 100).unwrap();
+        assert!(report.redriven.is_empty(), "{report:?}");
+    }
+    let r = record(&env);
+    assert_eq!(r.status(), OrderStatus::Reserved);
+    assert!(r.shipments().is_empty());
+    assert!(env.owed.keys().unwrap().is_empty(), "nothing owed");
+    assert_all_published(&env, "held");
+    assert_eq!(
+        commitments(&env).get("wh-west"),
+        Some(&(1, 0)),
+        "the reservation is kept"
+    );
+
+    assert_eq!(
+        place(&env, &staff(), &id(), &staff_hold()).unwrap_err_status(),
+        409,
+        "one hold per reason"
+    );
+    let released = release(&env, &staff(), &id(), HoldReason::Staff, &no_note()).unwrap();
+    assert!(released.holds.is_empty());
+    assert_eq!(
+        release(&env, &staff(), &id(), HoldReason::Staff, &no_note()).unwrap_err_status(),
+        409,
+        "released once"
+    );
+    handle(&env, &order_id()).unwrap();
+    let r = record(&env);
+    assert_eq!(r.status(), OrderStatus::Routed);
+    assert_eq!(commitments(&env), planned(&r));
+}
+
+#[test]
+fn every_fault_while_placing_a_hold_ends_held_once_and_not_routed() {
+    for_every_fault(
+        setup,
+        |env| {
+            let _ = place(env, &staff(), &id(), &staff_hold());
+        },
+        |env| {
+            retry_and_settle(env, |env| {
+                place(env, &staff(), &id(), &staff_hold()).map(drop)
+            })
+        },
+        |env, fault| {
+            let r = record(env);
+            assert_eq!(count(&r, EventType::OrderHeld), 1, "{fault}: held once");
+            assert_eq!(r.holds().len(), 1, "{fault}");
+            assert_eq!(r.status(), OrderStatus::Reserved, "{fault}: not routed");
+            assert_all_published(env, fault);
+            assert!(env.owed.keys().unwrap().is_empty(), "{fault}: nothing owed");
+        },
+    );
+}
+
+#[test]
+fn every_fault_while_releasing_ends_released_once_and_routed() {
+    for_every_fault(
+        setup_held,
+        |env| {
+            let _ = release(env, &staff(), &id(), HoldReason::Staff, &no_note());
+        },
+        |env| {
+            retry_and_settle(env, |env| {
+                release(env, &staff(), &id(), HoldReason::Staff, &no_note()).map(drop)
+            })
+        },
+        |env, fault| {
+            let r = record(env);
+            assert_eq!(count(&r, EventType::OrderHoldReleased), 1, "{fault}");
+            assert!(!r.is_held(), "{fault}");
+            assert_eq!(r.status(), OrderStatus::Routed, "{fault}");
+            assert_eq!(count(&r, EventType::OrderRouted), 1, "{fault}: routed once");
+            assert_eq!(commitments(env), planned(&r), "{fault}: allocations = plan");
+            assert_all_published(env, fault);
+            assert!(env.owed.keys().unwrap().is_empty(), "{fault}: nothing owed");
+        },
+    );
+}
+
+#[test]
+fn every_fault_while_routing_after_a_release_ends_routed_once() {
+    for_every_fault(
+        |env| {
+            setup_held(env);
+            release(env, &staff(), &id(), HoldReason::Staff, &no_note()).unwrap();
+        },
+        |env| {
+            // The order.hold_released delivery.
+            let _ = handle(env, &order_id());
+        },
+        redeliver_and_reconcile,
+        |env, fault| {
+            let r = record(env);
+            assert_eq!(r.status(), OrderStatus::Routed, "{fault}");
+            assert_eq!(count(&r, EventType::OrderRouted), 1, "{fault}: routed once");
+            assert_eq!(commitments(env), planned(&r), "{fault}: allocations = plan");
+            assert_all_published(env, fault);
+            assert!(env.owed.keys().unwrap().is_empty(), "{fault}: nothing owed");
+        },
+    );
+}
+
+#[test]
+fn bodies_are_parsed_strictly_naming_the_field() {
+    let field = |e: FunctionError| match e {
+        FunctionError::Problem(p) => (p.status, p.invalid_params[0].name.clone()),
+        e => panic!("{e:?}"),
+    };
+    let place_err = |body| field(PlaceHold::parse(&body).unwrap_err());
+    assert_eq!(
+        place_err(json!({"reason": "on_ice"})),
+        (422, "/reason".into())
+    );
+    assert_eq!(place_err(json!({"note": "x"})), (422, "/reason".into()));
+    assert_eq!(place_err(json!({"reason": 3})), (422, "/reason".into()));
+    assert_eq!(
+        place_err(json!({"reason": "staff", "note": " "})),
+        (422, "/note".into())
+    );
+    assert_eq!(
+        place_err(json!({"reason": "staff", "until": "never"})),
+        (422, "/until".into())
+    );
+    assert_eq!(place_err(json!(["staff"])), (422, "".into()));
+    assert_eq!(
+        PlaceHold::parse(&json!({"reason": "fraud_review"})).unwrap(),
+        PlaceHold {
+            reason: HoldReason::FraudReview,
+            note: None
+        }
+    );
+
+    let address =
+        json!({"country": "US", "postal_code": "10001", "line1": "5 Park Ave", "city": "New York"});
+    let release_err = |reason, body| field(ReleaseHold::parse(reason, &body).unwrap_err());
+    assert_eq!(
+        release_err(HoldReason::Staff, json!({"address": address})),
+        (422, "/address".into()),
+        "an address only for address_needed"
+    );
+    assert_eq!(
+        release_err(
+            HoldReason::AddressNeeded,
+            json!({"address": {"country": "US"}})
+        ),
+        (422, "/address".into())
+    );
+    assert!(
+        ReleaseHold::parse(HoldReason::AddressNeeded, &json!({"address": address}))
+            .unwrap()
+            .address
+            .is_some()
+    );
+    assert_eq!(
+        ReleaseHold::parse(HoldReason::Staff, &serde_json::Value::Null).unwrap(),
+        no_note(),
+        "an empty body"
+    );
+}
+
+#[test]
+fn an_address_release_sets_the_shipping_address_and_routes() {
+    let env = MemEnv::new();
+    setup(&env);
+    let hold = PlaceHold {
+        reason: HoldReason::AddressNeeded,
+        note: None,
+    };
+    place(&env, &staff(), &id(), &hold).unwrap();
+    let address =
+        json!({"country": "US", "postal_code": "10001", "line1": "5 Park Ave", "city": "New York"});
+    let body = ReleaseHold::parse(HoldReason::AddressNeeded, &json!({"address": address})).unwrap();
+    release(&env, &staff(), &id(), HoldReason::AddressNeeded, &body).unwrap();
+    let r = record(&env);
+    let stored = serde_json::to_value(r.order().shipping().address()).unwrap();
+    assert_eq!(stored["postal_code"], "10001");
+    handle(&env, &order_id()).unwrap();
+    assert_eq!(record(&env).status(), OrderStatus::Routed);
+}
+
+#[test]
+fn unmapped_item_cannot_be_released_before_the_sku_is_resolved() {
+    let env = MemEnv::new();
+    setup(&env);
+    let hold = PlaceHold {
+        reason: HoldReason::UnmappedItem,
+        note: None,
+    };
+    place(&env, &staff(), &id(), &hold).unwrap();
+    let err = release(&env, &staff(), &id(), HoldReason::UnmappedItem, &no_note());
+    assert_eq!(err.unwrap_err_status(), 409);
+    assert!(record(&env).has_hold(HoldReason::UnmappedItem));
+}
+
+/// The status of an expected problem.
+trait ErrStatus {
+    fn unwrap_err_status(self) -> u16;
+}
+
+impl<T: std::fmt::Debug> ErrStatus for Result<T, FunctionError> {
+    fn unwrap_err_status(self) -> u16 {
+        match self.unwrap_err() {
+            FunctionError::Problem(p) => p.status,
+            e => panic!("{e:?}"),
+        }
+    }
+}
