@@ -59,6 +59,7 @@ pub enum HoldError {
 /// Why an order is on hold. Written in snake_case (`payment_pending` …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HoldReason {
     /// Payment not yet authorised or captured (e.g. a marketplace `financial_status` of
     /// `pending`).
@@ -157,11 +158,16 @@ impl From<HoldNote> for String {
 
 /// One active hold on an order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hold {
     /// Why.
     pub reason: HoldReason,
     /// The note given when it was placed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, required = false, min_length = 1, max_length = 500)
+    )]
     pub note: Option<HoldNote>,
     /// When it was placed.
     pub placed_at: DateTime<Utc>,
