@@ -5,7 +5,9 @@
 //! - `POST /v1/orders/{id}/holds/{reason}/release` `{"note": "…"}` → 200 with the holds left.
 //!   Releasing `address_needed` on an order delivered to an address takes the address
 //!   obtained (`{"address": {…}}`, the intake's address shape), which becomes the shipping
-//!   address. Releasing `unmapped_item` is refused (409) until the SKU is resolved.
+//!   address. Releasing `unmapped_item` first maps the order's unmapped lines through the
+//!   channel's SKU aliases (`oms_edge::aliases`); while a line has none it is refused (409
+//!   naming the line), and nothing changes.
 //!
 //! The change and its event (`order.held` / `order.hold_released`) are stored in one
 //! compare-and-swap with the caller recorded on the event (audit trail), then published:
@@ -18,6 +20,7 @@ use oms_domain::{
     Address, Hold, HoldError, HoldNote, HoldReason, OrderId, OrderRecord, ShippingMethod,
     MAX_HOLD_NOTE_LEN,
 };
+use oms_edge::aliases::map_unmapped_lines;
 use oms_edge::{run, Actor, Decision, Env, FunctionError, Problem};
 use serde::Serialize;
 use serde_json::Value;
@@ -125,8 +128,8 @@ pub fn place<E: Env>(
 /// Releases the `reason` hold of `order` for `actor` (already checked to be staff).
 ///
 /// # Errors
-/// 404 unknown order; 409 not held for this reason, `unmapped_item` with the SKU not
-/// resolved; 422 `address` missing for an order that has none; storage errors.
+/// 404 unknown order; 409 not held for this reason, `unmapped_item` while a line has no
+/// alias; 422 `address` missing for an order that has none; storage errors.
 pub fn release<E: Env>(
     env: &E,
     actor: &Actor,
@@ -139,22 +142,24 @@ pub fn release<E: Env>(
         if !record.has_hold(reason) {
             return Err(problem(HoldError::NotHeld(reason)));
         }
+        let mut note = body.note.clone();
         if reason == HoldReason::UnmappedItem {
-            return Err(Problem::conflict(
-                "resolve the SKU first: the order's unmapped lines cannot be re-resolved here yet",
-            )
-            .into());
+            // The lines' SKUs from the channel's aliases as staff set them now; refused
+            // (nothing stored) while a line still has none.
+            let remapped = map_unmapped_lines(env.kv(), record)?;
+            if !remapped.complete() {
+                return Err(remapped.problem().into());
+            }
+            note = note.or_else(|| HoldNote::parse(&remapped.note()).ok());
         }
         let (id, now) = (env.new_id(), env.now());
         match &body.address {
-            Some(address) => {
-                record.release_address_hold(address.clone(), body.note.clone(), id, now)
-            }
+            Some(address) => record.release_address_hold(address.clone(), note, id, now),
             None if reason == HoldReason::AddressNeeded && lacks_address(record) => {
                 let why = "the order has no shipping address: give the one obtained";
                 return Err(invalid("address", "missing", why));
             }
-            None => record.release_hold(reason, body.note.clone(), id, now),
+            None => record.release_hold(reason, note, id, now),
         }
         .map_err(problem)?;
         Ok(Decision::Changed(view(record)))

@@ -3,8 +3,12 @@
 //! same with a fault injected at every I/O call.
 
 use chrono::Duration;
-use oms_domain::{EventType, HoldNote, HoldReason, OrderId, OrderStatus};
-use oms_edge::{for_every_fault, reconcile, Actor, FunctionError, Kv, MemEnv};
+use oms_domain::{
+    ChannelId, EventEnvelope, EventType, HoldNote, HoldReason, Order, OrderId, OrderRecord,
+    OrderStatus, Sku,
+};
+use oms_edge::aliases::{self, AliasKind};
+use oms_edge::{create, for_every_fault, reconcile, Actor, Env, FunctionError, Kv, MemEnv};
 use serde_json::json;
 
 use crate::holds::{place, release, PlaceHold, ReleaseHold};
@@ -255,17 +259,73 @@ fn an_address_release_sets_the_shipping_address_and_routes() {
 }
 
 #[test]
-fn unmapped_item_cannot_be_released_before_the_sku_is_resolved() {
+fn unmapped_item_is_released_once_every_line_has_an_alias() {
     let env = MemEnv::new();
-    setup(&env);
+    network(&env, &STOCK);
+    // A marketplace order whose line came without a SKU: validated, held unmapped_item.
+    let body = json!({
+        "channel": "shop", "customer": {}, "currency": "USD",
+        "lines": [{"sku": "SHOP-V-42", "quantity": 1, "unit_price": "1.00",
+            "item": {"variant_id": "42", "title": "Hat"}, "unmapped": true}],
+        "shipping": {"method": "standard", "amount": "0.00",
+            "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
+        "tax": "0.00",
+        "totals": {"subtotal": "1.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "1.00"},
+        "payment": {"reference": "p", "status": "captured", "amount": "1.00"}
+    });
+    let order = Order::from_marketplace_request(&body, id(), env.now()).unwrap();
+    create(
+        &env,
+        OrderRecord::accept(order, env.new_id(), env.now()).unwrap(),
+    )
+    .unwrap();
     let hold = PlaceHold {
         reason: HoldReason::UnmappedItem,
         note: None,
     };
     place(&env, &staff(), &id(), &hold).unwrap();
-    let err = release(&env, &staff(), &id(), HoldReason::UnmappedItem, &no_note());
-    assert_eq!(err.unwrap_err_status(), 409);
-    assert!(record(&env).has_hold(HoldReason::UnmappedItem));
+    assert_eq!(record(&env).owed_step(), None, "reserve is blocked");
+
+    let refused = release(&env, &staff(), &id(), HoldReason::UnmappedItem, &no_note());
+    match refused {
+        Err(FunctionError::Problem(p)) => {
+            assert_eq!(
+                (p.status, p.invalid_params[0].name.as_str()),
+                (409, "/lines/0")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        record(&env).has_hold(HoldReason::UnmappedItem),
+        "nothing changed"
+    );
+
+    let shop = ChannelId::parse("shop").unwrap();
+    let sku = Sku::parse("SKU-1").unwrap();
+    aliases::put(
+        &env.kv,
+        &shop,
+        AliasKind::Variant,
+        "42",
+        sku.clone(),
+        env.now(),
+    )
+    .unwrap();
+    release(&env, &staff(), &id(), HoldReason::UnmappedItem, &no_note()).unwrap();
+    let r = record(&env);
+    assert!(!r.is_held());
+    assert_eq!(*r.order().lines()[0].sku(), sku);
+    assert_eq!(
+        r.events().last().unwrap().data()["note"],
+        "mapped line 0 → SKU-1",
+        "the mapping is the release's note"
+    );
+    assert_eq!(
+        r.owed_step().map(EventEnvelope::event_type),
+        Some(EventType::OrderValidated),
+        "reserve's turn"
+    );
 }
 
 /// The status of an expected problem.
