@@ -58,7 +58,9 @@ pub fn read_response<T: Serialize>(req: &Request, value: &T) -> Response {
     }
 }
 
-/// Parses the request body as JSON.
+/// Parses the request body as JSON. A number with an integral value is read as that integer
+/// however it is written (`2.0`, `1e3`): JSON does not tell them apart, and neither does
+/// JSON Schema's `integer`, so every whole-number field takes them.
 ///
 /// # Errors
 /// A 400 problem when the body is empty or not JSON, naming the position.
@@ -74,7 +76,7 @@ pub fn json_body(req: &Request) -> Result<serde_json::Value, Problem> {
             "a JSON body is required",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let mut value = serde_json::from_slice(body).map_err(|e| {
         Problem::field(
             400,
             "malformed",
@@ -83,7 +85,32 @@ pub fn json_body(req: &Request) -> Result<serde_json::Value, Problem> {
             "invalid_json",
             format!("not valid JSON: {e}"),
         )
-    })
+    })?;
+    integral_numbers(&mut value);
+    Ok(value)
+}
+
+/// Rewrites every number with an integral value in `i64` or `u64` range as an integer.
+fn integral_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            let whole = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0);
+            // The bounds are exact powers of two, so the casts below never saturate.
+            if let Some(f) = whole
+                .filter(|f| (-9.223_372_036_854_776e18..1.844_674_407_370_955_2e19).contains(f))
+            {
+                *n = if f < 0.0 {
+                    (f as i64).into()
+                } else {
+                    (f as u64).into()
+                };
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
 }
 
 /// A `:name` route segment (Spin's `spin-path-match-<name>` header).
@@ -100,4 +127,31 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.replace("%2F", "/").replace("%3A", ":").replace('+', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use spin_sdk::http::{Method, Request};
+
+    use super::json_body;
+
+    fn parse(body: &str) -> serde_json::Value {
+        let mut b = Request::builder();
+        b.method(Method::Post)
+            .uri("/")
+            .body(body.as_bytes().to_vec());
+        json_body(&b.build()).unwrap()
+    }
+
+    #[test]
+    fn integral_numbers_are_integers_however_written() {
+        let v = parse(r#"{"a": 2.0, "b": [1e3, -4.0, 0.5], "c": {"d": 18446744073709551615.0}}"#);
+        assert_eq!(
+            v,
+            json!({"a": 2, "b": [1000, -4, 0.5], "c": {"d": 18446744073709551615.0}})
+        );
+        assert!(v["a"].is_u64() && v["b"][1].is_i64() && v["b"][2].is_f64());
+        assert_eq!(parse("1e300"), json!(1e300));
+    }
 }
