@@ -417,6 +417,40 @@ pub(crate) mod tests {
         );
     }
 
+    /// An `unmapped_item` hold (a line's SKU is not known) keeps the order from being
+    /// reserved — by a delivery or by the reconciler — until it is released.
+    #[test]
+    fn an_unmapped_item_hold_blocks_reserving_until_released() {
+        use oms_domain::HoldReason::UnmappedItem;
+        let env = MemEnv::new();
+        setup(&env, &[("a", 5)]);
+        let id = order(&env, 1, 1, "captured");
+        let hold = |place: bool, n: u128| {
+            run(&env, &id, |r| {
+                let (event, now) = (Uuid::from_u128(n), env.now());
+                if place {
+                    r.place_hold(UnmappedItem, None, event, now).unwrap();
+                } else {
+                    r.release_hold(UnmappedItem, None, event, now).unwrap();
+                }
+                Ok(Decision::Changed(()))
+            })
+            .unwrap()
+        };
+        hold(true, 9);
+        handle(&env, &id, ttl()).unwrap();
+        env.advance(Duration::minutes(5));
+        let report = oms_edge::reconcile(&env, Duration::seconds(60), 100).unwrap();
+        assert!(report.redriven.is_empty(), "{report:?}");
+        assert_eq!(status(&env, &id), OrderStatus::Validated);
+        assert_eq!(available(&env, "a"), 5, "nothing reserved");
+        hold(false, 10);
+        // The order.hold_released delivery.
+        handle(&env, &id, ttl()).unwrap();
+        assert_eq!(status(&env, &id), OrderStatus::Reserved);
+        assert_eq!(available(&env, "a"), 4);
+    }
+
     #[test]
     fn a_shortfall_without_backorders_rejects_and_releases() {
         let env = MemEnv::new();
