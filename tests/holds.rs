@@ -23,8 +23,7 @@ use support::*;
 
 /// Everything but reserve (and its sweeper): orders stay `validated`.
 const NO_RESERVE: [&str; 12] = [
-    "-c", "validate", "-c", "query", "-c", "admin", "-c", "route", "-c", "notify", "-c",
-    "refund",
+    "-c", "validate", "-c", "query", "-c", "admin", "-c", "route", "-c", "notify", "-c", "refund",
 ];
 
 /// A webhook receiver that answers 204 to everything and keeps the bodies (the signatures are
@@ -62,8 +61,7 @@ impl Receiver {
                         seen.lock().unwrap().push(v);
                     }
                 }
-                let _ = stream
-                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
             }
         });
         Receiver { url, bodies }
@@ -76,7 +74,12 @@ impl Receiver {
             .unwrap()
             .iter()
             .filter(|b| b["order_id"] == order)
-            .map(|b| (b["type"].as_str().unwrap_or("").to_string(), b["data"].clone()))
+            .map(|b| {
+                (
+                    b["type"].as_str().unwrap_or("").to_string(),
+                    b["data"].clone(),
+                )
+            })
             .collect()
     }
 }
@@ -143,7 +146,30 @@ fn a_held_order_is_reserved_but_not_routed_until_staff_release_it() {
     let sub = json!({"url": hooks.url, "events": ["order.held", "order.hold_released"]});
     let r = staff(&oms, "POST", "/v1/webhooks", Some(&sub));
     assert_eq!(r.status, 201, "{}", r.body);
-    let id = oms.place_ok(&OrderSpec::default().body());
+    let placed = oms.place(&OrderSpec::default().body(), "holds-1");
+    assert_eq!(placed.status, 202, "{}", placed.body);
+    let (id, customer) = {
+        let p = placed.json();
+        (
+            p["id"].as_str().unwrap().to_string(),
+            p["access_token"].as_str().unwrap().to_string(),
+        )
+    };
+    let key = |role: &str| {
+        let mut body = json!({"role": role, "name": format!("{role} key")});
+        if role == "fulfilment" {
+            body["location"] = json!("wh-west");
+        }
+        let r = staff(&oms, "POST", "/v1/admin/keys", Some(&body));
+        assert_eq!(r.status, 201, "{}", r.body);
+        let k = r.json();
+        (
+            k["id"].as_str().unwrap().to_string(),
+            k["token"].as_str().unwrap().to_string(),
+        )
+    };
+    let (_, fulfilment) = key("fulfilment");
+    let (staff_key, staff_token) = key("staff");
     let holds = format!("/v1/orders/{id}/holds");
     let hold = json!({"reason": "fraud_review", "note": "billing country differs"});
 
@@ -157,17 +183,52 @@ fn a_held_order_is_reserved_but_not_routed_until_staff_release_it() {
     );
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     assert_eq!(field(&anonymous), "Authorization");
-    let wrong = send(
-        "POST",
-        &oms.url(&holds),
-        Some(hold.to_string().as_bytes()),
-        &[("authorization", "Bearer not-the-token")],
+    let as_ = |token: &str| {
+        send(
+            "POST",
+            &oms.url(&holds),
+            Some(hold.to_string().as_bytes()),
+            &[("authorization", &format!("Bearer {token}"))],
+        )
+    };
+    let wrong = as_("not-the-token");
+    assert_eq!(
+        (wrong.status, field(&wrong)),
+        (401, "Authorization".into()),
+        "{}",
+        wrong.body
     );
-    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    for (who, token) in [
+        ("the order's customer", &customer),
+        ("a fulfilment key", &fulfilment),
+    ] {
+        let r = as_(token);
+        assert_eq!(
+            (r.status, field(&r)),
+            (403, "Authorization".into()),
+            "{who}: {}",
+            r.body
+        );
+    }
     let bad = staff(&oms, "POST", &holds, Some(&json!({"reason": "on_ice"})));
-    assert_eq!((bad.status, field(&bad)), (422, "/reason".into()), "{}", bad.body);
-    let blank = staff(&oms, "POST", &holds, Some(&json!({"reason": "staff", "note": " "})));
-    assert_eq!((blank.status, field(&blank)), (422, "/note".into()), "{}", blank.body);
+    assert_eq!(
+        (bad.status, field(&bad)),
+        (422, "/reason".into()),
+        "{}",
+        bad.body
+    );
+    let blank = staff(
+        &oms,
+        "POST",
+        &holds,
+        Some(&json!({"reason": "staff", "note": " "})),
+    );
+    assert_eq!(
+        (blank.status, field(&blank)),
+        (422, "/note".into()),
+        "{}",
+        blank.body
+    );
     let get = ureq::get(&oms.url(&holds))
         .set("authorization", &format!("Bearer {ADMIN_TOKEN}"))
         .call();
@@ -182,10 +243,23 @@ fn a_held_order_is_reserved_but_not_routed_until_staff_release_it() {
     assert_eq!(event_types(&oms, &id), before, "refusals record nothing");
     assert_eq!(order(&oms, &id)["holds"], json!([]));
 
-    // Placed while validated (reserve is not running): 201 with the holds; one per reason.
-    let placed = staff(&oms, "POST", &holds, Some(&hold));
+    // Placed while validated (reserve is not running), by a staff API key: 201 with the
+    // holds, the key on the event; one hold per reason.
+    let placed = as_(&staff_token);
     assert_eq!(placed.status, 201, "{}", placed.body);
     assert_eq!(placed.json()["holds"][0]["reason"], "fraud_review");
+    let timeline = staff(&oms, "GET", &format!("/v1/orders/{id}/events"), None).json();
+    let held = timeline["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&held["type"], &held["actor"]),
+        (&json!("order.held"), &json!(format!("staff:{staff_key}"))),
+        "{held:#}"
+    );
     let again = staff(&oms, "POST", &holds, Some(&hold));
     assert_eq!(again.status, 409, "{}", again.body);
     let view = order(&oms, &id);
@@ -218,7 +292,12 @@ fn a_held_order_is_reserved_but_not_routed_until_staff_release_it() {
     // Released by staff: routed.
     let release = format!("{holds}/fraud_review/release");
     let note = json!({"note": "verified with the bank"});
-    let anonymous = send("POST", &oms.url(&release), Some(note.to_string().as_bytes()), &[]);
+    let anonymous = send(
+        "POST",
+        &oms.url(&release),
+        Some(note.to_string().as_bytes()),
+        &[],
+    );
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     assert_eq!(order(&oms, &id)["holds"].as_array().unwrap().len(), 1);
     let released = staff(&oms, "POST", &release, Some(&note));
