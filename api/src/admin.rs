@@ -1,15 +1,17 @@
 //! admin (`functions/admin`, every route staff only): reference data, the reconciler, API
-//! keys and channel SKU aliases.
+//! keys, customers' order-token secret and channel SKU aliases.
 //!
 //! Locations and backorder policies are domain types (their wire forms); the other bodies
-//! are parsed by hand or answered with `json!` and are mirrored here. The key and alias
-//! routes (issue 12) are declared as agreed in the session's design.
+//! are parsed by hand or answered with `json!` and are mirrored here (keys:
+//! `functions/admin/src/keys.rs`). The alias routes (issue 12) are declared as agreed in the
+//! session's design.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use oms_domain::openapi::amount;
 use oms_domain::{BackorderPolicy, ChannelId, Currency, Location, LocationId, Sku};
+use serde::Serialize;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
@@ -26,6 +28,7 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
     list_keys,
     rotate_key,
     revoke_key,
+    rotate_order_tokens,
     put_alias,
     list_aliases,
     delete_alias
@@ -59,7 +62,8 @@ pub struct PricesStored {
 }
 
 /// `PUT /v1/admin/stock/{sku}/{location}`: the count on hand (reservations are kept).
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct StockCount {
     on_hand: u32,
@@ -86,7 +90,8 @@ pub struct BackorderStored {
 }
 
 /// `PUT /v1/admin/routing-policy` (also its answer: stored as given).
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct RoutingPolicyBody {
     /// Most shipments one order may be split into.
@@ -120,8 +125,8 @@ pub struct Reconciled {
 }
 
 /// Who an API key acts as.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
+#[derive(ToSchema, Serialize)]
+#[serde(rename_all = "snake_case")]
 #[allow(dead_code)]
 pub enum KeyRole {
     /// Staff: everything.
@@ -131,15 +136,16 @@ pub enum KeyRole {
 }
 
 /// `POST /v1/admin/keys`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct NewKeyRequest {
     role: KeyRole,
     /// Required for (and only for) a fulfilment key: the location it may update.
     #[schema(required = false)]
     location: LocationId,
-    /// What the key is for.
-    #[schema(min_length = 1, max_length = 200)]
+    /// What the key is for (1-100 characters, not blank).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
 }
 
@@ -167,16 +173,18 @@ pub struct KeyView {
     secrets: Vec<KeySecretView>,
 }
 
-/// A key with its token, shown this once (creation, rotation).
+/// A key with its token, shown this once (creation, rotation): the listed form and `token`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct KeyWithToken {
     id: String,
     role: KeyRole,
-    #[schema(required = false)]
-    location: String,
+    location: Option<String>,
     name: String,
     created_at: DateTime<Utc>,
+    created_by: String,
+    revoked_at: Option<DateTime<Utc>>,
+    secrets: Vec<KeySecretView>,
     /// `oms_sk_<keyid>_<secret>` or `oms_fk_<keyid>_<secret>`: the bearer credential.
     token: String,
 }
@@ -189,7 +197,8 @@ pub struct Keys {
 }
 
 /// `POST /v1/admin/keys/{id}/rotate`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct RotateRequest {
     /// How long the old secrets keep working (default 86400).
@@ -434,7 +443,25 @@ fn list_keys() {}
 #[allow(dead_code)]
 fn rotate_key() {}
 
-/// Revoke an API key (staff): every secret stops working.
+/// Give customers' order tokens a new secret (staff); tokens of the previous secret keep
+/// working until the next rotation.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/order-tokens/rotate",
+    operation_id = "rotateOrderTokens",
+    tag = "admin",
+    security(("staff" = [])),
+    responses(
+        (status = 204, description = "Rotated"),
+        (status = 401, response = crate::problem::Unauthorized),
+        (status = 403, response = crate::problem::Forbidden),
+        (status = 503, response = crate::problem::Unavailable),
+    ),
+)]
+#[allow(dead_code)]
+fn rotate_order_tokens() {}
+
+/// Revoke an API key (staff): every secret stops working (again: no error).
 #[utoipa::path(
     delete,
     path = "/v1/admin/keys/{id}",

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use oms_domain::EventType;
+use serde::Serialize;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
@@ -24,6 +25,7 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 pub struct Api;
 
 /// Which events a subscriber wants: `*`, a family (`order.*`, `return.*`) or one type.
+#[derive(Serialize)]
 pub struct EventFilter;
 
 impl PartialSchema for EventFilter {
@@ -52,7 +54,8 @@ impl ToSchema for EventFilter {
 }
 
 /// `POST /v1/webhooks`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct SubscribeRequest {
     /// An absolute `https://` URL (plain `http://` only to 127.0.0.1 or localhost), without

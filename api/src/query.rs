@@ -8,13 +8,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use oms_domain::{
-    ChannelId, Currency, Customer, Discount, EventEnvelope, FulfilmentPlan, FulfilmentStatus,
+    ChannelId, Currency, Customer, Discount, EventEnvelope, FulfilmentPlan, FulfilmentStatus, Hold,
     LocationId, LocationKind, Money, OrderId, OrderLine, OrderStatus, Payment, PaymentState,
     Refund, Reservation, ReturnId, ShipmentRecord, Shipping, Sku, Totals,
 };
 use utoipa::{OpenApi, ToSchema};
-
-use crate::route::Hold;
 
 /// The routes of the query component.
 #[derive(OpenApi)]
@@ -56,8 +54,7 @@ pub struct OrderView {
     returns: Vec<ReturnId>,
     /// Why it was rejected or backordered.
     reason: Option<String>,
-    /// Its active holds (at most one per reason).
-    #[schema(required = false)]
+    /// Its active holds (at most one per reason): while any is, it is not routed.
     holds: Vec<Hold>,
     links: OrderLinks,
 }

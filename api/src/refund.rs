@@ -26,7 +26,8 @@ use utoipa::{OpenApi, ToSchema};
 pub struct Api;
 
 /// `POST /v1/orders/{id}/cancel`: an optional body.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CancelRequest {
     /// Recorded with `order.cancelled`.
@@ -35,7 +36,8 @@ pub struct CancelRequest {
 }
 
 /// `POST /v1/orders/{id}/refunds`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct RefundRequest {
     /// What to refund, valued item by item; never above captured minus refunded.
@@ -68,7 +70,8 @@ pub enum RefundItemRequest {
 }
 
 /// `POST /v1/orders/{id}/returns`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ReturnRequest {
     /// Lines and units, at most those shipped and not yet returned.
@@ -79,7 +82,8 @@ pub struct ReturnRequest {
 }
 
 /// `POST /v1/returns/{id}/inspection`: a verdict per returned line.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct InspectionRequest {
     /// Exactly the returned lines.
@@ -88,7 +92,8 @@ pub struct InspectionRequest {
 }
 
 /// The verdict on one returned line.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct VerdictRequest {
     /// The order line.

@@ -3,10 +3,12 @@
 //! A shipment update answers the shipment as the order now records it (`ShipmentRecord`,
 //! a domain type). The hold endpoints (issue 12) are declared here as agreed in the session's
 //! design (`POST /v1/orders/{id}/holds` `{reason, note}`, `POST …/holds/{reason}/release`
-//! `{note}`); `Hold` mirrors `shared/src/order_record/holds.rs`.
+//! `{note, address}`); holds and their reasons are the domain's types.
 
-use chrono::{DateTime, Utc};
-use oms_domain::{OrderId, ShipmentId, ShipmentLabel, ShipmentRecord};
+use oms_domain::{Hold, HoldReason, OrderId, ShipmentId, ShipmentLabel, ShipmentRecord};
+
+use crate::validate::AddressRequest;
+use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 /// The routes of the route component.
@@ -22,51 +24,33 @@ pub struct ShippedRequest {
     tracking: ShipmentLabel,
 }
 
-/// Why an order is held (at most one active hold per reason).
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum HoldReason {
-    /// The payment is not settled yet.
-    PaymentPending,
-    /// Staff review the order for fraud.
-    FraudReview,
-    /// The order has no usable shipping address.
-    AddressNeeded,
-    /// A line's SKU could not be resolved (staff map it).
-    UnmappedItem,
-    /// Held by staff.
-    Staff,
-}
-
-/// An active hold on an order.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Hold {
-    reason: HoldReason,
-    #[schema(required = false, max_length = 500)]
-    note: String,
-    placed_at: DateTime<Utc>,
-}
-
 /// `POST /v1/orders/{id}/holds`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct HoldRequest {
     reason: HoldReason,
-    #[schema(required = false, max_length = 500)]
+    /// Why (1-500 characters, not blank).
+    #[schema(required = false, min_length = 1, max_length = 500, pattern = r"\S")]
     note: String,
 }
 
 /// `POST /v1/orders/{id}/holds/{reason}/release`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ReleaseRequest {
-    #[schema(required = false, max_length = 500)]
+    /// Why (1-500 characters, not blank).
+    #[schema(required = false, min_length = 1, max_length = 500, pattern = r"\S")]
     note: String,
+    /// The delivery address obtained: only when releasing `address_needed` of an order
+    /// delivered to an address, which gets it as its shipping address.
+    #[schema(required = false)]
+    address: AddressRequest,
 }
 
-/// An order's active holds after a hold or release.
+/// An order's active holds after a hold or release (`functions/route/src/holds.rs`,
+/// `HoldsView`), oldest first.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Holds {
@@ -124,7 +108,8 @@ fn shipment_delivered() {}
 /// Hold an order (staff).
 ///
 /// A held order keeps (or gets) its reservation but is not routed until every hold is
-/// released. Records `order.held`; a hold already active for the reason changes nothing.
+/// released. Records `order.held` with the caller. Not idempotent by key: a hold already
+/// active for the reason is a 409 (the order is as asked); a routed order is a 409.
 #[utoipa::path(
     post,
     path = "/v1/orders/{id}/holds",
@@ -134,7 +119,7 @@ fn shipment_delivered() {}
     params(("id" = OrderId, Path, description = "the order id")),
     request_body(content = HoldRequest, content_type = "application/json"),
     responses(
-        (status = 200, description = "The order's active holds", body = Holds,
+        (status = 201, description = "The order's active holds", body = Holds,
             links(
                 ("releaseHold" = (operation_id = "releaseHold", parameters(("id" = "$response.body#/order_id"), ("reason" = "$response.body#/holds/0/reason")))),
             )),
@@ -153,6 +138,8 @@ fn place_hold() {}
 /// Release an order's hold of one reason (staff).
 ///
 /// Records `order.hold_released`; reserve and route then do their step if it is their turn.
+/// Releasing `unmapped_item` first maps the unmapped lines through the channel's SKU
+/// aliases: while a line has none it is a 409 naming the line. A hold not active is a 409.
 #[utoipa::path(
     post,
     path = "/v1/orders/{id}/holds/{reason}/release",

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use oms_domain::openapi::amount;
 use oms_domain::{
-    ChannelId, Coordinates, CountryCode, Currency, Email, LocationId, PaymentStatus, PostalCode,
-    Quantity, ShippingMethod, Sku,
+    ChannelId, Coordinates, CountryCode, Currency, Email, LocationId, PostalCode, Quantity, Sku,
 };
+use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 /// The routes of the validate component.
@@ -20,7 +20,8 @@ use utoipa::{OpenApi, ToSchema};
 pub struct Api;
 
 /// `POST /v1/orders`: an order document (storefront).
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct OrderRequest {
     channel: ChannelId,
@@ -47,7 +48,8 @@ pub struct OrderRequest {
 }
 
 /// The customer of an order document.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CustomerRequest {
     email: Email,
@@ -56,7 +58,8 @@ pub struct CustomerRequest {
 }
 
 /// One order line.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct LineRequest {
     sku: Sku,
@@ -68,11 +71,38 @@ pub struct LineRequest {
     discount: String,
 }
 
+/// How a storefront order is delivered (`ShippingMethod` without `digital`, which
+/// marketplace orders only may use).
+#[derive(ToSchema, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StorefrontShipping {
+    /// Delivered, standard.
+    Standard,
+    /// Delivered, express.
+    Express,
+    /// Collected at a store (`pickup_location`).
+    Pickup,
+}
+
+/// A storefront payment's state (`PaymentStatus` without the marketplace-only `pending` and
+/// `partially_paid`).
+#[derive(ToSchema, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StorefrontPayment {
+    /// Authorized, not captured: the reservation expires unless captured.
+    Authorized,
+    /// Captured.
+    Captured,
+}
+
 /// Delivery: an address for `standard`/`express`, a store for `pickup`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ShippingRequest {
-    method: ShippingMethod,
+    method: StorefrontShipping,
     #[schema(schema_with = amount)]
     amount: String,
     #[schema(required = false)]
@@ -82,7 +112,8 @@ pub struct ShippingRequest {
 }
 
 /// A delivery address; whether `postal_code` is required and its format depend on `country`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct AddressRequest {
     country: CountryCode,
@@ -101,7 +132,8 @@ pub struct AddressRequest {
 }
 
 /// An order-level discount.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct DiscountRequest {
     #[schema(min_length = 1, max_length = 64)]
@@ -111,7 +143,8 @@ pub struct DiscountRequest {
 }
 
 /// The totals the caller computed.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct TotalsRequest {
     #[schema(schema_with = amount)]
@@ -127,12 +160,13 @@ pub struct TotalsRequest {
 }
 
 /// The payment backing the order.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct PaymentRequest {
     #[schema(min_length = 1, max_length = 255)]
     reference: String,
-    status: PaymentStatus,
+    status: StorefrontPayment,
     #[schema(schema_with = amount)]
     amount: String,
 }
@@ -149,8 +183,9 @@ pub struct Accepted {
     status: String,
     links: AcceptedLinks,
     /// The customer's per-order token (`oms_ot_…`): bearer credential for this order's reads,
-    /// cancel and return requests.
-    access_token: Option<String>,
+    /// cancel and return requests; derived from the order id, so every attempt answers the
+    /// same one.
+    access_token: String,
 }
 
 /// Where an accepted order is.
@@ -174,6 +209,8 @@ pub struct Duplicate {
     status: String,
     /// The channel's id for the order.
     external_id: String,
+    /// The customer's per-order token, as in `Accepted`.
+    access_token: String,
 }
 
 /// Place a storefront order.
