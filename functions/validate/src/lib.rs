@@ -7,7 +7,10 @@
 //!   again; same key, other body → 422; a refused request (4xx) is not kept (keys kept 24 h).
 //! - `POST /v1/channels/{channel}/orders` — marketplace webhooks, signed per channel
 //!   (Shopify `X-Shopify-Hmac-Sha256`, or Standard Webhooks); the order id is derived from
-//!   (channel, external id), so a redelivery never makes a second order.
+//!   (channel, external id), so a redelivery never makes a second order. Shopify deliveries
+//!   are dispatched by `X-Shopify-Topic` and de-duplicated by `X-Shopify-Event-Id`
+//!   (`shopify_intake`); what the marketplace sends is never refused for what staff can fix
+//!   (unmapped items, a missing address, a pending payment: the order is held instead).
 //!
 //! A publish that fails after the order is stored does not undo it: the event stays owed in
 //! the order's outbox and the reconciler sends it.
@@ -16,9 +19,12 @@
 // ABI; nothing else in this crate is unsafe.
 #![allow(unsafe_code)]
 
+#[cfg(test)]
+mod golden;
 mod marketplace;
 mod receipt;
 mod shopify;
+mod shopify_intake;
 mod storefront;
 #[cfg(test)]
 mod tests;
@@ -28,7 +34,7 @@ use oms_edge::{json_body, json_response, now, FunctionError, Problem, SpinEnv};
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::http_component;
 
-use crate::marketplace::TakenIn;
+use crate::marketplace::{TakenIn, Verified};
 use crate::receipt::respond;
 
 #[http_component]
@@ -86,11 +92,23 @@ fn marketplace(req: &Request, channel: &str) -> Result<Response, FunctionError> 
     let secrets = spin_sdk::variables::get("channel_secrets")
         .map_err(|e| FunctionError::Internal(format!("channel_secrets: {e}")))?;
     let config = marketplace::channel_config(&secrets, &channel)?;
-    let delivery = marketplace::verify(&channel, &config, |h| header(req, h), req.body(), now())?;
-    Ok(
-        match marketplace::take_in(&SpinEnv::open()?, &channel, &delivery)? {
+    let verified = marketplace::verify(&channel, &config, |h| header(req, h), req.body(), now())?;
+    let env = SpinEnv::open()?;
+    Ok(match verified {
+        Verified::Standard(delivery) => match marketplace::take_in(&env, &channel, &delivery)? {
             TakenIn::New(accepted) => respond(&accepted.stored()),
             TakenIn::Duplicate(duplicate) => json_response(200, &duplicate),
         },
-    )
+        Verified::Shopify {
+            topic,
+            event,
+            payload,
+        } => respond(&shopify_intake::receive(
+            &env,
+            &channel,
+            &topic,
+            event.as_deref(),
+            &payload,
+        )?),
+    })
 }

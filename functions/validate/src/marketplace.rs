@@ -3,7 +3,8 @@
 //! Each channel (Spin variable `channel_secrets`, JSON `{"<channel>": {"kind", "secret"}}`)
 //! signs its deliveries one of two ways, checked on the raw body before anything is parsed:
 //! - `shopify`: `X-Shopify-Hmac-Sha256` (see [`crate::shopify`]); the body is Shopify's
-//!   `orders/create` payload, mapped to our order.
+//!   order payload, mapped to our order, and `X-Shopify-Topic` says what happened
+//!   (`orders/create`, `orders/cancelled`: see [`crate::shopify_intake`]).
 //! - `standard` (Standard Webhooks, [`oms_edge::standard_webhooks`]): `webhook-id`,
 //!   `webhook-timestamp` and `webhook-signature` with a `whsec_` secret; the body is our own
 //!   order document (its `channel` is the one in the path).
@@ -12,11 +13,17 @@
 //! (channel, external id) — Shopify's order id, or the `webhook-id` — and the order is created
 //! only if absent, so a redelivery answers `200 duplicate` exactly when the order exists: a
 //! delivery that died before its order was stored is taken in by the next one.
+//!
+//! Marketplace orders are taken in under the marketplace rules
+//! ([`Order::from_marketplace_request`]: e-mail optional, unmapped lines, no address yet,
+//! pending payments) and never refused for what staff can fix: the order is stored on the
+//! holds that say what is missing (`unmapped_item`, `address_needed`, `payment_pending`),
+//! placed in the same write as the order ([`hold_and_cancel`]).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use oms_domain::{ChannelId, Order, OrderId, OrderRecord};
+use oms_domain::{ChannelId, HoldNote, HoldReason, Order, OrderId, OrderRecord, PaymentStatus};
 use oms_edge::standard_webhooks::{WebhookHeaders, WebhookSecret};
 use oms_edge::{create, Env, FunctionError, Problem};
 use serde::Deserialize;
@@ -67,35 +74,62 @@ pub fn channel_config(secrets: &str, channel: &ChannelId) -> Result<Channel, Fun
         .ok_or_else(|| Problem::not_found("channel", channel.as_str()).into())
 }
 
-/// A verified delivery: the channel's id for the order and our order document.
-#[derive(Debug)]
+/// A delivery's order: the channel's id for it, our order document and what intake must do
+/// besides storing it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     /// The channel's external id (Shopify order id, or `webhook-id`).
     pub external: String,
-    /// The order document, ready for [`Order::from_request`].
+    /// The order document, ready for [`Order::from_marketplace_request`].
     pub order: Value,
+    /// Holds to place at take-in, with their notes (more are derived from the order itself).
+    pub holds: Vec<(HoldReason, String)>,
+    /// Why the order is cancelled as soon as it is taken in (a voided payment, an order the
+    /// marketplace cancelled before we saw it).
+    pub cancelled: Option<String>,
 }
 
-/// Verifies a delivery's signature on the raw body, then reads the body.
+/// A verified delivery.
+#[derive(Debug)]
+pub enum Verified {
+    /// A Standard Webhooks delivery of our own order document.
+    Standard(Delivery),
+    /// A Shopify delivery, still to be mapped ([`crate::shopify_intake`]).
+    Shopify {
+        /// `X-Shopify-Topic`.
+        topic: shopify::Topic,
+        /// `X-Shopify-Event-Id`, when sent.
+        event: Option<String>,
+        /// The payload.
+        payload: Map<String, Value>,
+    },
+}
+
+/// Verifies a delivery's signature on the raw body, then reads the body (and, for Shopify,
+/// the topic).
 ///
 /// # Errors
 /// 401 naming the header for a bad signature; 400 for a body that is not JSON; 422 naming
-/// `body` for a JSON body that is not an object; 422 for a Shopify payload that cannot be
-/// mapped.
+/// `body` for a JSON body that is not an object.
 pub fn verify(
     channel: &ChannelId,
     config: &Channel,
     header: impl Fn(&str) -> Option<String>,
     body: &[u8],
     now: DateTime<Utc>,
-) -> Result<Delivery, FunctionError> {
+) -> Result<Verified, FunctionError> {
     match config {
         Channel::Shopify { secret } => {
             shopify::verify(header(shopify::SIGNATURE_HEADER).as_deref(), body, secret)?;
-            let payload = object(body)?;
-            let external = shopify::external_id(&payload)?;
-            let order = shopify::to_order(channel, &Value::Object(payload))?;
-            Ok(Delivery { external, order })
+            let topic = shopify::Topic::parse(header(shopify::TOPIC_HEADER).as_deref());
+            let event = header(shopify::EVENT_ID_HEADER)
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty());
+            Ok(Verified::Shopify {
+                topic,
+                event,
+                payload: object(body)?,
+            })
         }
         Channel::Standard { secret } => {
             let (id, timestamp, signature) = (
@@ -114,10 +148,12 @@ pub fn verify(
                 .to_string();
             let mut order = object(body)?;
             order.insert("channel".into(), Value::String(channel.as_str().into()));
-            Ok(Delivery {
+            Ok(Verified::Standard(Delivery {
                 external,
                 order: Value::Object(order),
-            })
+                holds: Vec::new(),
+                cancelled: None,
+            }))
         }
     }
 }
@@ -168,15 +204,16 @@ pub fn take_in<E: Env>(
     delivery: &Delivery,
 ) -> Result<TakenIn, FunctionError> {
     let id = OrderId::for_marketplace(channel, &delivery.external);
-    let order = Order::from_request(&delivery.order, id, env.now()).map_err(|v| {
+    let order = Order::from_marketplace_request(&delivery.order, id, env.now()).map_err(|v| {
         Problem::invalid(
             "the marketplace order is invalid (fields refer to the order after mapping)",
             &v.0,
         )
     })?;
     let token = oms_edge::order_token::issue(env.kv(), id)?;
-    let record = OrderRecord::take_in_by(order, format!("marketplace:{channel}"), env.now())
+    let mut record = OrderRecord::take_in_by(order, format!("marketplace:{channel}"), env.now())
         .map_err(|e| FunctionError::Internal(e.to_string()))?;
+    hold_and_cancel(&mut record, delivery, env.now())?;
     let created = create(env, record)?;
     Ok(if created.new {
         TakenIn::New(Accepted::of(&created.record, token))
@@ -188,4 +225,71 @@ pub fn take_in<E: Env>(
             access_token: token,
         })
     })
+}
+
+/// The holds a marketplace order is taken in on: those the mapping asked for (with its
+/// notes), plus any the order itself calls for that the mapping did not name (a Standard
+/// Webhooks document with unmapped lines, no address or a pending payment).
+pub fn intake_holds(order: &Order, asked: &[(HoldReason, String)]) -> Vec<(HoldReason, String)> {
+    let mut holds = asked.to_vec();
+    let implied = [
+        (
+            order.unmapped_lines().next().is_some(),
+            HoldReason::UnmappedItem,
+            "lines without a SKU",
+        ),
+        (
+            order.needs_address(),
+            HoldReason::AddressNeeded,
+            "no shipping address",
+        ),
+        (
+            matches!(
+                order.payment().status(),
+                PaymentStatus::Pending | PaymentStatus::PartiallyPaid
+            ),
+            HoldReason::PaymentPending,
+            "payment not complete",
+        ),
+    ];
+    for (applies, reason, note) in implied {
+        if applies && !holds.iter().any(|(r, _)| *r == reason) {
+            holds.push((reason, note.to_string()));
+        }
+    }
+    holds
+}
+
+/// Places the delivery's holds on a freshly taken-in record, or cancels it at once when the
+/// delivery says so, in the value that is then created in one write. Event ids derive from
+/// the order id, so every attempt at the same delivery builds the same record.
+///
+/// # Errors
+/// 500 for a hold or cancellation the fresh record refuses (a bug: a validated order takes
+/// both).
+pub fn hold_and_cancel(
+    record: &mut OrderRecord,
+    delivery: &Delivery,
+    now: DateTime<Utc>,
+) -> Result<(), FunctionError> {
+    let id = record.order().id().as_uuid();
+    let internal = |e: &dyn std::fmt::Display| FunctionError::Internal(e.to_string());
+    if let Some(reason) = &delivery.cancelled {
+        let ids = [
+            uuid::Uuid::new_v5(&id, b"order.cancelled"),
+            uuid::Uuid::new_v5(&id, b"order.refunded"),
+        ];
+        record
+            .cancel(Some(reason.clone()), ids, now)
+            .map_err(|e| internal(&e))?;
+        return Ok(());
+    }
+    for (reason, note) in intake_holds(record.order(), &delivery.holds) {
+        let event = uuid::Uuid::new_v5(&id, format!("order.held:{reason}").as_bytes());
+        let note = HoldNote::parse(&note).ok();
+        record
+            .place_hold(reason, note, event, now)
+            .map_err(|e| internal(&e))?;
+    }
+    Ok(())
 }

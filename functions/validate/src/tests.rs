@@ -12,7 +12,7 @@ use oms_edge::{
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::marketplace::{self, Channel, Delivery, TakenIn};
+use crate::marketplace::{self, Channel, Delivery, TakenIn, Verified};
 use crate::receipt::Accepted;
 use crate::storefront;
 
@@ -165,7 +165,10 @@ fn delivery(env: &MemEnv, msg: &str, body: &[u8]) -> Result<Delivery, FunctionEr
         "webhook-signature" => Some(sig.clone()),
         _ => None,
     };
-    marketplace::verify(&market(), &standard(), header, body, now)
+    match marketplace::verify(&market(), &standard(), header, body, now)? {
+        Verified::Standard(d) => Ok(d),
+        other => panic!("a standard channel verified as {other:?}"),
+    }
 }
 
 fn market_delivery(env: &MemEnv) -> Delivery {
