@@ -143,7 +143,10 @@ pub fn release<E: Env>(
             return Err(problem(HoldError::NotHeld(reason)));
         }
         let mut note = body.note.clone();
-        if reason == HoldReason::UnmappedItem {
+        // A resting order (cancelled, rejected …) only has the hold cleared: it will not be
+        // reserved or shipped, so it needs neither SKUs nor an address.
+        let resting = record.status().is_terminal();
+        if reason == HoldReason::UnmappedItem && !resting {
             // The lines' SKUs from the channel's aliases as staff set them now; refused
             // (nothing stored) while a line still has none.
             let remapped = map_unmapped_lines(env.kv(), record)?;
@@ -155,7 +158,7 @@ pub fn release<E: Env>(
         let (id, now) = (env.new_id(), env.now());
         match &body.address {
             Some(address) => record.release_address_hold(address.clone(), note, id, now),
-            None if reason == HoldReason::AddressNeeded && lacks_address(record) => {
+            None if reason == HoldReason::AddressNeeded && !resting && lacks_address(record) => {
                 let why = "the order has no shipping address: give the one obtained";
                 return Err(invalid("address", "missing", why));
             }

@@ -328,6 +328,58 @@ fn unmapped_item_is_released_once_every_line_has_an_alias() {
     );
 }
 
+#[test]
+fn an_order_without_address_is_released_with_one_unless_it_was_cancelled() {
+    let env = MemEnv::new();
+    network(&env, &STOCK);
+    // A marketplace order that came without a shipping address.
+    let body = json!({
+        "channel": "shop", "customer": {}, "currency": "USD",
+        "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price": "1.00"}],
+        "shipping": {"method": "standard", "amount": "0.00"},
+        "tax": "0.00",
+        "totals": {"subtotal": "1.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "1.00"},
+        "payment": {"reference": "p", "status": "captured", "amount": "1.00"}
+    });
+    let order = Order::from_marketplace_request(&body, id(), env.now()).unwrap();
+    create(
+        &env,
+        OrderRecord::accept(order, env.new_id(), env.now()).unwrap(),
+    )
+    .unwrap();
+    let hold = PlaceHold {
+        reason: HoldReason::AddressNeeded,
+        note: None,
+    };
+    place(&env, &staff(), &id(), &hold).unwrap();
+    let refused = release(&env, &staff(), &id(), HoldReason::AddressNeeded, &no_note());
+    match refused {
+        Err(FunctionError::Problem(p)) => {
+            assert_eq!(
+                (p.status, p.invalid_params[0].name.as_str()),
+                (422, "/address")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    oms_edge::run(&env, &order_id(), |r| {
+        r.cancel(None, [env.new_id(), env.new_id()], env.now())
+            .unwrap();
+        Ok(oms_edge::Decision::Changed(()))
+    })
+    .unwrap();
+    assert_eq!(
+        place(&env, &staff(), &id(), &staff_hold()).unwrap_err_status(),
+        409,
+        "no new hold on a cancelled order"
+    );
+    let released = release(&env, &staff(), &id(), HoldReason::AddressNeeded, &no_note());
+    assert!(
+        released.unwrap().holds.is_empty(),
+        "cleared without an address"
+    );
+}
+
 /// The status of an expected problem.
 trait ErrStatus {
     fn unwrap_err_status(self) -> u16;
