@@ -166,7 +166,18 @@ class RoleCredentials:
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    _fresh_idempotency_key(case)
     _sign_marketplace(case)
+
+
+def _fresh_idempotency_key(case) -> None:
+    """A fresh `Idempotency-Key` for every request that carries one, as a client sends one per
+    intent: generated keys repeat across different bodies, which the server rightly refuses
+    (422, key reused) — a refusal of the test's making, not of the request."""
+    headers = case.headers or {}
+    for name in headers:
+        if name.lower() == "idempotency-key" and isinstance(headers[name], str):
+            headers[name] = f"contract-{uuid.uuid4()}"
 
 
 @schemathesis.hook
