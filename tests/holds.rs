@@ -21,9 +21,11 @@ use serde_json::{json, Value};
 use support::oms::{until_answered, Oms, OrderSpec, ADMIN_TOKEN};
 use support::*;
 
-/// Everything but reserve (and its sweeper): orders stay `validated`.
-const NO_RESERVE: [&str; 12] = [
-    "-c", "validate", "-c", "query", "-c", "admin", "-c", "route", "-c", "notify", "-c", "refund",
+/// Everything but reserve (and its sweeper): orders stay `validated`. (`holds` is route's
+/// code serving the hold routes.)
+const NO_RESERVE: [&str; 14] = [
+    "-c", "validate", "-c", "query", "-c", "admin", "-c", "route", "-c", "holds", "-c", "notify",
+    "-c", "refund",
 ];
 
 /// A webhook receiver that answers 204 to everything and keeps the bodies (the signatures are

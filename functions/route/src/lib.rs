@@ -16,8 +16,10 @@
 //! retry or redelivery, or from the reconciler.
 //!
 //! And staff's order holds (see `holds`): `POST /v1/orders/{id}/holds`,
-//! `POST /v1/orders/{id}/holds/{reason}/release`. A held order is not routed; on
-//! `order.hold_released` the routing step runs if the order is now reserved and not held.
+//! `POST /v1/orders/{id}/holds/{reason}/release`, served by this code under the component id
+//! `holds` (HTTP triggers only, deployed with the HTTP API: spin.toml). A held order is not
+//! routed; on `order.hold_released` the routing step runs if the order is now reserved and
+//! not held.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
