@@ -24,6 +24,7 @@
 // ABI; nothing else in this crate is unsafe.
 #![allow(unsafe_code)]
 
+mod aliases;
 mod keys;
 mod reconcile;
 mod reference_data;
@@ -93,6 +94,32 @@ fn handle(req: Request) -> Response {
     router.post(
         "/order-tokens/rotate",
         guarded(|_, _| keys::rotate_order_tokens()),
+    );
+    router.get(
+        "/channels/:channel/aliases",
+        guarded(|_, p| aliases::list(&SpinKv::open_default()?, param(p, "channel"))),
+    );
+    router.put(
+        "/channels/:channel/aliases/:kind/:external_id",
+        guarded(|req, p| {
+            let (c, k, id) = (param(p, "channel"), param(p, "kind"), param(p, "external_id"));
+            aliases::put(&SpinKv::open_default()?, c, k, id, &json_body(req)?, oms_edge::now())
+        }),
+    );
+    router.delete(
+        "/channels/:channel/aliases/:kind/:external_id",
+        guarded(|_, p| {
+            let (c, k, id) = (param(p, "channel"), param(p, "kind"), param(p, "external_id"));
+            aliases::delete(&SpinKv::open_default()?, c, k, id)
+        }),
+    );
+    router.any(
+        "/channels/:channel/aliases",
+        guarded(|_, _| Err(Problem::method_not_allowed("GET").into())),
+    );
+    router.any(
+        "/channels/:channel/aliases/:kind/:external_id",
+        guarded(|_, _| Err(Problem::method_not_allowed("PUT, DELETE").into())),
     );
     for known in [
         "/catalog/:sku",
