@@ -8,7 +8,10 @@ use oms_domain::{
     OrderStatus, Sku,
 };
 use oms_edge::aliases::{self, AliasKind};
-use oms_edge::{create, for_every_fault, reconcile, Actor, Env, FunctionError, Kv, MemEnv};
+use oms_edge::{
+    create, for_every_fault, keys, reconcile, Actor, Env, FunctionError, Kv, MemEnv, RacingEnv,
+    StockDoc,
+};
 use serde_json::json;
 
 use crate::holds::{place, release, PlaceHold, ReleaseHold};
@@ -378,6 +381,47 @@ fn an_order_without_address_is_released_with_one_unless_it_was_cancelled() {
         released.unwrap().holds.is_empty(),
         "cleared without an address"
     );
+}
+
+/// A hold placed while the routing step runs (between its read of the order and its
+/// compare-and-swap): the step loses the swap, re-reads a held order and leaves it reserved;
+/// what its lost attempt allocated stays the order's own, and the routing after the release
+/// ends with exactly the plan's allocations and every unit accounted for.
+#[test]
+fn a_hold_placed_while_routing_runs_stops_the_routing() {
+    let env = MemEnv::new();
+    setup(&env);
+    let key = keys::order(&order_id());
+    let racing = RacingEnv::new(
+        &env,
+        |k| k == key,
+        || {
+            place(&env, &staff(), &id(), &staff_hold()).unwrap();
+        },
+    );
+    handle(&racing, &order_id()).unwrap();
+    assert!(racing.raced());
+    let r = record(&env);
+    assert_eq!(r.status(), OrderStatus::Reserved, "not routed");
+    assert_eq!(count(&r, EventType::OrderRouted), 0);
+    let own: u32 = commitments(&env).values().map(|(h, a)| h + a).sum();
+    assert_eq!(own, 1, "the order's own unit, nothing more");
+    release(&env, &staff(), &id(), HoldReason::Staff, &no_note()).unwrap();
+    handle(&env, &order_id()).unwrap();
+    let r = record(&env);
+    assert_eq!(r.status(), OrderStatus::Routed);
+    assert_eq!(commitments(&env), planned(&r));
+    let available: u32 = STOCK
+        .iter()
+        .map(|(loc, _)| {
+            env.kv
+                .get_json::<StockDoc>(&keys::stock("SKU-1", loc))
+                .unwrap()
+                .unwrap_or_default()
+                .available()
+        })
+        .sum();
+    assert_eq!(available, 1, "2 on hand, 1 allocated");
 }
 
 /// The status of an expected problem.
