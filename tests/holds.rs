@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use support::oms::{until_answered, Oms, OrderSpec, ADMIN_TOKEN};
+use support::oms::{until_answered, Oms, OrderSpec, ADMIN_TOKEN, SHOPIFY_CHANNEL};
 use support::*;
 
 /// Everything but reserve (and its sweeper): orders stay `validated`. (`holds` is route's
@@ -334,4 +334,87 @@ fn a_held_order_is_reserved_but_not_routed_until_staff_release_it() {
             ),
         ]
     );
+}
+
+/// A Shopify order whose line came without a SKU and with no shipping address is taken in on
+/// `unmapped_item` and `address_needed` holds: not reserved (its SKU is unknown) until staff
+/// add the channel alias and release, then reserved but not routed until they give the
+/// address.
+#[test]
+fn a_marketplace_order_on_intake_holds_is_released_by_staff_step_by_step() {
+    let oms = Oms::start();
+    oms.seed();
+    oms.stock("SKU-2", "wh-west", 5);
+    oms.stock("SKU-3", "wh-west", 5);
+    let mut delivery: Value =
+        serde_json::from_str(include_str!("fixtures/shopify/04-unmapped-item-held.json")).unwrap();
+    delivery["shipping_address"] = Value::Null;
+    let accepted = oms.deliver_shopify(&delivery.to_string());
+    assert_eq!(accepted.status, 202, "{}", accepted.body);
+    let id = accepted.json()["id"].as_str().unwrap().to_string();
+    let holds = format!("/v1/orders/{id}/holds");
+    let reasons = |o: &Value| -> Vec<String> {
+        let mut r: Vec<String> = o["holds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["reason"].as_str().unwrap().to_string())
+            .collect();
+        r.sort();
+        r
+    };
+
+    // Held at intake: the queue and the reconciler leave it validated, nothing reserved.
+    oms.reconcile_until_quiet(Duration::from_secs(20));
+    let view = order(&oms, &id);
+    assert_eq!(view["status"], "validated", "{view:#}");
+    assert_eq!(reasons(&view), ["address_needed", "unmapped_item"]);
+    assert!(view["reservation"].is_null());
+
+    // No alias yet: 409 naming the line, nothing changes.
+    let release = |reason: &str, body: Option<&Value>| {
+        staff(&oms, "POST", &format!("{holds}/{reason}/release"), body)
+    };
+    let refused = release("unmapped_item", None);
+    assert_eq!(
+        (refused.status, field(&refused)),
+        (409, "/lines/1".into()),
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        reasons(&order(&oms, &id)),
+        ["address_needed", "unmapped_item"]
+    );
+
+    // Staff map the variant; the release maps the line and reserve takes the order.
+    let alias = format!("/v1/admin/channels/{SHOPIFY_CHANNEL}/aliases/variant/39072856");
+    oms.admin_put(&alias, json!({"sku": "SKU-3"}));
+    let released = release("unmapped_item", None);
+    assert_eq!(released.status, 200, "{}", released.body);
+    let view = wait_status(&oms, &id, "reserved");
+    assert_eq!(view["lines"][1]["sku"], "SKU-3");
+    oms.reconcile_until_quiet(Duration::from_secs(20));
+    let view = order(&oms, &id);
+    assert_eq!(view["status"], "reserved", "still held: address_needed");
+    assert_eq!(reasons(&view), ["address_needed"]);
+
+    // The address: required, then routed.
+    let missing = release(
+        "address_needed",
+        Some(&json!({"note": "called the customer"})),
+    );
+    assert_eq!(
+        (missing.status, field(&missing)),
+        (422, "/address".into()),
+        "{}",
+        missing.body
+    );
+    let address = json!({"country": "US", "postal_code": "40202", "line1": "Chestnut Street 92",
+        "city": "Louisville"});
+    let released = release("address_needed", Some(&json!({"address": address})));
+    assert_eq!(released.status, 200, "{}", released.body);
+    let view = wait_status(&oms, &id, "routed");
+    assert_eq!(view["shipping"]["address"]["postal_code"], "40202");
+    assert_eq!(view["holds"], json!([]));
 }
