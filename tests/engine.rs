@@ -536,9 +536,13 @@ fn kill_9_under_load_loses_doubles_and_oversells_nothing() {
     assert_one_order_per_intent(Backend::Embedded, &oms, "SKU-2", u64::from(UNITS), &ids);
 }
 
-/// POSTs a JSON body until the OMS answers something other than 503/504.
+/// POSTs a JSON body as staff until the OMS answers something other than 503/504.
 fn post_answered(oms: &Oms, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
-    let mut all = vec![("content-type", "application/json")];
+    let auth = staff_auth();
+    let mut all = vec![
+        ("content-type", "application/json"),
+        ("authorization", &auth),
+    ];
     all.extend_from_slice(headers);
     until_answered(|| {
         send(

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::oms::{money, Oms, OrderSpec};
+use support::oms::{money, staff_auth, Oms, OrderSpec};
 use support::*;
 
 #[test]
@@ -36,8 +36,8 @@ fn a_storefront_order_goes_from_intake_to_delivered() {
     );
 
     let shipment = order["shipments"][0]["id"].as_str().unwrap().to_string();
-    let shipped = post(
-        &oms.url(&format!("/v1/shipments/{shipment}/shipped")),
+    let shipped = oms.staff_post(
+        &format!("/v1/shipments/{shipment}/shipped"),
         r#"{"carrier":"ups","tracking":"1Z999"}"#,
     );
     assert_eq!(shipped.status, 200, "{}", shipped.body);
@@ -48,16 +48,13 @@ fn a_storefront_order_goes_from_intake_to_delivered() {
         "shipped units leave on-hand stock"
     );
     // A retried update changes nothing.
-    let again = post(
-        &oms.url(&format!("/v1/shipments/{shipment}/shipped")),
+    let again = oms.staff_post(
+        &format!("/v1/shipments/{shipment}/shipped"),
         r#"{"carrier":"ups","tracking":"1Z999"}"#,
     );
     assert_eq!(again.status, 200);
     assert_eq!(oms.availability("SKU-1")["on_hand"], 8);
-    let delivered = post(
-        &oms.url(&format!("/v1/shipments/{shipment}/delivered")),
-        "{}",
-    );
+    let delivered = oms.staff_post(&format!("/v1/shipments/{shipment}/delivered"), "{}");
     assert_eq!(delivered.status, 200, "{}", delivered.body);
     let order = oms.order(&id);
     assert_eq!(order["status"], "delivered");
@@ -304,20 +301,29 @@ fn reads_carry_an_etag_and_answer_304_until_the_order_changes() {
     let id = oms.place_ok(&OrderSpec::default().body());
     oms.wait_status(&id, "routed");
     let url = oms.url(&format!("/v1/orders/{id}"));
-    let first = ureq::get(&url).call().unwrap();
+    let auth = staff_auth();
+    let first = ureq::get(&url).set("authorization", &auth).call().unwrap();
     let etag = first.header("etag").unwrap().to_string();
     assert_eq!(first.header("cache-control"), Some("no-cache"));
-    let not_modified = ureq::get(&url).set("if-none-match", &etag).call().unwrap();
+    let not_modified = ureq::get(&url)
+        .set("authorization", &auth)
+        .set("if-none-match", &etag)
+        .call()
+        .unwrap();
     assert_eq!(not_modified.status(), 304);
     let shipment = oms.order(&id)["shipments"][0]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    post(
-        &oms.url(&format!("/v1/shipments/{shipment}/shipped")),
+    oms.staff_post(
+        &format!("/v1/shipments/{shipment}/shipped"),
         r#"{"carrier":"dhl","tracking":"JD1"}"#,
     );
-    let changed = ureq::get(&url).set("if-none-match", &etag).call().unwrap();
+    let changed = ureq::get(&url)
+        .set("authorization", &auth)
+        .set("if-none-match", &etag)
+        .call()
+        .unwrap();
     assert_eq!(changed.status(), 200, "a write invalidates the cached read");
     assert_ne!(changed.header("etag").unwrap(), etag);
     let avail = ureq::get(&oms.url("/v1/availability/SKU-1"))
@@ -325,7 +331,8 @@ fn reads_carry_an_etag_and_answer_304_until_the_order_changes() {
         .unwrap();
     assert!(avail.header("etag").is_some());
     assert_eq!(
-        get(&oms.url("/v1/orders/00000000-0000-4000-8000-000000000000")).status,
+        oms.staff_get("/v1/orders/00000000-0000-4000-8000-000000000000")
+            .status,
         404
     );
 }

@@ -7,11 +7,16 @@ mod support;
 use std::sync::{Arc, Barrier};
 
 use serde_json::{json, Value};
-use support::oms::{money, Oms, OrderSpec};
+use support::oms::{money, staff_auth, Oms, OrderSpec};
 use support::*;
 
+/// `POST` with a JSON body as staff.
 fn post_json(oms: &Oms, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
-    let mut all = vec![("content-type", "application/json")];
+    let auth = staff_auth();
+    let mut all = vec![
+        ("content-type", "application/json"),
+        ("authorization", &auth),
+    ];
     all.extend_from_slice(headers);
     send(
         "POST",
@@ -61,13 +66,13 @@ fn delivered_order(oms: &Oms, spec: &OrderSpec) -> String {
     for s in order["shipments"].as_array().unwrap() {
         let sid = s["id"].as_str().unwrap();
         let r = settled(|| {
-            post(
-                &oms.url(&format!("/v1/shipments/{sid}/shipped")),
+            oms.staff_post(
+                &format!("/v1/shipments/{sid}/shipped"),
                 r#"{"carrier":"ups","tracking":"1Z1"}"#,
             )
         });
         assert_eq!(r.status, 200, "{}", r.body);
-        let r = settled(|| post(&oms.url(&format!("/v1/shipments/{sid}/delivered")), "{}"));
+        let r = settled(|| oms.staff_post(&format!("/v1/shipments/{sid}/delivered"), "{}"));
         assert_eq!(r.status, 200, "{}", r.body);
     }
     oms.wait_status(&id, "delivered");
@@ -149,7 +154,7 @@ fn a_partial_refund_then_a_return_is_inspected_refunded_and_restocked() {
         "inspection before the parcel arrived: {}",
         early.body
     );
-    let r = settled(|| post(&oms.url(&format!("/v1/returns/{rid}/received")), ""));
+    let r = settled(|| oms.staff_post(&format!("/v1/returns/{rid}/received"), ""));
     assert_eq!(
         (r.status, r.json()["state"].as_str()),
         (200, Some("received")),
@@ -189,7 +194,7 @@ fn a_partial_refund_then_a_return_is_inspected_refunded_and_restocked() {
         (order["status"].as_str(), order["payment_status"].as_str()),
         (Some("delivered"), Some("partially_refunded"))
     );
-    let r = get(&oms.url(&format!("/v1/returns/{rid}")));
+    let r = oms.staff_get(&format!("/v1/returns/{rid}"));
     assert_eq!(
         (r.status, r.json()["state"].as_str()),
         (200, Some("refunded"))
@@ -334,11 +339,11 @@ fn cancelling_before_shipment_releases_the_stock_and_refunds_the_capture() {
     );
 
     // A repeat answers the same; the cancelled order's shipment can no longer ship.
-    let again = settled(|| post(&oms.url(&format!("/v1/orders/{id}/cancel")), ""));
+    let again = settled(|| oms.staff_post(&format!("/v1/orders/{id}/cancel"), ""));
     assert_eq!((again.status, again.json()), (200, cancelled));
     let sid = order["shipments"][0]["id"].as_str().unwrap();
-    let shipped = post(
-        &oms.url(&format!("/v1/shipments/{sid}/shipped")),
+    let shipped = oms.staff_post(
+        &format!("/v1/shipments/{sid}/shipped"),
         r#"{"carrier":"ups","tracking":"1Z1"}"#,
     );
     assert!(matches!(shipped.status, 404 | 409), "{}", shipped.body);
@@ -346,14 +351,11 @@ fn cancelling_before_shipment_releases_the_stock_and_refunds_the_capture() {
 
     // Once delivered, an order is returned or refunded, not cancelled.
     let delivered = delivered_order(&oms, &OrderSpec::default());
-    let r = settled(|| post(&oms.url(&format!("/v1/orders/{delivered}/cancel")), ""));
+    let r = settled(|| oms.staff_post(&format!("/v1/orders/{delivered}/cancel"), ""));
     assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(r.content_type, "application/problem+json");
     assert_eq!(oms.order(&delivered)["status"], "delivered");
-    let unknown = post(
-        &oms.url("/v1/orders/7f1d3c1e-0000-4000-8000-000000000000/cancel"),
-        "",
-    );
+    let unknown = oms.staff_post("/v1/orders/7f1d3c1e-0000-4000-8000-000000000000/cancel", "");
     assert_eq!(unknown.status, 404);
 }
 
@@ -418,7 +420,10 @@ fn bad_refunds_are_refused_naming_the_field_and_change_nothing() {
         "POST",
         &oms.url(&format!("/v1/orders/{id}/refunds")),
         Some(b"{not json"),
-        &[("idempotency-key", "bad-json")],
+        &[
+            ("idempotency-key", "bad-json"),
+            ("authorization", &staff_auth()),
+        ],
     );
     assert_eq!(r.status, 400, "{}", r.body);
 

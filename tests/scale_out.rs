@@ -86,12 +86,12 @@ fn three_hosts_with_different_components_serve_the_walkthrough_as_one_oms() {
 
     // 3. Shipment updates go to the fulfilment host (route).
     let sid = order["shipments"][0]["id"].as_str().unwrap().to_string();
-    let shipped = post(
-        &fulfil.url(&format!("/v1/shipments/{sid}/shipped")),
+    let shipped = fulfil.staff_post(
+        &format!("/v1/shipments/{sid}/shipped"),
         r#"{"carrier":"ups","tracking":"1Z999"}"#,
     );
     assert_eq!(shipped.status, 200, "{}", shipped.body);
-    let delivered = post(&fulfil.url(&format!("/v1/shipments/{sid}/delivered")), "{}");
+    let delivered = fulfil.staff_post(&format!("/v1/shipments/{sid}/delivered"), "{}");
     assert_eq!(delivered.status, 200, "{}", delivered.body);
     assert_eq!(intake.order(&id)["status"], "delivered");
     assert_eq!(intake.availability("SKU-1")["on_hand"], 8);
@@ -271,7 +271,7 @@ fn a_redis_outage_is_a_503_problem_and_the_oms_recovers_when_redis_returns() {
         "no backend detail leaks: {}",
         r.body
     );
-    let read = get(&oms.url(&format!("/v1/orders/{id}")));
+    let read = oms.staff_get(&format!("/v1/orders/{id}"));
     assert_eq!(read.status, 503, "{}", read.body);
 
     // Redis comes back (empty: no persistence in this test): the same host serves again.

@@ -7,8 +7,13 @@ use serde_json::{json, Value};
 
 use super::*;
 
-/// The admin token the fixture starts the OMS with.
+/// The staff bootstrap token the fixture starts the OMS with (`admin_token`).
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// `Authorization` with the staff bootstrap token.
+pub fn staff_auth() -> String {
+    format!("Bearer {ADMIN_TOKEN}")
+}
 /// A Shopify-style channel and its secret.
 pub const SHOPIFY_CHANNEL: &str = "shopify-eu";
 /// The Shopify channel's secret.
@@ -173,9 +178,46 @@ impl Oms {
         r.json()["id"].as_str().unwrap().to_string()
     }
 
-    /// `GET /v1/orders/{id}` as JSON (panics unless 200).
+    /// Places an order; its id and the customer's access token (panics unless 202).
+    pub fn place_for_customer(&self, body: &Value) -> (String, String) {
+        let key = format!("c-{}", unix_nanos());
+        let r = self.place(body, &key);
+        assert_eq!(r.status, 202, "{}", r.body);
+        let answer = r.json();
+        let token = answer["access_token"].as_str().expect("an access token");
+        (
+            answer["id"].as_str().unwrap().to_string(),
+            token.to_string(),
+        )
+    }
+
+    /// A request to `path` as staff (the bootstrap token) with extra `headers`; no retry.
+    pub fn staff_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let auth = staff_auth();
+        let mut all = vec![("authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        send(method, &self.url(path), body, &all)
+    }
+
+    /// `GET path` as staff; no retry.
+    pub fn staff_get(&self, path: &str) -> Reply {
+        self.staff_send("GET", path, None, &[])
+    }
+
+    /// `POST path` with `body` as staff; no retry.
+    pub fn staff_post(&self, path: &str, body: &str) -> Reply {
+        self.staff_send("POST", path, Some(body.as_bytes()), &[])
+    }
+
+    /// `GET /v1/orders/{id}` as JSON, read as staff (panics unless 200).
     pub fn order(&self, id: &str) -> Value {
-        let r = get(&self.url(&format!("/v1/orders/{id}")));
+        let r = self.staff_get(&format!("/v1/orders/{id}"));
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()
     }
@@ -187,9 +229,9 @@ impl Oms {
         r.json()
     }
 
-    /// The event types of an order's timeline, oldest first.
+    /// The event types of an order's timeline (read as staff), oldest first.
     pub fn event_types(&self, id: &str) -> Vec<String> {
-        let r = get(&self.url(&format!("/v1/orders/{id}/events")));
+        let r = self.staff_get(&format!("/v1/orders/{id}/events"));
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()["events"]
             .as_array()
@@ -207,7 +249,7 @@ impl Oms {
                 Duration::from_secs(20),
                 &format!("order {id} to be {status}"),
                 || {
-                    let r = get(&self.url(&format!("/v1/orders/{id}")));
+                    let r = self.staff_get(&format!("/v1/orders/{id}"));
                     if r.status == 200 {
                         last = r.json();
                         (last["status"] == status).then(|| last.clone())
@@ -301,12 +343,7 @@ pub fn unix_now() -> i64 {
 impl Oms {
     /// An admin POST with the token (no retry).
     pub fn admin_post(&self, path: &str, body: &str) -> Reply {
-        send(
-            "POST",
-            &self.url(path),
-            Some(body.as_bytes()),
-            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
-        )
+        self.staff_post(path, body)
     }
 
     /// One reconciler pass (`POST /v1/admin/reconcile`); its report (panics unless 200).
@@ -413,6 +450,14 @@ impl Oms {
             .collect();
         ids
     }
+}
+
+/// Nanoseconds since the epoch: unique enough for idempotency keys.
+pub fn unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// An order body with exact totals. `lines`: (sku, quantity, unit price in cents).
