@@ -190,7 +190,7 @@ fn subscribe() {}
     operation_id = "listSubscriptions",
     tag = "webhooks",
     security(("staff" = [])),
-    params(("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current")),
+    params(("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer: 304 while it is current")),
     responses(
         (status = 200, description = "The subscriptions", body = Subscriptions,
             headers(
@@ -215,7 +215,7 @@ fn list_subscriptions() {}
     security(("staff" = [])),
     params(
         ("id" = String, Path, description = "the subscription id"),
-        ("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer: 304 while it is current"),
     ),
     responses(
         (status = 200, description = "The subscription", body = Subscription,
@@ -262,7 +262,7 @@ fn unsubscribe() {}
     params(
         ("id" = String, Path, description = "the subscription id"),
         ("state" = Option<DeliveryState>, Query, description = "only deliveries in this state"),
-        ("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer: 304 while it is current"),
     ),
     responses(
         (status = 200, description = "Attempts, last status, delivered | pending | dead", body = Deliveries,

@@ -16,7 +16,16 @@ use utoipa::{OpenApi, ToSchema};
 
 /// The routes of the query component.
 #[derive(OpenApi)]
-#[openapi(paths(get_order, get_timeline, get_availability, get_openapi))]
+#[openapi(paths(
+    get_order,
+    head_order,
+    get_timeline,
+    head_timeline,
+    get_availability,
+    head_availability,
+    get_openapi,
+    head_openapi
+))]
 pub struct Api;
 
 /// `GET /v1/orders/{id}` (`functions/query/src/order_view.rs`): the order as accepted and
@@ -114,7 +123,7 @@ pub struct AtLocation {
     security(("customer" = []), ("staff" = [])),
     params(
         ("id" = OrderId, Path, description = "the order id (the `id` of its 202)"),
-        ("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer: 304 while it is current"),
     ),
     responses(
         (status = 200, description = "The order", body = OrderView,
@@ -127,6 +136,10 @@ pub struct AtLocation {
                 ("shipmentShipped" = (operation_id = "shipmentShipped", parameters(("id" = "$response.body#/shipments/0/id")))),
                 ("shipmentDelivered" = (operation_id = "shipmentDelivered", parameters(("id" = "$response.body#/shipments/0/id")))),
                 ("getReturn" = (operation_id = "getReturn", parameters(("id" = "$response.body#/returns/0")))),
+                ("cancelOrder" = (operation_id = "cancelOrder", parameters(("id" = "$response.body#/id")))),
+                ("refundOrder" = (operation_id = "refundOrder", parameters(("id" = "$response.body#/id")))),
+                ("requestReturn" = (operation_id = "requestReturn", parameters(("id" = "$response.body#/id")))),
+                ("placeHold" = (operation_id = "placeHold", parameters(("id" = "$response.body#/id")))),
             )),
         (status = 304, response = crate::problem::NotModified),
         (status = 400, response = crate::problem::BadRequest),
@@ -150,7 +163,7 @@ fn get_order() {}
     security(("customer" = []), ("staff" = [])),
     params(
         ("id" = OrderId, Path, description = "the order id"),
-        ("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer: 304 while it is current"),
     ),
     responses(
         (status = 200, description = "The order's timeline, oldest first", body = Timeline,
@@ -179,7 +192,7 @@ fn get_timeline() {}
     tag = "reads",
     params(
         ("sku" = Sku, Path, description = "the SKU"),
-        ("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer: 304 while it is current"),
     ),
     responses(
         (status = 200, description = "Stock per location and available-to-promise", body = Availability,
@@ -202,7 +215,7 @@ fn get_availability() {}
     operation_id = "getOpenApi",
     tag = "reads",
     params(
-        ("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer: 304 while it is current"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer: 304 while it is current"),
     ),
     responses(
         (status = 200, description = "This document", body = Object,
@@ -215,3 +228,77 @@ fn get_availability() {}
 )]
 #[allow(dead_code)]
 fn get_openapi() {}
+
+/// `HEAD` of a read: the `GET`'s status and headers, no body.
+macro_rules! head {
+    ($name:ident, $path:literal, $id:literal, $summary:literal, [$($security:tt)*], ($($param:tt)*), ($($status:literal = $what:literal),*)) => {
+        #[doc = $summary]
+        #[utoipa::path(
+            head,
+            path = $path,
+            operation_id = $id,
+            tag = "reads",
+            security($($security)*),
+            params($($param)*),
+            responses(
+                (status = 200, description = "As `GET`, without the body",
+                    headers(
+                        ("ETag" = String, description = "strong ETag of the body `GET` answers"),
+                        ("Cache-Control" = String, description = "`no-cache`"),
+                    )),
+                (status = 304, description = "Not modified: the ETag in `If-None-Match` is current"),
+                $((status = $status, description = $what),)*
+            ),
+        )]
+        #[allow(dead_code)]
+        fn $name() {}
+    };
+}
+
+head!(
+    head_order,
+    "/v1/orders/{id}",
+    "headOrder",
+    "`GET /v1/orders/{id}` without the body (staff or the order's customer).",
+    [("customer" = []), ("staff" = [])],
+    (
+        ("id" = OrderId, Path, description = "the order id"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer"),
+    ),
+    (400 = "Malformed order id", 401 = "No or a bad credential", 403 = "Not this caller's order",
+     404 = "No such order", 503 = "Busy or the store did not answer; retry")
+);
+head!(
+    head_timeline,
+    "/v1/orders/{id}/events",
+    "headTimeline",
+    "`GET /v1/orders/{id}/events` without the body (staff or the order's customer).",
+    [("customer" = []), ("staff" = [])],
+    (
+        ("id" = OrderId, Path, description = "the order id"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer"),
+    ),
+    (400 = "Malformed order id", 401 = "No or a bad credential", 403 = "Not this caller's order",
+     404 = "No such order", 503 = "Busy or the store did not answer; retry")
+);
+head!(
+    head_availability,
+    "/v1/availability/{sku}",
+    "headAvailability",
+    "`GET /v1/availability/{sku}` without the body.",
+    [],
+    (
+        ("sku" = Sku, Path, description = "the SKU"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer"),
+    ),
+    (400 = "Malformed SKU", 503 = "Busy or the store did not answer; retry")
+);
+head!(
+    head_openapi,
+    "/v1/openapi.json",
+    "headOpenApi",
+    "`GET /v1/openapi.json` without the body.",
+    [],
+    (("If-None-Match" = Option<String>, Header, nullable = false, description = "an ETag of an earlier answer"),),
+    ()
+);

@@ -165,7 +165,7 @@ pub struct InspectionView {
     security(("customer" = []), ("staff" = [])),
     params(
         ("id" = OrderId, Path, description = "the order id"),
-        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$",
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$",
             description = "optional: same key and body → the first answer again; same key, other body → 422"),
     ),
     request_body(content = Option<CancelRequest>, content_type = "application/json",
@@ -230,7 +230,7 @@ fn refund_order() {}
     security(("customer" = []), ("staff" = [])),
     params(
         ("id" = OrderId, Path, description = "the order id"),
-        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$",
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]{1,255}$",
             description = "optional: same key and body → the first answer again; same key, other body → 422"),
     ),
     request_body(content = ReturnRequest, content_type = "application/json"),

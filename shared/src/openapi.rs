@@ -93,22 +93,42 @@ fn uuid(description: &str) -> Object {
         .build()
 }
 
-schema!(OrderId, "OrderId", uuid("order id (UUID, lowercase hyphenated)"));
-schema!(ReturnId, "ReturnId", uuid("return id (UUID, lowercase hyphenated)"));
+schema!(
+    OrderId,
+    "OrderId",
+    uuid("order id (UUID, lowercase hyphenated)")
+);
+schema!(
+    ReturnId,
+    "ReturnId",
+    uuid("return id (UUID, lowercase hyphenated)")
+);
 schema!(
     Sku,
     "Sku",
-    string("stock-keeping unit: 1-64 of [A-Za-z0-9._-]", Some(TOKEN), Some(64))
+    string(
+        "stock-keeping unit: 1-64 of [A-Za-z0-9._-]",
+        Some(TOKEN),
+        Some(64)
+    )
 );
 schema!(
     LocationId,
     "LocationId",
-    string("fulfilment location: 1-64 of [A-Za-z0-9._-]", Some(TOKEN), Some(64))
+    string(
+        "fulfilment location: 1-64 of [A-Za-z0-9._-]",
+        Some(TOKEN),
+        Some(64)
+    )
 );
 schema!(
     ChannelId,
     "ChannelId",
-    string("sales channel: 1-64 of [A-Za-z0-9._-]", Some(TOKEN), Some(64))
+    string(
+        "sales channel: 1-64 of [A-Za-z0-9._-]",
+        Some(TOKEN),
+        Some(64)
+    )
 );
 schema!(
     ShipmentId,
@@ -122,7 +142,11 @@ schema!(
 schema!(
     ShipmentLabel,
     "ShipmentLabel",
-    string("carrier or tracking number: 1-128 characters, not blank", Some(r"\S"), Some(128))
+    string(
+        "carrier or tracking number: 1-128 characters, not blank",
+        Some(r"\S"),
+        Some(128)
+    )
 );
 schema!(
     Email,
@@ -136,7 +160,11 @@ schema!(
 schema!(
     CountryCode,
     "CountryCode",
-    string("ISO 3166-1 alpha-2 country code", Some("^[A-Z]{2}$"), Some(2))
+    string(
+        "ISO 3166-1 alpha-2 country code",
+        Some("^[A-Z]{2}$"),
+        Some(2)
+    )
 );
 schema!(
     PostalCode,
