@@ -74,5 +74,9 @@ mod tests {
             "one stable event id"
         );
         assert_eq!(first.order.id(), retry.order.id());
+        let by = OrderRecord::take_in_by(first.order.clone(), "storefront", at).unwrap();
+        assert_eq!(by.events[0].actor(), Some("storefront"));
+        assert_eq!(by.events[0].id(), first.events[0].id(), "the same event, signed");
+        assert_eq!(first.events[0].actor(), None);
     }
 }
