@@ -530,12 +530,17 @@ mod tests {
     }
 
     proptest! {
-        /// Any sequence of place/release calls keeps at most one hold per reason, the active
-        /// holds equal to what the timeline says, the status untouched, and routing owed
-        /// exactly when nothing is held.
+        /// Any sequence of place/release calls on a validated or reserved order keeps at most
+        /// one hold per reason, the active holds equal to what the timeline says, the status
+        /// untouched, and the step owed exactly when no hold blocks it: reserving while no
+        /// `unmapped_item` hold is active, routing while nothing is held.
         #[test]
-        fn holds_follow_their_events(ops in proptest::collection::vec((any::<bool>(), 0usize..5), 0..24)) {
-            let mut r = reserved();
+        fn holds_follow_their_events(
+            is_reserved in any::<bool>(),
+            ops in proptest::collection::vec((any::<bool>(), 0usize..5), 0..24),
+        ) {
+            let mut r = if is_reserved { reserved() } else { validated() };
+            let status = r.status();
             let mut expected: Vec<HoldReason> = Vec::new();
             for (n, (place, i)) in (10u128..).zip(ops) {
                 let reason = HoldReason::ALL[i];
@@ -556,8 +561,14 @@ mod tests {
                 prop_assert_eq!(r.events().len(), before + usize::from(place != was));
                 let active: Vec<HoldReason> = r.holds().iter().map(|h| h.reason).collect();
                 prop_assert_eq!(&active, &expected);
-                prop_assert_eq!(r.status(), OrderStatus::Reserved);
-                prop_assert_eq!(r.owed_step().is_some(), expected.is_empty());
+                prop_assert_eq!(r.status(), status);
+                let owed = if is_reserved {
+                    expected.is_empty()
+                } else {
+                    !expected.contains(&HoldReason::UnmappedItem)
+                };
+                prop_assert_eq!(r.owed_step().is_some(), owed);
+                prop_assert_eq!(r.needs_routing(), is_reserved && expected.is_empty());
                 prop_assert!(r.timeline().is_ok());
             }
         }
