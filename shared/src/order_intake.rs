@@ -1229,6 +1229,73 @@ mod tests {
     }
 
     #[test]
+    fn marketplace_rules_are_for_marketplace_orders_only() {
+        let mut v = body();
+        v["customer"] = json!({});
+        v["lines"][0]["item"] = json!({"variant_id": "9007199254740993", "title": "Hat"});
+        v["lines"][0]["unmapped"] = json!(true);
+        v["shipping"] = json!({"method": "standard", "amount": "0"});
+        v["payment"]["status"] = json!("partially_paid");
+        v["payment"]["captured"] = json!("1.00");
+        let (id, at) = assigned().unwrap();
+        let order = parse_with(&v, Some((id, at)), true).unwrap();
+        assert!(order.customer().email().is_none() && order.needs_address());
+        assert_eq!(order.unmapped_lines().count(), 1);
+        assert_eq!(order.payment().captured().amount().to_string(), "1.00");
+        assert_eq!(
+            problems(&v),
+            [
+                ("/customer/email".to_owned(), ViolationCode::Missing),
+                ("/lines/0/item".to_owned(), ViolationCode::UnknownField),
+                ("/lines/0/unmapped".to_owned(), ViolationCode::UnknownField),
+                ("/shipping/address".to_owned(), ViolationCode::Missing),
+                ("/payment/captured".to_owned(), ViolationCode::UnknownField),
+                ("/payment/status".to_owned(), ViolationCode::InvalidFormat),
+            ]
+        );
+        let mut unnamed = v.clone();
+        unnamed["lines"][0].as_object_mut().unwrap().remove("item");
+        assert!(parse_with(&unnamed, Some((id, at)), true)
+            .unwrap_err()
+            .contains("/lines/0/item", ViolationCode::Missing));
+        let mut digital = v.clone();
+        digital["shipping"]["method"] = json!("digital");
+        assert!(parse_with(&digital, Some((id, at)), true)
+            .unwrap_err()
+            .contains("/shipping/method", ViolationCode::NotAllowed));
+        digital["lines"][0]["requires_shipping"] = json!(false);
+        assert!(parse_with(&digital, Some((id, at)), true).is_ok());
+    }
+
+    #[test]
+    fn taxes_included_are_part_of_the_prices() {
+        let mut v = body();
+        v["taxes_included"] = json!(true);
+        v["totals"]["grand_total"] = json!("2.50");
+        v["payment"]["amount"] = json!("2.50");
+        let order = parse(&v, assigned()).unwrap();
+        assert!(order.taxes_included());
+        assert_eq!(order.totals().grand_total.amount().to_string(), "2.50");
+        assert_eq!(order.tax().amount().to_string(), "0.10");
+    }
+
+    #[test]
+    fn addresses_without_postal_codes_where_the_country_has_none() {
+        let mut v = body();
+        v["shipping"] = json!({"method": "standard", "amount": "0",
+            "address": {"country": "HK", "line1": "88 Nathan Road", "city": "Kowloon"}});
+        assert!(parse(&v, assigned()).is_ok());
+        v["shipping"]["address"]["country"] = json!("GB");
+        assert_eq!(
+            problems(&v),
+            [(
+                "/shipping/address/postal_code".to_owned(),
+                ViolationCode::Missing
+            )]
+        );
+    }
+
+    #[test]
     fn a_storefront_order_is_named_by_its_intent_and_compared_as_a_request() {
         let key = IdempotencyKey::parse("k-1").unwrap();
         let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();

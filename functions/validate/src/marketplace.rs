@@ -122,9 +122,13 @@ pub fn verify(
         Channel::Shopify { secret } => {
             shopify::verify(header(shopify::SIGNATURE_HEADER).as_deref(), body, secret)?;
             let topic = shopify::Topic::parse(header(shopify::TOPIC_HEADER).as_deref());
+            // A key for the store: anything unusual is ignored (the order id still
+            // de-duplicates), never refused.
             let event = header(shopify::EVENT_ID_HEADER)
                 .map(|e| e.trim().to_string())
-                .filter(|e| !e.is_empty());
+                .filter(|e| {
+                    (1..=128).contains(&e.len()) && e.bytes().all(|b| b.is_ascii_graphic())
+                });
             Ok(Verified::Shopify {
                 topic,
                 event,
