@@ -3,8 +3,7 @@
 //!
 //! Locations and backorder policies are domain types (their wire forms); the other bodies
 //! are parsed by hand or answered with `json!` and are mirrored here (keys:
-//! `functions/admin/src/keys.rs`). The alias routes (issue 12) are declared as agreed in the
-//! session's design.
+//! `functions/admin/src/keys.rs`, aliases: `functions/admin/src/aliases.rs`).
 
 use std::collections::BTreeMap;
 
@@ -218,16 +217,18 @@ pub enum AliasKind {
 }
 
 /// `PUT /v1/admin/channels/{channel}/aliases/{kind}/{external_id}`.
-#[derive(ToSchema)]
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct AliasRequest {
     sku: Sku,
 }
 
-/// A channel's external id mapped to a SKU.
+/// A channel's external id mapped to a SKU (`functions/admin/src/aliases.rs`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Alias {
+    channel: ChannelId,
     kind: AliasKind,
     external_id: String,
     sku: Sku,

@@ -199,8 +199,45 @@ pub struct AcceptedLinks {
     events: String,
 }
 
-/// The 200 of a marketplace redelivery (`Duplicate`): the order the delivery already made.
-#[derive(ToSchema)]
+/// The 200 of a marketplace delivery that made no new order (`functions/validate`:
+/// `receipt.rs` `Duplicate`, `shopify_intake.rs`).
+#[derive(ToSchema, Serialize)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum MarketplaceAnswer {
+    /// A redelivery: the order the delivery already made.
+    Duplicate(Duplicate),
+    /// Shopify `orders/cancelled`: the order, cancelled (also one taken in cancelled from
+    /// the cancellation because its `orders/create` never came).
+    Cancelled(MarketplaceCancelled),
+    /// A Shopify topic with nothing to do: the delivery is authentic and acknowledged.
+    Ignored(Ignored),
+}
+
+/// Shopify `orders/cancelled` answered.
+#[derive(ToSchema, Serialize)]
+#[allow(dead_code)]
+pub struct MarketplaceCancelled {
+    id: oms_domain::OrderId,
+    /// The order's status now (`cancelled`).
+    status: oms_domain::OrderStatus,
+    /// Shopify's order id.
+    external_id: String,
+}
+
+/// A Shopify topic other than `orders/create` and `orders/cancelled`.
+#[derive(ToSchema, Serialize)]
+#[allow(dead_code)]
+pub struct Ignored {
+    /// Always `ignored`.
+    #[schema(pattern = "^ignored$", example = "ignored")]
+    status: String,
+    /// The `X-Shopify-Topic` received.
+    topic: String,
+}
+
+/// A redelivery: the order the delivery already made.
+#[derive(ToSchema, Serialize)]
 #[allow(dead_code)]
 pub struct Duplicate {
     id: oms_domain::OrderId,
@@ -266,8 +303,8 @@ fn place_order() {}
     params(
         ("channel" = ChannelId, Path, description = "a configured channel"),
         ("X-Shopify-Hmac-Sha256" = Option<String>, Header, nullable = false, description = "Shopify channels: base64 HMAC-SHA256 of the raw body with the app secret"),
-        ("X-Shopify-Topic" = Option<String>, Header, nullable = false, description = "Shopify channels: `orders/create` (or `orders/cancelled`)"),
-        ("X-Shopify-Event-Id" = Option<String>, Header, nullable = false, description = "Shopify channels: the event's id, the same on every delivery attempt"),
+        ("X-Shopify-Topic" = Option<String>, Header, nullable = false, description = "Shopify channels: `orders/create`, `orders/cancelled`; any other topic is answered 200 `ignored`"),
+        ("X-Shopify-Event-Id" = Option<String>, Header, nullable = false, description = "Shopify channels: the event's id, the same on every delivery attempt: the first answer is replayed to later attempts (24 h)"),
         ("webhook-id" = Option<String>, Header, nullable = false, description = "Standard channels: the message id (the order's external id)"),
         ("webhook-timestamp" = Option<String>, Header, nullable = false, description = "Standard channels: Unix seconds, within 5 minutes of now"),
         ("webhook-signature" = Option<String>, Header, nullable = false, description = "Standard channels: `v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}`; space-separated list"),
@@ -280,10 +317,11 @@ fn place_order() {}
             links(
                 ("getOrder" = (operation_id = "getOrder", parameters(("id" = "$response.body#/id")))),
             )),
-        (status = 200, description = "Redelivery: the order this delivery already made", body = Duplicate),
+        (status = 200, description = "No new order: a redelivery (the order it already made), a Shopify cancellation (the order cancelled) or a topic with nothing to do", body = MarketplaceAnswer),
         (status = 400, response = crate::problem::BadRequest),
         (status = 401, response = crate::problem::Unauthorized),
         (status = 404, response = crate::problem::NotFound),
+        (status = 409, response = crate::problem::Conflict),
         (status = 422, response = crate::problem::Unprocessable),
         (status = 503, response = crate::problem::Unavailable),
     ),
