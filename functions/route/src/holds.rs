@@ -72,37 +72,42 @@ impl PlaceHold {
 pub struct ReleaseHold {
     /// The staff member's note.
     pub note: Option<HoldNote>,
-    /// The delivery address (releasing `address_needed` only).
-    pub address: Option<Address>,
+    /// The delivery address as sent (releasing `address_needed` only): read once the order
+    /// is known to be held for `address_needed`, so a release of another hold, or of no hold,
+    /// is a conflict whatever the address says.
+    pub address: Option<Value>,
 }
 
 impl ReleaseHold {
-    /// Parses `{"note": "…", "address": {…}}` (both optional; an empty body is `{}`);
-    /// `address` only when releasing `address_needed`.
+    /// Parses `{"note": "…", "address": {…}}` (both optional; an empty body is `{}`).
     ///
     /// # Errors
-    /// 422 naming the field.
-    pub fn parse(reason: HoldReason, body: &Value) -> Result<ReleaseHold, FunctionError> {
+    /// 422 naming the field: a bad note, an unknown field, a body that is not an object.
+    pub fn parse(body: &Value) -> Result<ReleaseHold, FunctionError> {
         let empty = serde_json::Map::new();
         let object = match body {
             Value::Null => &empty,
             body => fields(body, &["note", "address"])?,
         };
-        let address = match object.get("address") {
-            None | Some(Value::Null) => None,
-            Some(_) if reason != HoldReason::AddressNeeded => {
-                let why = "an address is given only when releasing address_needed";
-                return Err(invalid("address", "not_allowed", why));
-            }
-            Some(v) => Some(
-                serde_json::from_value::<Address>(v.clone())
-                    .map_err(|e| invalid("address", "invalid_format", e.to_string()))?,
-            ),
-        };
         Ok(ReleaseHold {
             note: note(object)?,
-            address,
+            address: object.get("address").filter(|v| !v.is_null()).cloned(),
         })
+    }
+
+    /// The address, for releasing `reason`.
+    fn address(&self, reason: HoldReason) -> Result<Option<Address>, FunctionError> {
+        let Some(raw) = &self.address else {
+            return Ok(None);
+        };
+        if reason != HoldReason::AddressNeeded {
+            let why = "an address is given only when releasing address_needed";
+            let p = Problem::field(409, "conflict", "Conflict", "/address", "not_allowed", why);
+            return Err(p.into());
+        }
+        serde_json::from_value::<Address>(raw.clone())
+            .map(Some)
+            .map_err(|e| invalid("address", "invalid_format", e.to_string()))
     }
 }
 
@@ -129,7 +134,8 @@ pub fn place<E: Env>(
 ///
 /// # Errors
 /// 404 unknown order; 409 not held for this reason, `unmapped_item` while a line has no
-/// alias; 422 `address` missing for an order that has none; storage errors.
+/// alias, an address for another reason; 422 `address` missing for an order that has none
+/// or malformed; storage errors.
 pub fn release<E: Env>(
     env: &E,
     actor: &Actor,
@@ -156,8 +162,8 @@ pub fn release<E: Env>(
             note = note.or_else(|| HoldNote::parse(&remapped.note()).ok());
         }
         let (id, now) = (env.new_id(), env.now());
-        match &body.address {
-            Some(address) => record.release_address_hold(address.clone(), note, id, now),
+        match body.address(reason)? {
+            Some(address) => record.release_address_hold(address, note, id, now),
             None if reason == HoldReason::AddressNeeded && !resting && lacks_address(record) => {
                 let why = "the order has no shipping address: give the one obtained";
                 return Err(invalid("address", "missing", why));

@@ -114,7 +114,7 @@ fn release_hold(req: &Request, params: &Params) -> Result<Response, FunctionErro
         [] => serde_json::Value::Null,
         _ => json_body(req)?,
     };
-    let release = holds::ReleaseHold::parse(reason, &body)?;
+    let release = holds::ReleaseHold::parse(&body)?;
     let view = holds::release(&env, &actor, &order, reason, &release)?;
     Ok(json_response(200, &view))
 }
