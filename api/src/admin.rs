@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 use oms_domain::openapi::amount;
 use oms_domain::{BackorderPolicy, ChannelId, Currency, Location, LocationId, Sku};
 use serde::Serialize;
+use serde_json::json;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
@@ -35,10 +37,30 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 pub struct Api;
 
 /// `PUT /v1/admin/catalog/{sku}`: the SKU's price per currency (at least one).
-#[derive(ToSchema)]
-#[schema(example = json!({"USD": "19.99", "EUR": "18.50"}))]
-#[allow(dead_code)]
-pub struct Prices(#[schema(inline)] BTreeMap<Currency, PriceAmount>);
+pub struct Prices;
+
+impl PartialSchema for Prices {
+    fn schema() -> RefOr<Schema> {
+        let currency = match Currency::schema() {
+            RefOr::T(Schema::Object(o)) => o,
+            _ => ObjectBuilder::new().build(),
+        };
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some("currency code → price"))
+                .property_names(Some(currency))
+                .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(
+                    amount(),
+                )))))
+                .min_properties(Some(1))
+                .examples([json!({"USD": "19.99", "EUR": "18.50"})])
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for Prices {}
 
 /// A price: an exact decimal string with no more decimals than the currency has.
 pub struct PriceAmount;
