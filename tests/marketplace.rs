@@ -112,6 +112,7 @@ fn a_cancellation_before_its_order_takes_the_order_in_cancelled() {
         &corpus("16-financial-voided-test-notification").to_string(),
     );
     assert_eq!(voided.status, 202, "{}", voided.body);
+    assert_eq!(voided.json()["status"], "cancelled");
     let id = voided.json()["id"].as_str().unwrap().to_string();
     let order = oms.wait_status(&id, "cancelled");
     assert_eq!(order["payment_status"], "voided");

@@ -220,7 +220,12 @@ pub fn take_in<E: Env>(
     hold_and_cancel(&mut record, delivery, env.now())?;
     let created = create(env, record)?;
     Ok(if created.new {
-        TakenIn::New(Accepted::of(&created.record, token))
+        // A delivery taken in cancelled (a voided payment) says so; the status is the
+        // record's as built from the delivery, the same for every attempt.
+        TakenIn::New(Accepted {
+            status: created.record.status().to_string(),
+            ..Accepted::of(&created.record, token)
+        })
     } else {
         TakenIn::Duplicate(Duplicate {
             id: created.record.order().id().to_string(),

@@ -12,7 +12,8 @@ use spin_sdk::http::Response;
 pub struct Accepted {
     /// The order id (derived from the intent).
     pub id: String,
-    /// The status the order was accepted in: always `validated`.
+    /// The status the order was accepted in: `validated` (`cancelled` for a marketplace
+    /// order whose payment was already voided).
     pub status: String,
     /// Where to read it.
     pub links: Links,
