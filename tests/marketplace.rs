@@ -196,3 +196,26 @@ fn an_unmapped_item_holds_the_order_until_staff_map_it_and_release_the_hold() {
     assert_eq!(gone.status, 204);
     assert_eq!(oms.staff_send("DELETE", &alias, None, &[]).status, 404);
 }
+
+#[test]
+fn a_digital_order_needs_no_stock_and_no_address() {
+    let oms = Oms::start();
+    oms.seed();
+    let r = deliver(
+        &oms,
+        "orders/create",
+        "evt-d",
+        "whk-d",
+        &corpus("06-digital-goods-no-address").to_string(),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let order = oms.wait_status(&id, "routed");
+    assert_eq!(order["shipping"]["method"], "digital", "{order:#}");
+    assert!(
+        order["holds"].as_array().is_none_or(Vec::is_empty),
+        "{order:#}"
+    );
+    oms.reconcile_until_quiet(Duration::from_secs(20));
+    assert_eq!(oms.order(&id)["status"], "routed", "nothing left owed");
+}

@@ -73,6 +73,13 @@ fn plan_and_allocate(
     policy: &RoutingPolicy,
 ) -> Result<Result<FulfilmentPlan, String>, FunctionError> {
     let order_id = record.order().id().to_string();
+    if record.order().units_by_sku().is_empty() {
+        // Digital goods only: nothing to allocate, routed with no shipment.
+        return Ok(Ok(FulfilmentPlan {
+            shipments: Vec::new(),
+            total_cost: Default::default(),
+        }));
+    }
     let pairs = pairs(record.order().units_by_sku().keys(), locations);
     let request = RoutingRequest::for_order(record.order());
     for _ in 0..MAX_PLANS {

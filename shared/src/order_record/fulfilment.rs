@@ -296,7 +296,8 @@ impl OrderRecord {
         now: DateTime<Utc>,
     ) -> Result<EventEnvelope, FulfilmentError> {
         self.expect_reserved("routing")?;
-        if plan.shipments.is_empty() {
+        // An order with nothing to ship (digital goods only) is routed with no shipment.
+        if plan.shipments.is_empty() && !self.order.units_by_sku().is_empty() {
             return Err(FulfilmentError::EmptyPlan);
         }
         let order = self.order.id();

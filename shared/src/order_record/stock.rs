@@ -116,7 +116,17 @@ impl OrderRecord {
         let expires_at =
             (self.order.payment().status() == PaymentStatus::Authorized).then(|| now + ttl);
         let id = self.order.id();
-        let (to, payload, reservation, reason) = if shortfalls.is_empty() {
+        let (to, payload, reservation, reason) = if shortfalls.is_empty()
+            && held.is_empty()
+            && self.order.units_by_sku().is_empty()
+        {
+            // Nothing to ship (digital goods only): reserved, with nothing held.
+            let payload = data(ReservedData {
+                lines: &[],
+                expires_at: None,
+            });
+            (OrderStatus::Reserved, payload, None, None)
+        } else if shortfalls.is_empty() {
             let r = Reservation::new(id, held, expires_at)?;
             let payload = data(ReservedData {
                 lines: r.lines(),
