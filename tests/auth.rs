@@ -339,6 +339,7 @@ fn every_route_refuses_the_wrong_caller_and_serves_the_right_one() {
     // Staff-only resources without an order: the admin API, webhooks, the expiry sweep.
     let staff_routes = [
         ("GET", "/v1/admin/keys", None),
+        ("GET", "/v1/admin/channels/shopify-eu/aliases", None),
         (
             "PUT",
             "/v1/admin/catalog/SKU-9",

@@ -3,7 +3,8 @@
 //! kind with stock spread over them, and an `order.routed` event with a subscriber's signing
 //! secret.
 //!
-//! Validate reads the catalogue only. Each later step starts from the store the step before it
+//! Validate reads the catalogue and the customers' order-token secret (fixed here, so every
+//! run answers the same access token). Each later step starts from the store the step before it
 //! left (computed here, by the same step code): reserve from the validated order and the
 //! network's locations and stock, route from the reservation, refund from the routed order
 //! with every shipment handed to a carrier and an earlier partial refund (one cap).
@@ -111,10 +112,16 @@ fn network() -> BTreeMap<String, Value> {
 }
 
 fn validate_input() -> validate::Input {
+    let mut store = catalog();
+    // `oms_edge::order_token`'s secret, as the first storefront order of a store makes it.
+    store.insert(
+        "secret:order_token".into(),
+        json!({"current": "5e".repeat(32), "previous": []}),
+    );
     validate::Input {
         world: World {
             now: at(PLACED_AT),
-            store: catalog(),
+            store,
         },
         idempotency_key: IDEMPOTENCY_KEY.into(),
         request: fixture(ORDER_REQUEST),

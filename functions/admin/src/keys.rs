@@ -58,8 +58,9 @@ impl NewKey {
         let name = fields
             .get("name")
             .and_then(Value::as_str)
+            .filter(|n| n.chars().count() <= MAX_NAME_LEN)
             .map(str::trim)
-            .filter(|n| !n.is_empty() && n.chars().count() <= MAX_NAME_LEN)
+            .filter(|n| !n.is_empty())
             .ok_or_else(|| {
                 invalid(
                     "/name",

@@ -462,3 +462,32 @@ fn a_retry_after_a_price_change_finds_the_order_its_first_attempt_stored() {
     let r = storefront::place(&env, &other, &body("19.99"));
     assert_eq!(status(&r), 422);
 }
+
+/// The receipt gives the customer the order's access token (the same on every answer for the
+/// intent), and the timeline names who took the order in.
+#[test]
+fn the_receipt_carries_the_customers_token_and_the_intake_names_its_actor() {
+    let env = MemEnv::new();
+    setup(&env);
+    let first = storefront::place(&env, &key(), &body("19.99")).unwrap();
+    let accepted: Accepted = serde_json::from_str(&first.body).unwrap();
+    let id = OrderId::parse(&accepted.id).unwrap();
+    assert!(oms_edge::order_token::verify(&env.kv, id, &accepted.access_token).unwrap());
+    let other = OrderId::new(Uuid::from_u128(1));
+    assert!(!oms_edge::order_token::verify(&env.kv, other, &accepted.access_token).unwrap());
+    assert_eq!(storefront::place(&env, &key(), &body("19.99")).unwrap(), first);
+    let record = stored(&env, &accepted.id).unwrap();
+    assert_eq!(record.events()[0].actor(), Some("storefront"));
+
+    let TakenIn::New(new) = marketplace::take_in(&env, &market(), &market_delivery(&env)).unwrap()
+    else {
+        panic!("a new delivery is taken in");
+    };
+    let record = stored(&env, &new.id).unwrap();
+    assert_eq!(record.events()[0].actor(), Some("marketplace:market"));
+    let again = marketplace::take_in(&env, &market(), &market_delivery(&env)).unwrap();
+    assert!(
+        matches!(&again, TakenIn::Duplicate(d) if d.access_token == new.access_token),
+        "{again:?}"
+    );
+}
