@@ -12,7 +12,7 @@ use oms_domain::openapi::amount;
 use oms_domain::{BackorderPolicy, ChannelId, Currency, Location, LocationId, Sku};
 use serde::Serialize;
 use serde_json::json;
-use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
@@ -40,23 +40,33 @@ pub struct Api;
 pub struct Prices;
 
 impl PartialSchema for Prices {
+    /// One property per supported currency, its amount with at most the currency's decimals.
     fn schema() -> RefOr<Schema> {
-        let currency = match Currency::schema() {
-            RefOr::T(Schema::Object(o)) => o,
-            _ => ObjectBuilder::new().build(),
+        let codes = match Currency::schema() {
+            RefOr::T(Schema::Object(o)) => o.enum_values.unwrap_or_default(),
+            _ => Vec::new(),
         };
-        RefOr::T(Schema::Object(
-            ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .description(Some("currency code → price"))
-                .property_names(Some(currency))
-                .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(
-                    amount(),
-                )))))
-                .min_properties(Some(1))
-                .examples([json!({"USD": "19.99", "EUR": "18.50"})])
-                .build(),
-        ))
+        let mut prices = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("currency code → price"))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .min_properties(Some(1))
+            .examples([json!({"USD": "19.99", "EUR": "18.50"})]);
+        for code in codes.iter().filter_map(|c| c.as_str()) {
+            let Ok(currency) = Currency::parse(code) else {
+                continue;
+            };
+            let pattern = match currency.minor_units() {
+                0 => r"^\d{1,15}$".to_string(),
+                n => format!(r"^\d{{1,15}}(\.\d{{1,{n}}})?$"),
+            };
+            let amount = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+                .build();
+            prices = prices.property(code, amount);
+        }
+        RefOr::T(Schema::Object(prices.build()))
     }
 }
 
@@ -72,6 +82,43 @@ impl PartialSchema for PriceAmount {
 }
 
 impl ToSchema for PriceAmount {}
+
+/// `PUT /v1/admin/backorder/{sku}`: a [`BackorderPolicy`] as sent — `"never"`, `"unlimited"` or
+/// `{"up_to": N}` and nothing else in that object.
+pub struct BackorderPolicyBody;
+
+impl PartialSchema for BackorderPolicyBody {
+    fn schema() -> RefOr<Schema> {
+        let words = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["never", "unlimited"]))
+            .build();
+        let up_to = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "up_to",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0))
+                    .maximum(Some(u32::MAX))
+                    .description(Some("at most this many units outstanding on backorder")),
+            )
+            .required("up_to")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .build();
+        RefOr::T(Schema::OneOf(
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(words)
+                .item(up_to)
+                .description(Some(
+                    "whether the SKU may be sold beyond stock: never, unlimited, or up to N units",
+                ))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for BackorderPolicyBody {}
 
 /// The stored prices of a SKU.
 #[derive(ToSchema)]
@@ -156,18 +203,64 @@ pub enum KeyRole {
     Fulfilment,
 }
 
-/// `POST /v1/admin/keys`.
+/// `POST /v1/admin/keys`: a staff key (no location) or a fulfilment key (its location).
+#[derive(ToSchema, Serialize)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum NewKeyRequest {
+    /// A staff key.
+    Staff(NewStaffKey),
+    /// A fulfilment key.
+    Fulfilment(NewFulfilmentKey),
+}
+
+/// `POST /v1/admin/keys` for a staff key: not bound to a location.
 #[derive(ToSchema, Serialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
-pub struct NewKeyRequest {
-    role: KeyRole,
-    /// Required for (and only for) a fulfilment key: the location it may update.
-    #[schema(required = false)]
+pub struct NewStaffKey {
+    #[schema(schema_with = staff_role)]
+    role: String,
+    /// Absent or null: a staff key has no location.
+    #[schema(required = false, schema_with = no_location)]
+    location: Option<()>,
+    /// What the key is for (1-100 characters, not blank).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    name: String,
+}
+
+/// `POST /v1/admin/keys` for a fulfilment key: the location it may update.
+#[derive(ToSchema, Serialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NewFulfilmentKey {
+    #[schema(schema_with = fulfilment_role)]
+    role: String,
     location: LocationId,
     /// What the key is for (1-100 characters, not blank).
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     name: String,
+}
+
+/// A key request's `role`: the one value `name`.
+fn role(name: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([name]))
+        .build()
+}
+
+fn staff_role() -> Object {
+    role("staff")
+}
+
+fn fulfilment_role() -> Object {
+    role("fulfilment")
+}
+
+/// A staff key request's `location`: null when given.
+fn no_location() -> Object {
+    ObjectBuilder::new().schema_type(Type::Null).build()
 }
 
 /// One secret of a key (its digest is never shown).
@@ -222,9 +315,9 @@ pub struct Keys {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct RotateRequest {
-    /// How long the old secrets keep working (default 86400).
+    /// How long the old secrets keep working (default 86400 when absent or null).
     #[schema(required = false, minimum = 0, maximum = 2592000)]
-    grace_seconds: u32,
+    grace_seconds: Option<u32>,
 }
 
 /// What an external id names.
@@ -340,7 +433,7 @@ fn put_stock() {}
     tag = "admin",
     security(("staff" = [])),
     params(("sku" = Sku, Path, description = "the SKU")),
-    request_body(content = BackorderPolicy, content_type = "application/json"),
+    request_body(content = BackorderPolicyBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Policy stored", body = BackorderStored),
         (status = 400, response = crate::problem::BadRequest),

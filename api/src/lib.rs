@@ -145,6 +145,8 @@ pub fn document() -> Document {
 pub fn to_json() -> String {
     let mut value = serde_json::to_value(document()).expect("the OpenAPI document serializes");
     camel_case_links(&mut value);
+    unsigned_ranges(&mut value);
+    optional_bodies(&mut value);
     let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
     text.push('\n');
     text
@@ -174,6 +176,66 @@ fn camel_case_links(value: &mut serde_json::Value) {
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(camel_case_links),
         _ => {}
+    }
+}
+
+/// utoipa 5 writes `format: int32` (with `minimum: 0`) for a `u32`, and clients read int32 as
+/// at most 2147483647 where the server takes up to 4294967295: an unsigned integer says its
+/// real range instead (the format is dropped, the maximum kept when the field has its own).
+fn unsigned_ranges(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let unsigned = map.get("format").and_then(|f| f.as_str()) == Some("int32")
+                && map
+                    .get("minimum")
+                    .and_then(serde_json::Value::as_f64)
+                    .is_some_and(|m| m >= 0.0);
+            if unsigned {
+                map.remove("format");
+                map.entry("maximum").or_insert(serde_json::json!(u32::MAX));
+            }
+            map.values_mut().for_each(unsigned_ranges);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unsigned_ranges),
+        _ => {}
+    }
+}
+
+/// utoipa 5 writes an optional request body (`Option<T>`) as `oneOf: [null, T]`, which reads as
+/// "the JSON value `null`"; an optional body is an absent one: `T`, with `required: false`.
+fn optional_bodies(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let bodies = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("requestBody"));
+    for body in bodies {
+        let Some(contents) = body.get_mut("content").and_then(|c| c.as_object_mut()) else {
+            continue;
+        };
+        let mut optional = false;
+        for content in contents.values_mut() {
+            let Some(schema) = content.get_mut("schema") else {
+                continue;
+            };
+            let branches = schema.get("oneOf").and_then(|o| o.as_array()).cloned();
+            if let Some(branches) = branches.filter(|b| b.len() == 2) {
+                let not_null: Vec<_> = branches
+                    .into_iter()
+                    .filter(|b| b.get("type").and_then(|t| t.as_str()) != Some("null"))
+                    .collect();
+                if let [only] = not_null.as_slice() {
+                    *schema = only.clone();
+                    optional = true;
+                }
+            }
+        }
+        if optional {
+            body["required"] = serde_json::Value::Bool(false);
+        }
     }
 }
 

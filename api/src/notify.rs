@@ -62,16 +62,16 @@ pub struct SubscribeRequest {
     /// credentials or fragment.
     #[schema(
         max_length = 2048,
-        pattern = r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost))(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$",
+        pattern = r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost))(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~/-]*)?$",
         example = "https://example.com/hooks/oms"
     )]
     url: String,
     /// 1 to 32 filters.
     #[schema(min_items = 1, max_items = 32)]
     events: Vec<EventFilter>,
-    /// A Standard Webhooks secret `whsec_<base64 of 24-64 bytes>`; generated when absent.
+    /// A Standard Webhooks secret `whsec_<base64 of 24-64 bytes>`; generated when absent (or null).
     #[schema(required = false, pattern = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,21}$")]
-    secret: String,
+    secret: Option<String>,
 }
 
 /// A subscription as listed (its secret is shown only at registration).
