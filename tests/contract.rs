@@ -28,7 +28,6 @@ const MIN_CASES: u64 = 1000;
 const LOCATIONS: [&str; 3] = ["wh-east", "wh-west", "store-sf"];
 
 #[test]
-#[ignore = "enabled once the generated OpenAPI document lands (issue 12)"]
 fn schemathesis_finds_no_contract_failure() {
     let schemathesis = install_schemathesis();
     let oms = Oms::start();
