@@ -61,7 +61,7 @@ fn a_redelivered_event_is_one_order_and_orders_cancelled_cancels_it() {
     // Even as another event (no header, or a second orders/create), the order id holds.
     let other = deliver(&oms, "orders/create", "evt-9", "whk-3", &body);
     assert_eq!((other.status, other.json()["status"].as_str()), (200, Some("duplicate")));
-    assert_eq!(oms.stored_order_ids(), [id.clone()]);
+    assert_eq!(oms.stored_order_ids(), std::slice::from_ref(&id));
     assert_eq!(available(&oms, "SKU-1"), 8, "two units, once");
 
     // A topic we do not handle is answered 200 (a 4xx would make Shopify retry for hours).
