@@ -600,7 +600,10 @@ fn the_openapi_document_is_served_and_covers_every_route() {
     .unwrap();
     assert_eq!(doc, generated, "query serves functions/query/openapi.json");
     for scheme in ["staff", "fulfilment", "customer"] {
-        assert_eq!(doc["components"]["securitySchemes"][scheme]["scheme"], "bearer");
+        assert_eq!(
+            doc["components"]["securitySchemes"][scheme]["scheme"],
+            "bearer"
+        );
     }
     let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
     let manifest: toml::Value =

@@ -57,10 +57,16 @@ fn a_redelivered_event_is_one_order_and_orders_cancelled_cancels_it() {
     // Shopify retries the same event: a new webhook id, the same event id. The first answer
     // again, and still one order.
     let again = deliver(&oms, "orders/create", "evt-1", "whk-2", &body);
-    assert_eq!((again.status, again.body.as_str()), (202, first.body.as_str()));
+    assert_eq!(
+        (again.status, again.body.as_str()),
+        (202, first.body.as_str())
+    );
     // Even as another event (no header, or a second orders/create), the order id holds.
     let other = deliver(&oms, "orders/create", "evt-9", "whk-3", &body);
-    assert_eq!((other.status, other.json()["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(
+        (other.status, other.json()["status"].as_str()),
+        (200, Some("duplicate"))
+    );
     assert_eq!(oms.stored_order_ids(), std::slice::from_ref(&id));
     assert_eq!(available(&oms, "SKU-1"), 8, "two units, once");
 
@@ -83,7 +89,10 @@ fn a_redelivered_event_is_one_order_and_orders_cancelled_cancels_it() {
         (available(&oms, "SKU-1") == 10).then_some(())
     });
     let repeat = deliver(&oms, "orders/cancelled", "evt-3", "whk-6", &cancelled);
-    assert_eq!((repeat.status, repeat.body.as_str()), (200, cancel.body.as_str()));
+    assert_eq!(
+        (repeat.status, repeat.body.as_str()),
+        (200, cancel.body.as_str())
+    );
 
     // A forged delivery changes nothing.
     let forged = send(
@@ -120,7 +129,13 @@ fn a_cancellation_before_its_order_takes_the_order_in_cancelled() {
     // orders/cancelled first (Shopify does not promise order), orders/create after it.
     let mut body = corpus("14-financial-authorized");
     body["cancelled_at"] = json!("2026-12-02T08:00:00-05:00");
-    let cancel = deliver(&oms, "orders/cancelled", "evt-c", "whk-c", &body.to_string());
+    let cancel = deliver(
+        &oms,
+        "orders/cancelled",
+        "evt-c",
+        "whk-c",
+        &body.to_string(),
+    );
     assert_eq!(cancel.status, 202, "{}", cancel.body);
     let id = cancel.json()["id"].as_str().unwrap().to_string();
     oms.wait_status(&id, "cancelled");
@@ -131,7 +146,10 @@ fn a_cancellation_before_its_order_takes_the_order_in_cancelled() {
         "whk-o",
         &corpus("14-financial-authorized").to_string(),
     );
-    assert_eq!((create.status, create.json()["status"].as_str()), (200, Some("duplicate")));
+    assert_eq!(
+        (create.status, create.json()["status"].as_str()),
+        (200, Some("duplicate"))
+    );
     assert_eq!(oms.order(&id)["status"], "cancelled");
     assert_eq!(available(&oms, "SKU-1"), 10, "nothing was ever reserved");
 }

@@ -218,10 +218,16 @@ struct LocationRepr {
     id: LocationId,
     kind: LocationKind,
     coordinates: Coordinates,
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{1,15}(\.[0-9]{1,12})?$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[0-9]{1,15}(\.[0-9]{1,12})?$")
+    )]
     #[serde(default = "zero_text")]
     cost_per_shipment: String,
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{1,15}(\.[0-9]{1,12})?$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[0-9]{1,15}(\.[0-9]{1,12})?$")
+    )]
     #[serde(default = "zero_text")]
     cost_per_unit: String,
     #[serde(default = "yes")]

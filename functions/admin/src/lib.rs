@@ -102,14 +102,29 @@ fn handle(req: Request) -> Response {
     router.put(
         "/channels/:channel/aliases/:kind/:external_id",
         guarded(|req, p| {
-            let (c, k, id) = (param(p, "channel"), param(p, "kind"), param(p, "external_id"));
-            aliases::put(&SpinKv::open_default()?, c, k, id, &json_body(req)?, oms_edge::now())
+            let (c, k, id) = (
+                param(p, "channel"),
+                param(p, "kind"),
+                param(p, "external_id"),
+            );
+            aliases::put(
+                &SpinKv::open_default()?,
+                c,
+                k,
+                id,
+                &json_body(req)?,
+                oms_edge::now(),
+            )
         }),
     );
     router.delete(
         "/channels/:channel/aliases/:kind/:external_id",
         guarded(|_, p| {
-            let (c, k, id) = (param(p, "channel"), param(p, "kind"), param(p, "external_id"));
+            let (c, k, id) = (
+                param(p, "channel"),
+                param(p, "kind"),
+                param(p, "external_id"),
+            );
             aliases::delete(&SpinKv::open_default()?, c, k, id)
         }),
     );

@@ -475,7 +475,10 @@ fn the_receipt_carries_the_customers_token_and_the_intake_names_its_actor() {
     assert!(oms_edge::order_token::verify(&env.kv, id, &accepted.access_token).unwrap());
     let other = OrderId::new(Uuid::from_u128(1));
     assert!(!oms_edge::order_token::verify(&env.kv, other, &accepted.access_token).unwrap());
-    assert_eq!(storefront::place(&env, &key(), &body("19.99")).unwrap(), first);
+    assert_eq!(
+        storefront::place(&env, &key(), &body("19.99")).unwrap(),
+        first
+    );
     let record = stored(&env, &accepted.id).unwrap();
     assert_eq!(record.events()[0].actor(), Some("storefront"));
 

@@ -296,7 +296,15 @@ mod tests {
     }
 
     fn staff_key(kv: &MemKv) -> (ApiKey, String) {
-        create(kv, KeyRole::Staff, None, "ops".into(), "staff:root".into(), at(0)).unwrap()
+        create(
+            kv,
+            KeyRole::Staff,
+            None,
+            "ops".into(),
+            "staff:root".into(),
+            at(0),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -357,7 +365,15 @@ mod tests {
         .unwrap();
         let ids: Vec<String> = list(&kv).unwrap().into_iter().map(|k| k.id).collect();
         assert_eq!(ids, vec![a.id, b.id]);
-        assert!(create(&kv, KeyRole::Fulfilment, None, "x".into(), "s".into(), at(2)).is_err());
+        assert!(create(
+            &kv,
+            KeyRole::Fulfilment,
+            None,
+            "x".into(),
+            "s".into(),
+            at(2)
+        )
+        .is_err());
         let view = list(&kv).unwrap()[0].public_view().to_string();
         assert!(!view.contains("sha256"));
     }

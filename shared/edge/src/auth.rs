@@ -199,8 +199,7 @@ pub fn authenticate<K: Kv>(
             Err(forbidden("the token does not open this order"))
         };
     }
-    if token.starts_with(api_keys::STAFF_PREFIX) || token.starts_with(api_keys::FULFILMENT_PREFIX)
-    {
+    if token.starts_with(api_keys::STAFF_PREFIX) || token.starts_with(api_keys::FULFILMENT_PREFIX) {
         let key = api_keys::verify(kv, token, now)?
             .ok_or_else(|| unauthorized("invalid", "the key is unknown, revoked or expired"))?;
         return Ok(match key.role {
@@ -378,7 +377,11 @@ mod tests {
     #[test]
     fn a_forged_key_is_401() {
         let kv = MemKv::new();
-        let forged = format!("Bearer {}0123456789abcdef_{}", api_keys::STAFF_PREFIX, "0".repeat(64));
+        let forged = format!(
+            "Bearer {}0123456789abcdef_{}",
+            api_keys::STAFF_PREFIX,
+            "0".repeat(64)
+        );
         assert_eq!(
             status(authenticate(&kv, "t", Some(&forged), None, at()).unwrap_err()),
             401

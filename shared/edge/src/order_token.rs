@@ -68,7 +68,10 @@ fn secrets<K: Kv>(kv: &K) -> Result<Secrets, FunctionError> {
 /// 503 when the store does not answer.
 pub fn issue<K: Kv>(kv: &K, order: OrderId) -> Result<String, FunctionError> {
     let s = secrets(kv)?;
-    Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(mac(&s.current, order))))
+    Ok(format!(
+        "{PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(mac(&s.current, order))
+    ))
 }
 
 /// Whether `token` opens `order`.
@@ -131,7 +134,11 @@ mod tests {
     fn a_token_opens_its_order_and_no_other() {
         let kv = MemKv::new();
         let token = issue(&kv, order(1)).unwrap();
-        assert_eq!(issue(&kv, order(1)).unwrap(), token, "stable: no state per order");
+        assert_eq!(
+            issue(&kv, order(1)).unwrap(),
+            token,
+            "stable: no state per order"
+        );
         assert!(verify(&kv, order(1), &token).unwrap());
         assert!(!verify(&kv, order(2), &token).unwrap());
         assert!(!verify(&kv, order(1), "oms_ot_AAAA").unwrap());

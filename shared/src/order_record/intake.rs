@@ -76,7 +76,11 @@ mod tests {
         assert_eq!(first.order.id(), retry.order.id());
         let by = OrderRecord::take_in_by(first.order.clone(), "storefront", at).unwrap();
         assert_eq!(by.events[0].actor(), Some("storefront"));
-        assert_eq!(by.events[0].id(), first.events[0].id(), "the same event, signed");
+        assert_eq!(
+            by.events[0].id(),
+            first.events[0].id(),
+            "the same event, signed"
+        );
         assert_eq!(first.events[0].actor(), None);
     }
 }

@@ -116,39 +116,37 @@ impl OrderRecord {
         let expires_at =
             (self.order.payment().status() == PaymentStatus::Authorized).then(|| now + ttl);
         let id = self.order.id();
-        let (to, payload, reservation, reason) = if shortfalls.is_empty()
-            && held.is_empty()
-            && self.order.units_by_sku().is_empty()
-        {
-            // Nothing to ship (digital goods only): reserved, with nothing held.
-            let payload = data(ReservedData {
-                lines: &[],
-                expires_at: None,
-            });
-            (OrderStatus::Reserved, payload, None, None)
-        } else if shortfalls.is_empty() {
-            let r = Reservation::new(id, held, expires_at)?;
-            let payload = data(ReservedData {
-                lines: r.lines(),
-                expires_at,
-            });
-            (OrderStatus::Reserved, payload, Some(r), None)
-        } else if backorder_promised {
-            let r = Reservation::with_backorders(id, held, shortfalls.clone(), expires_at)?;
-            let payload = data(BackorderedData {
-                held: r.lines(),
-                shortfalls: shorts(shortfalls),
-            });
-            let reason = Some(describe(shortfalls));
-            (OrderStatus::Backordered, payload, Some(r), reason)
-        } else {
-            let payload = data(RejectedData {
-                reason: "insufficient_stock",
-                shortfalls: shorts(shortfalls),
-            });
-            let reason = Some(describe(shortfalls));
-            (OrderStatus::Rejected, payload, None, reason)
-        };
+        let (to, payload, reservation, reason) =
+            if shortfalls.is_empty() && held.is_empty() && self.order.units_by_sku().is_empty() {
+                // Nothing to ship (digital goods only): reserved, with nothing held.
+                let payload = data(ReservedData {
+                    lines: &[],
+                    expires_at: None,
+                });
+                (OrderStatus::Reserved, payload, None, None)
+            } else if shortfalls.is_empty() {
+                let r = Reservation::new(id, held, expires_at)?;
+                let payload = data(ReservedData {
+                    lines: r.lines(),
+                    expires_at,
+                });
+                (OrderStatus::Reserved, payload, Some(r), None)
+            } else if backorder_promised {
+                let r = Reservation::with_backorders(id, held, shortfalls.clone(), expires_at)?;
+                let payload = data(BackorderedData {
+                    held: r.lines(),
+                    shortfalls: shorts(shortfalls),
+                });
+                let reason = Some(describe(shortfalls));
+                (OrderStatus::Backordered, payload, Some(r), reason)
+            } else {
+                let payload = data(RejectedData {
+                    reason: "insufficient_stock",
+                    shortfalls: shorts(shortfalls),
+                });
+                let reason = Some(describe(shortfalls));
+                (OrderStatus::Rejected, payload, None, reason)
+            };
         self.transition(to, payload, event_id, now)?;
         self.reservation = reservation;
         self.reason = reason;
