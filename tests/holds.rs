@@ -108,17 +108,6 @@ fn order(oms: &Oms, id: &str) -> Value {
     r.json()
 }
 
-fn event_types(oms: &Oms, id: &str) -> Vec<String> {
-    let r = staff(oms, "GET", &format!("/v1/orders/{id}/events"), None);
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn wait_status(oms: &Oms, id: &str, status: &str) -> Value {
     eventually(
         Duration::from_secs(20),
@@ -176,7 +165,7 @@ fn a_held_order_is_reserved_but_not_routed_until_staff_release_it() {
     let hold = json!({"reason": "fraud_review", "note": "billing country differs"});
 
     // Refusals change nothing.
-    let before = event_types(&oms, &id);
+    let before = oms.event_types(&id);
     let anonymous = send(
         "POST",
         &oms.url(&holds),
@@ -242,7 +231,7 @@ fn a_held_order_is_reserved_but_not_routed_until_staff_release_it() {
     assert_eq!(unknown.status, 404, "{}", unknown.body);
     let not_held = staff(&oms, "POST", &format!("{holds}/staff/release"), None);
     assert_eq!(not_held.status, 409, "{}", not_held.body);
-    assert_eq!(event_types(&oms, &id), before, "refusals record nothing");
+    assert_eq!(oms.event_types(&id), before, "refusals record nothing");
     assert_eq!(order(&oms, &id)["holds"], json!([]));
 
     // Placed while validated (reserve is not running), by a staff API key: 201 with the
@@ -307,7 +296,7 @@ fn a_held_order_is_reserved_but_not_routed_until_staff_release_it() {
     assert_eq!(released.json()["holds"], json!([]));
     let routed = wait_status(&oms, &id, "routed");
     assert_eq!(routed["holds"], json!([]));
-    let types = event_types(&oms, &id);
+    let types = oms.event_types(&id);
     let at = |t: &str| types.iter().position(|x| x == t).unwrap_or(usize::MAX);
     assert!(
         at("order.held") < at("order.reserved")

@@ -19,15 +19,7 @@ use serde_json::{json, Value};
 use spin_sdk::http::Response;
 
 fn invalid(field: &str, reason: impl Into<String>) -> FunctionError {
-    Problem::field(
-        422,
-        "validation",
-        "Invalid request",
-        field,
-        "invalid_format",
-        reason,
-    )
-    .into()
+    crate::reference_data::invalid(field, reason).into()
 }
 
 fn channel(text: &str) -> Result<ChannelId, FunctionError> {

@@ -28,7 +28,7 @@ fn parse_sku(sku: &str) -> Result<Sku, FunctionError> {
 }
 
 /// 422 naming the field (`/` for the whole body) whose value has the wrong format.
-fn invalid(field: &str, reason: impl Into<String>) -> Problem {
+pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Problem {
     Problem::field(
         422,
         "validation",

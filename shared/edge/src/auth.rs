@@ -230,26 +230,6 @@ fn bootstrap_token_matches(admin_tokens: &str, token: &str) -> bool {
         })
 }
 
-/// Requires `Authorization: Bearer <admin_token>` (a bootstrap staff token).
-///
-/// # Errors
-/// 401 problem naming `Authorization`.
-pub fn require_admin(req: &Request) -> Result<(), FunctionError> {
-    let admin_tokens = spin_sdk::variables::get("admin_token")
-        .map_err(|e| FunctionError::Internal(format!("admin_token variable: {e}")))?;
-    let header = req.header("authorization").and_then(|v| v.as_str());
-    let token = header
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if token.is_empty() || !bootstrap_token_matches(&admin_tokens, token) {
-        return Err(unauthorized(
-            "invalid_token",
-            "a valid admin bearer token is required",
-        ));
-    }
-    Ok(())
-}
-
 fn missing() -> FunctionError {
     unauthorized("missing", "a bearer token is required")
 }

@@ -27,7 +27,7 @@ mod step;
 mod stock;
 mod stock_moves;
 
-pub use auth::{caller, constant_time_eq, require_admin, Actor};
+pub use auth::{caller, constant_time_eq, Actor};
 pub use bus::{Bus, MemBus, SpinBus};
 pub use clock::{new_id, now};
 pub use env::{
