@@ -103,7 +103,11 @@ fn store_key(id: &str) -> String {
     format!("apikey:{id}")
 }
 
-fn random_hex(bytes: usize) -> Result<String, FunctionError> {
+/// `bytes` random bytes from the host's random source, as hex (secrets, key ids).
+///
+/// # Errors
+/// Internal error when the host provides no randomness.
+pub(crate) fn random_hex(bytes: usize) -> Result<String, FunctionError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf)
         .map_err(|e| FunctionError::Internal(format!("no randomness from the host: {e}")))?;

@@ -14,6 +14,7 @@ use oms_domain::OrderId;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::api_keys::random_hex;
 use crate::auth::constant_time_eq;
 use crate::kv::{update_json, Change, Kv, KvError};
 use crate::problem::FunctionError;
@@ -43,10 +44,7 @@ fn secrets<K: Kv>(kv: &K) -> Result<Secrets, FunctionError> {
     if let Some(s) = kv.get_json::<Secrets>(SECRET_KEY)? {
         return Ok(s);
     }
-    let mut fresh = [0u8; 32];
-    getrandom::fill(&mut fresh)
-        .map_err(|e| FunctionError::Internal(format!("no randomness from the host: {e}")))?;
-    let fresh = hex::encode(fresh);
+    let fresh = random_hex(32)?;
     // Whoever creates it first wins; everyone else uses theirs.
     Ok(update_json(kv, SECRET_KEY, |current: Option<Secrets>| {
         Ok::<_, KvError>(match current {
@@ -99,10 +97,7 @@ pub fn verify<K: Kv>(kv: &K, order: OrderId, token: &str) -> Result<bool, Functi
 /// # Errors
 /// 503 when the store does not answer.
 pub fn rotate<K: Kv>(kv: &K, keep_previous: usize) -> Result<(), FunctionError> {
-    let mut fresh = [0u8; 32];
-    getrandom::fill(&mut fresh)
-        .map_err(|e| FunctionError::Internal(format!("no randomness from the host: {e}")))?;
-    let fresh = hex::encode(fresh);
+    let fresh = random_hex(32)?;
     update_json(kv, SECRET_KEY, |current: Option<Secrets>| {
         let mut previous = Vec::new();
         if let Some(old) = current {
