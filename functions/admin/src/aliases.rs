@@ -60,19 +60,8 @@ pub fn put(
             .into())
         }
     };
-    if let Some(extra) = body
-        .as_object()
-        .and_then(|o| o.keys().find(|k| k.as_str() != "sku"))
-    {
-        return Err(Problem::field(
-            422,
-            "validation",
-            "Invalid request",
-            &format!("/{extra}"),
-            "unknown_field",
-            "only sku is accepted",
-        )
-        .into());
+    if let Some(fields) = body.as_object() {
+        crate::keys::reject_unknown(fields, &["sku"])?;
     }
     let alias = aliases::put(kv, &channel, kind, id, sku, now)?;
     Ok(json_response(200, &view(&channel, &alias)))

@@ -189,7 +189,11 @@ fn object(body: &Value) -> Result<&Map<String, Value>, FunctionError> {
     })
 }
 
-fn reject_unknown(fields: &Map<String, Value>, known: &[&str]) -> Result<(), FunctionError> {
+/// 422 naming the first field of `fields` that is not `known`.
+pub(crate) fn reject_unknown(
+    fields: &Map<String, Value>,
+    known: &[&str],
+) -> Result<(), FunctionError> {
     match fields.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(Problem::field(
             422,
