@@ -5,6 +5,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# The browser package first (target/browser-pkg): the console component embeds it. Skips
+# itself when up to date.
+bash scripts/build-browser.sh
 # shellcheck source=scripts/wasm-env.sh
 source scripts/wasm-env.sh
 

@@ -27,13 +27,16 @@ mod order;
 mod order_intake;
 mod order_record;
 mod order_state;
+mod problem;
 mod quantity;
 mod refund;
+mod refundable;
 mod reservation;
 mod returns;
 mod routing;
 mod stock;
 mod stock_ledger;
+pub mod storefront;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod timeline;
@@ -59,11 +62,13 @@ pub use order_record::{
     MAX_HOLD_NOTE_LEN,
 };
 pub use order_state::{IllegalTransition, OrderCancelled, OrderStatus};
+pub use problem::{InvalidParam, ProblemDocument};
 pub use quantity::{Quantity, QuantityError};
 pub use refund::{
-    PaymentError, PaymentState, Refund, RefundCause, RefundError, RefundItem, RefundLedger,
-    RefundRecorded,
+    refund_allowed, PaymentError, PaymentState, Refund, RefundCause, RefundError, RefundItem,
+    RefundLedger, RefundRecorded,
 };
+pub use refundable::{refundable, Refundable, RefundableLine, RefundableShipping};
 pub use reservation::{Reservation, ReservationError, ReservedLine};
 pub use returns::{
     Inspection, LineRestock, RestockPlacement, ReturnAuthorization, ReturnError, ReturnInspected,

@@ -208,6 +208,37 @@ impl Reader {
         }
     }
 
+    /// The recomputed totals ([`Totals::compute`]), reporting why they cannot be computed.
+    fn totals(
+        &mut self,
+        currency: Currency,
+        lines: &[OrderLine],
+        discounts: &[Discount],
+        shipping: Money,
+        tax: Money,
+        taxes_included: bool,
+    ) -> Option<Totals> {
+        match Totals::compute(currency, lines, discounts, shipping, tax, taxes_included) {
+            Ok(t) => Some(t),
+            Err(TotalsError::DiscountExceedsLines) => {
+                self.report(
+                    "/discounts",
+                    ViolationCode::DiscountExceedsAmount,
+                    "order discounts exceed the lines' value after line discounts",
+                );
+                None
+            }
+            Err(TotalsError::OutOfRange) => {
+                self.report(
+                    "/totals",
+                    ViolationCode::OutOfRange,
+                    "totals are out of range",
+                );
+                None
+            }
+        }
+    }
+
     fn quantity(&mut self, value: &Value, path: &str) -> Option<Quantity> {
         let Value::Number(n) = value else {
             self.report(path, ViolationCode::InvalidType, "must be a whole number");
@@ -365,25 +396,7 @@ pub(crate) fn parse_with(
     // the field-level problems already reported.
     let totals = match (currency, &lines, &discounts, &shipping, tax, taxes_included) {
         (Some(c), Some(lines), Some(discounts), Some(shipping), Some(tax), Some(included)) => {
-            match Totals::compute(c, lines, discounts, shipping.amount, tax, included) {
-                Ok(t) => Some(t),
-                Err(TotalsError::DiscountExceedsLines) => {
-                    r.report(
-                        "/discounts",
-                        ViolationCode::DiscountExceedsAmount,
-                        "order discounts exceed the lines' value after line discounts",
-                    );
-                    None
-                }
-                Err(TotalsError::OutOfRange) => {
-                    r.report(
-                        "/totals",
-                        ViolationCode::OutOfRange,
-                        "totals are out of range",
-                    );
-                    None
-                }
-            }
+            r.totals(c, lines, discounts, shipping.amount, tax, included)
         }
         _ => None,
     };
@@ -472,6 +485,75 @@ pub(crate) fn parse_with(
             Err(Violations(r.out))
         }
     }
+}
+
+/// The totals of a cart: the parts of a storefront order that make its totals (`currency`,
+/// `lines`, `discounts`, `shipping.amount`, `tax`, `taxes_included`), parsed by the same rules
+/// as an order and summed by the same [`Totals::compute`]. The other order fields may be
+/// present (a draft order is a cart) and are not read; `shipping`, `tax` and `discounts` are
+/// optional (zero, none).
+pub(crate) fn quote(body: &Value) -> Result<(Currency, Totals), Violations> {
+    let mut r = Reader::default();
+    let Some(doc) = r.object(body, "", &[REQUEST_FIELDS]) else {
+        return Err(Violations(r.out));
+    };
+    let currency = r.required(doc, "", "currency").and_then(|v| {
+        r.parsed(
+            v,
+            "/currency",
+            |_| ViolationCode::UnknownCurrency,
+            Currency::parse,
+        )
+    });
+    let lines = r
+        .required(doc, "", "lines")
+        .and_then(|v| lines(&mut r, v, currency));
+    let discounts = match Reader::optional(doc, "discounts") {
+        None => Some(Vec::new()),
+        Some(v) => discounts(&mut r, v, currency),
+    };
+    let shipping = match Reader::optional(doc, "shipping") {
+        None => currency.map(Money::zero),
+        Some(v) => r
+            .object(
+                v,
+                "/shipping",
+                &[&["method", "amount", "address", "pickup_location"]],
+            )
+            .and_then(|map| match Reader::optional(map, "amount") {
+                None => currency.map(Money::zero),
+                Some(a) => r.money(a, "/shipping/amount", currency),
+            }),
+    };
+    let tax = match Reader::optional(doc, "tax") {
+        None => currency.map(Money::zero),
+        Some(v) => r.money(v, "/tax", currency),
+    };
+    let taxes_included = match Reader::optional(doc, "taxes_included") {
+        None => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            r.report(
+                "/taxes_included",
+                ViolationCode::InvalidType,
+                "must be true or false",
+            );
+            None
+        }
+    };
+    if let (Some(c), Some(lines), Some(discounts), Some(shipping), Some(tax), Some(included)) =
+        (currency, &lines, &discounts, shipping, tax, taxes_included)
+    {
+        if let Some(t) = r.totals(c, lines, discounts, shipping, tax, included) {
+            if r.out.is_empty() {
+                return Ok((c, t));
+            }
+        }
+    }
+    if r.out.is_empty() {
+        r.report("", ViolationCode::InvalidFormat, "cart is incomplete");
+    }
+    Err(Violations(r.out))
 }
 
 fn customer(r: &mut Reader, value: &Value) -> Option<Customer> {

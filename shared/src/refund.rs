@@ -158,6 +158,28 @@ pub enum PaymentError {
     Payload(String),
 }
 
+/// Whether an order in `status` with this ledger takes a refund at all (before the items are
+/// valued): only once something shipped, or after a cancellation, and not once everything
+/// captured is back.
+///
+/// # Errors
+/// [`PaymentError::NotRefundable`], [`PaymentError::FullyRefunded`].
+pub fn refund_allowed(status: OrderStatus, ledger: &RefundLedger) -> Result<(), PaymentError> {
+    if !matches!(
+        status,
+        OrderStatus::PartiallyShipped
+            | OrderStatus::Shipped
+            | OrderStatus::Delivered
+            | OrderStatus::Cancelled
+    ) {
+        return Err(PaymentError::NotRefundable(status));
+    }
+    if ledger.is_fully_refunded() {
+        return Err(PaymentError::FullyRefunded);
+    }
+    Ok(())
+}
+
 /// Why a refund was refused. A refused refund changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefundError {

@@ -1,5 +1,7 @@
 //! Storefront orders (`POST /v1/orders`): parse, price-check against the catalog, store
-//! through the step runner under the id derived from the `Idempotency-Key`, answer 202.
+//! through the step runner under the id derived from the `Idempotency-Key`, answer 202. The
+//! rules and their problem documents are `oms_domain::storefront`, which the browser package
+//! (`shared/browser`) runs too.
 //!
 //! The id comes from the intent ([`OrderId::for_storefront`]), so whatever happened to an
 //! earlier attempt — stopped at its deadline, crashed after the write, answer lost — a retry
@@ -7,7 +9,7 @@
 //! the order (its outbox): a refused publish does not undo the order, the reconciler sends it.
 
 use oms_domain::{
-    Catalog, ChannelId, Currency, Fingerprint, IdempotencyKey, Money, Order, OrderRecord, Sku,
+    storefront, Catalog, ChannelId, Fingerprint, IdempotencyKey, Order, OrderRecord, Sku,
 };
 use oms_edge::{
     create, idempotent_with, keys, order_token, Env, FunctionError, Kv, Problem, Repeat,
@@ -64,9 +66,8 @@ fn accept<E: Env>(
     key: &IdempotencyKey,
     body: &Value,
 ) -> Result<StoredResponse, FunctionError> {
-    let order = Order::from_storefront_request(body, key, env.now())
-        .map_err(|v| Problem::invalid("the order is invalid", &v.0))?;
-    if let Err(v) = catalog_for(env.kv(), &order)?.check(&order) {
+    let order = storefront::order(body, key, env.now()).map_err(Problem::from)?;
+    if let Err(problem) = storefront::check_prices(&catalog_for(env.kv(), &order)?, &order) {
         // Prices may have changed since an earlier attempt stored this very order: that
         // order stands, and its retry is answered as such, not refused.
         let earlier: Option<OrderRecord> =
@@ -75,7 +76,7 @@ fn accept<E: Env>(
             Some(r) if r.order().same_request(&order) => {
                 Ok(Accepted::of(&r, order_token::issue(env.kv(), r.order().id())?).stored())
             }
-            _ => Err(Problem::invalid("the order does not match the catalog", &v.0).into()),
+            _ => Err(Problem::from(problem).into()),
         };
     }
     // Before the order is stored: it is never left without a token to give out.
@@ -110,14 +111,7 @@ fn catalog_for(kv: &impl Kv, order: &Order) -> Result<Catalog, FunctionError> {
     for (sku, raw) in skus.into_iter().zip(stored) {
         let Some(raw) = raw else { continue };
         let prices: BTreeMap<String, String> = serde_json::from_slice(&raw)?;
-        for (code, amount) in prices {
-            let price = Currency::parse(&code)
-                .ok()
-                .and_then(|c| Money::parse(&amount, c).ok());
-            if let Some(price) = price {
-                catalog.set_price(sku.clone(), price);
-            }
-        }
+        storefront::add_prices(&mut catalog, &sku, &prices);
     }
     Ok(catalog)
 }

@@ -65,52 +65,7 @@ pub fn read_response<T: Serialize>(req: &Request, value: &T) -> Response {
 /// # Errors
 /// A 400 problem when the body is empty or not JSON, naming the position.
 pub fn json_body(req: &Request) -> Result<serde_json::Value, Problem> {
-    let body = req.body();
-    if body.is_empty() {
-        return Err(Problem::field(
-            400,
-            "malformed",
-            "Malformed request",
-            "body",
-            "missing",
-            "a JSON body is required",
-        ));
-    }
-    let mut value = serde_json::from_slice(body).map_err(|e| {
-        Problem::field(
-            400,
-            "malformed",
-            "Malformed request",
-            "body",
-            "invalid_json",
-            format!("not valid JSON: {e}"),
-        )
-    })?;
-    integral_numbers(&mut value);
-    Ok(value)
-}
-
-/// Rewrites every number with an integral value in `i64` or `u64` range as an integer.
-fn integral_numbers(value: &mut serde_json::Value) {
-    use serde_json::Value;
-    match value {
-        Value::Number(n) => {
-            let whole = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0);
-            // The bounds are exact powers of two, so the casts below never saturate.
-            if let Some(f) = whole
-                .filter(|f| (-9.223_372_036_854_776e18..1.844_674_407_370_955_2e19).contains(f))
-            {
-                *n = if f < 0.0 {
-                    (f as i64).into()
-                } else {
-                    (f as u64).into()
-                };
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
-        Value::Object(fields) => fields.values_mut().for_each(integral_numbers),
-        Value::Null | Value::Bool(_) | Value::String(_) => {}
-    }
+    oms_domain::storefront::parse_body(req.body()).map_err(Problem::from)
 }
 
 /// A `:name` route segment (Spin's `spin-path-match-<name>` header).

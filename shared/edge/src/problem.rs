@@ -1,6 +1,6 @@
 //! RFC 9457 problem documents, and the error type handlers return.
 
-use oms_domain::Violation;
+use oms_domain::{ProblemDocument, Violation};
 use serde::Serialize;
 use spin_sdk::http::Response;
 
@@ -27,41 +27,17 @@ pub struct Problem {
 }
 
 /// One offending field.
-#[derive(Debug, Clone, Serialize)]
-pub struct InvalidParam {
-    /// JSON Pointer (RFC 6901) or header/path name.
-    pub name: String,
-    /// Machine-readable code.
-    pub code: String,
-    /// Why.
-    pub reason: String,
-}
+pub use oms_domain::InvalidParam;
 
 impl Problem {
     /// A problem of `status` with a type slug (`https://oms.dev/problems/<slug>`).
     pub fn new(status: u16, slug: &str, title: &str, detail: impl Into<String>) -> Problem {
-        Problem {
-            kind: format!("https://oms.dev/problems/{slug}"),
-            title: title.to_string(),
-            status,
-            detail: detail.into(),
-            invalid_params: Vec::new(),
-            allow: None,
-        }
+        ProblemDocument::new(status, slug, title, detail).into()
     }
 
     /// 422 with every violation named.
     pub fn invalid(detail: impl Into<String>, violations: &[Violation]) -> Problem {
-        let mut p = Problem::new(422, "validation", "Invalid request", detail);
-        p.invalid_params = violations
-            .iter()
-            .map(|v| InvalidParam {
-                name: v.field.clone(),
-                code: v.code.as_str().to_string(),
-                reason: v.detail.clone(),
-            })
-            .collect();
-        p
+        ProblemDocument::invalid(detail, violations).into()
     }
 
     /// 400/401/422 naming a single field (a header, a path segment, a JSON Pointer).
@@ -73,14 +49,7 @@ impl Problem {
         code: &str,
         reason: impl Into<String>,
     ) -> Problem {
-        let reason = reason.into();
-        let mut p = Problem::new(status, slug, title, format!("{field}: {reason}"));
-        p.invalid_params.push(InvalidParam {
-            name: field.to_string(),
-            code: code.to_string(),
-            reason,
-        });
-        p
+        ProblemDocument::field(status, slug, title, field, code, reason).into()
     }
 
     /// 404 for a resource.
@@ -136,6 +105,21 @@ impl Problem {
         builder
             .body(serde_json::to_vec(self).unwrap_or_default())
             .build()
+    }
+}
+
+/// The documents are built by the domain crate's constructors (the browser package answers
+/// with the same ones).
+impl From<ProblemDocument> for Problem {
+    fn from(d: ProblemDocument) -> Problem {
+        Problem {
+            kind: d.kind,
+            title: d.title,
+            status: d.status,
+            detail: d.detail,
+            invalid_params: d.invalid_params,
+            allow: None,
+        }
     }
 }
 

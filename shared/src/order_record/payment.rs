@@ -19,6 +19,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{OrderRecord, ShipmentStatus, StockMove};
+use crate::refund::refund_allowed;
 use crate::{
     EventType, Inspection, LineRestock, LocationId, OrderCancelled, OrderStatus, PaymentError,
     PaymentState, PaymentStatus, RefundCause, RefundItem, RefundRecorded, RestockPlacement,
@@ -81,18 +82,7 @@ impl OrderRecord {
             return Ok(false);
         }
         let status = self.status();
-        if !matches!(
-            status,
-            OrderStatus::PartiallyShipped
-                | OrderStatus::Shipped
-                | OrderStatus::Delivered
-                | OrderStatus::Cancelled
-        ) {
-            return Err(PaymentError::NotRefundable(status));
-        }
-        if self.ledger.is_fully_refunded() {
-            return Err(PaymentError::FullyRefunded);
-        }
+        refund_allowed(status, &self.ledger)?;
         let (ledger, refund) = self.ledger.refund(&self.order, items)?;
         let event_type = if ledger.is_fully_refunded() {
             EventType::OrderRefunded
