@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use oms_host::queue::{MessageId, QueueLocation, QueueSync, RetryPolicy};
+use oms_host::key_value::KvTuning;
+use oms_host::queue::{MessageId, QueueLocation, QueueSync, QueueTuning, RetryPolicy};
 use oms_host::runtime::Limits;
 use oms_host::up::{state_dir, up, UpOptions};
 
@@ -124,6 +125,14 @@ struct UpArgs {
     /// takes it over, in ms; must exceed --queue-deadline-ms.
     #[arg(long, default_value_t = 30_000)]
     queue_visibility_ms: u64,
+    /// Read-only SQLite connections per key-value file beside the writer (reads never wait
+    /// for writes); 0: every call shares one connection.
+    #[arg(long, default_value_t = 2)]
+    kv_readers: usize,
+    /// Embedded queue: delete acknowledged messages with the next claim instead of one
+    /// transaction each (false: one each).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    queue_batch_acks: bool,
 }
 
 /// `--queue-url`, else `OMS_QUEUE_URL`.
@@ -184,6 +193,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 queue_url: queue_url(a.queue_url),
                 queue_visibility: Duration::from_millis(a.queue_visibility_ms),
                 components: a.component_id,
+                kv_tuning: KvTuning {
+                    sqlite_readers: a.kv_readers,
+                },
+                queue_tuning: QueueTuning {
+                    batch_acks: a.queue_batch_acks,
+                },
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

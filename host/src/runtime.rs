@@ -152,6 +152,10 @@ pub fn engine(limits: &Limits) -> wasmtime::Result<Engine> {
 pub fn engine_with(limits: &Limits, allocation: Allocation) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    if std::env::var_os("OMS_PERFMAP").is_some_and(|v| v == "1") {
+        // Names guest functions for `perf` (/tmp/perf-<pid>.map), for profiling only.
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if allocation == Allocation::Pooling {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits)));
     }

@@ -10,9 +10,9 @@ use anyhow::Context;
 
 use crate::cron_trigger::KvFireClaims;
 use crate::http_trigger::HttpTrigger;
-use crate::key_value::KvStores;
+use crate::key_value::{KvStores, KvTuning};
 use crate::manifest::App;
-use crate::queue::{QueueLocation, QueueSync, RetryPolicy};
+use crate::queue::{QueueLocation, QueueSync, QueueTuning, RetryPolicy};
 use crate::runtime::{Limits, Runtime, RuntimeParts};
 use crate::runtime_config::RuntimeConfig;
 use crate::staff_token::{self, StaffToken};
@@ -45,6 +45,10 @@ pub struct UpOptions {
     pub queue_visibility: Duration,
     /// The components to run (`-c`); empty: all.
     pub components: Vec<String>,
+    /// How the key-value backends are driven.
+    pub kv_tuning: KvTuning,
+    /// How the embedded queue batches its writes.
+    pub queue_tuning: QueueTuning,
 }
 
 /// The state folder for a manifest.
@@ -102,7 +106,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
         .collect();
     let engine = crate::runtime::engine(&opts.limits)
         .map_err(|e| anyhow::anyhow!("cannot configure wasmtime: {e:#}"))?;
-    let kv = Arc::new(KvStores::open(&rc)?);
+    let kv = Arc::new(KvStores::open_tuned(&rc, &opts.kv_tuning)?);
     let cron_claims = Arc::new(KvFireClaims::new(kv.internal()));
     let queue = if app.redis_triggers.is_empty() {
         None
@@ -150,7 +154,12 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
                 }
             }
         };
-        let queue = crate::queue::open(&location, subscribers, opts.retry.clone())?;
+        let queue = crate::queue::open_tuned(
+            &location,
+            subscribers,
+            opts.retry.clone(),
+            opts.queue_tuning.clone(),
+        )?;
         tracing::info!(queue = %queue.describe(), "queue (redis trigger channels)");
         match queue.start().await {
             Ok(0) => {}

@@ -111,6 +111,21 @@ pub(crate) fn add_to_counter(key: &str, current: Option<&[u8]>, delta: i64) -> K
         .ok_or_else(|| BackendError(format!("increment of {key:?} overflows")))
 }
 
+/// How the host drives its key-value backends (throughput settings; none changes what a
+/// component can observe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvTuning {
+    /// Read-only SQLite connections per file beside the writer (`--kv-readers`); 0: reads
+    /// share the writer's connection and lock.
+    pub sqlite_readers: usize,
+}
+
+impl Default for KvTuning {
+    fn default() -> Self {
+        KvTuning { sqlite_readers: 2 }
+    }
+}
+
 /// Every configured store label with its backend, shared by all requests.
 pub struct KvStores {
     by_label: HashMap<String, Arc<dyn KvBackend>>,
@@ -118,12 +133,20 @@ pub struct KvStores {
 }
 
 impl KvStores {
-    /// Opens the backends of a runtime config: one connection per distinct SQLite file, one
-    /// pool per distinct Redis URL.
+    /// Opens the backends of a runtime config with the default [`KvTuning`].
     ///
     /// # Errors
     /// [`Error::Storage`] when a backend cannot be opened.
     pub fn open(config: &RuntimeConfig) -> Result<KvStores, Error> {
+        Self::open_tuned(config, &KvTuning::default())
+    }
+
+    /// Opens the backends of a runtime config: one writer connection (plus the tuning's
+    /// readers) per distinct SQLite file, one pool per distinct Redis URL.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when a backend cannot be opened.
+    pub fn open_tuned(config: &RuntimeConfig, tuning: &KvTuning) -> Result<KvStores, Error> {
         let mut files: HashMap<PathBuf, Arc<sqlite::SqliteDb>> = HashMap::new();
         let mut servers: HashMap<String, Arc<RedisPool>> = HashMap::new();
         let mut open =
@@ -133,7 +156,7 @@ impl KvStores {
                         let db = match files.get(path) {
                             Some(db) => db.clone(),
                             None => {
-                                let db = sqlite::SqliteDb::open(path)?;
+                                let db = sqlite::SqliteDb::open_with(path, tuning.sqlite_readers)?;
                                 files.insert(path.clone(), db.clone());
                                 db
                             }

@@ -5,9 +5,16 @@
 //! succeeds only if nobody wrote the key since the token was read: an A→B→A change, or a delete
 //! and re-create, still fails the swap. SQLite serialises writers (WAL, busy timeout), so several
 //! host processes can share one file.
+//!
+//! Writes go through one connection (SQLite allows one writer at a time anyway). Reads go
+//! through a small pool of read-only connections when one is configured (`--kv-readers`): in
+//! WAL mode a reader never waits for the writer, and each read statement starts after every
+//! write this process has committed, so a read still sees every acknowledged write. With no
+//! readers, reads share the writer's connection and its lock, as before.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -19,6 +26,10 @@ use crate::Error;
 pub struct SqliteDb {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Read-only connections (empty: reads use `conn`).
+    readers: Vec<Mutex<Connection>>,
+    /// Round-robin start for picking a reader.
+    next_reader: AtomicUsize,
 }
 
 impl From<rusqlite::Error> for BackendError {
@@ -33,6 +44,15 @@ impl SqliteDb {
     /// # Errors
     /// [`Error::Storage`] when the file or its folder cannot be created or opened.
     pub fn open(path: &Path) -> Result<Arc<SqliteDb>, Error> {
+        Self::open_with(path, 0)
+    }
+
+    /// Opens the file with `readers` extra read-only connections for reads (0: every call
+    /// goes through the one writer connection).
+    ///
+    /// # Errors
+    /// As [`SqliteDb::open`].
+    pub fn open_with(path: &Path, readers: usize) -> Result<Arc<SqliteDb>, Error> {
         let storage =
             |e: &dyn std::fmt::Display| Error::Storage(format!("{}: {e}", path.display()));
         if let Some(dir) = path.parent() {
@@ -53,9 +73,20 @@ impl SqliteDb {
              ) WITHOUT ROWID;",
         )
         .map_err(|e| storage(&e))?;
+        let readers = (0..readers)
+            .map(|_| {
+                let r = Connection::open(path)?;
+                r.busy_timeout(std::time::Duration::from_secs(5))?;
+                r.execute_batch("PRAGMA query_only = 1;")?;
+                Ok(Mutex::new(r))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| storage(&e))?;
         Ok(Arc::new(SqliteDb {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            readers,
+            next_reader: AtomicUsize::new(0),
         }))
     }
 
@@ -72,10 +103,28 @@ impl SqliteDb {
         }
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (statements are
         // atomic), so a poisoned lock is still safe to use.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A connection for reading: a free reader if there is one (else the next in turn), or
+    /// the writer's when there are no readers.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let n = self.readers.len();
+        if n == 0 {
+            return self.conn();
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(guard) = self.readers[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        self.readers[start % n]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -117,7 +166,7 @@ impl KvBackend for SqliteStore {
     async fn get(&self, key: &str) -> KvResult<Option<Vec<u8>>> {
         Ok(self
             .db
-            .conn()
+            .reader()
             .prepare_cached("SELECT value FROM kv WHERE store = ?1 AND key = ?2")?
             .query_row(params![self.label, key], |r| r.get(0))
             .optional()?)
@@ -126,7 +175,7 @@ impl KvBackend for SqliteStore {
     async fn get_with_token(&self, key: &str) -> KvResult<Option<(Vec<u8>, CasToken)>> {
         let row: Option<(Vec<u8>, i64)> = self
             .db
-            .conn()
+            .reader()
             .prepare_cached("SELECT value, version FROM kv WHERE store = ?1 AND key = ?2")?
             .query_row(params![self.label, key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
@@ -148,7 +197,7 @@ impl KvBackend for SqliteStore {
     async fn exists(&self, key: &str) -> KvResult<bool> {
         Ok(self
             .db
-            .conn()
+            .reader()
             .prepare_cached("SELECT 1 FROM kv WHERE store = ?1 AND key = ?2")?
             .query_row(params![self.label, key], |_| Ok(()))
             .optional()?
@@ -156,7 +205,7 @@ impl KvBackend for SqliteStore {
     }
 
     async fn keys(&self, cursor: Option<&str>, limit: usize) -> KvResult<Vec<String>> {
-        let conn = self.db.conn();
+        let conn = self.db.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT key FROM kv WHERE store = ?1 AND key > ?2 ORDER BY key LIMIT ?3",
         )?;
@@ -171,11 +220,8 @@ impl KvBackend for SqliteStore {
         let mut conn = self.db.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let current: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT value FROM kv WHERE store = ?1 AND key = ?2",
-                params![self.label, key],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT value FROM kv WHERE store = ?1 AND key = ?2")?
+            .query_row(params![self.label, key], |r| r.get(0))
             .optional()?;
         let next = super::add_to_counter(key, current.as_deref(), delta)?;
         set_in(&tx, &self.label, key, next.to_string().as_bytes())?;
@@ -203,15 +249,21 @@ impl KvBackend for SqliteStore {
     }
 
     async fn get_many(&self, keys: &[String]) -> KvResult<Vec<Option<Vec<u8>>>> {
-        let conn = self.db.conn();
-        let mut stmt = conn.prepare_cached("SELECT value FROM kv WHERE store = ?1 AND key = ?2")?;
+        // One read transaction: every value from the same snapshot, and one lock taken.
+        let mut conn = self.db.reader();
+        let tx = conn.transaction()?;
         let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            out.push(
-                stmt.query_row(params![self.label, key], |r| r.get(0))
-                    .optional()?,
-            );
+        {
+            let mut stmt =
+                tx.prepare_cached("SELECT value FROM kv WHERE store = ?1 AND key = ?2")?;
+            for key in keys {
+                out.push(
+                    stmt.query_row(params![self.label, key], |r| r.get(0))
+                        .optional()?,
+                );
+            }
         }
+        tx.commit()?;
         Ok(out)
     }
 
@@ -234,5 +286,41 @@ impl KvBackend for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readers_see_every_write_as_soon_as_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open_with(&dir.path().join("kv.db"), 3).unwrap();
+        let s = db.store("a");
+        for i in 0..200u32 {
+            let v = i.to_string();
+            s.set("k", v.as_bytes()).await.unwrap();
+            assert_eq!(s.get("k").await.unwrap().as_deref(), Some(v.as_bytes()));
+            let (_, token) = s.get_with_token("k").await.unwrap().unwrap();
+            assert!(s.swap("k", Some(&token), b"swapped").await.unwrap());
+            assert_eq!(
+                s.get_many(&["k".to_string()]).await.unwrap(),
+                vec![Some(b"swapped".to_vec())]
+            );
+            s.delete("k").await.unwrap();
+            assert!(!s.exists("k").await.unwrap());
+        }
+    }
+
+    #[test]
+    fn readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open_with(&dir.path().join("kv.db"), 1).unwrap();
+        let refused = db
+            .reader()
+            .execute("DELETE FROM kv", [])
+            .expect_err("a reader connection is query-only");
+        assert!(refused.to_string().contains("readonly"), "{refused}");
     }
 }

@@ -6,6 +6,13 @@
 //! only after the handler succeeds. A failure sets the row's next delivery time by the retry
 //! policy, or marks it dead. Rows a crashed process left in flight are made deliverable again
 //! at the next start ([`QueueBackend::start`]).
+//!
+//! With batched acknowledgements ([`QueueTuning::batch_acks`], the default) an acknowledged
+//! row is deleted in the next transaction the queue makes anyway — the dispatcher's next
+//! claim, its idle wait, a stats read — instead of a transaction of its own: one write per
+//! claim round instead of one per message. Until then the row stays in flight; if the process
+//! dies first it is delivered again at the next start, which at-least-once delivery (and the
+//! handlers' idempotency) already covers.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -43,9 +50,30 @@ impl QueueSync {
     }
 }
 
+/// How the embedded queue batches its writes (throughput settings; delivery guarantees are
+/// the same either way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueTuning {
+    /// Acknowledgements are deleted with the next claim (or idle wait) rather than each in a
+    /// transaction of its own (`--queue-batch-acks`).
+    pub batch_acks: bool,
+}
+
+impl Default for QueueTuning {
+    fn default() -> Self {
+        QueueTuning { batch_acks: true }
+    }
+}
+
+/// Acknowledgements held beyond this many are written at once.
+const MAX_HELD_ACKS: usize = 256;
+
 /// The durable embedded queue.
 pub struct EmbeddedQueue {
     conn: Mutex<Connection>,
+    tuning: QueueTuning,
+    /// Rows acknowledged but not yet deleted (batched acknowledgements).
+    acked: Mutex<Vec<i64>>,
     path: String,
     subscribers: HashMap<String, Vec<String>>,
     policy: RetryPolicy,
@@ -79,6 +107,20 @@ impl EmbeddedQueue {
         policy: RetryPolicy,
         sync: QueueSync,
     ) -> Result<EmbeddedQueue, Error> {
+        Self::open_tuned(path, subscribers, policy, sync, QueueTuning::default())
+    }
+
+    /// [`EmbeddedQueue::open`] with the given batching.
+    ///
+    /// # Errors
+    /// As [`EmbeddedQueue::open`].
+    pub fn open_tuned(
+        path: &Path,
+        subscribers: HashMap<String, Vec<String>>,
+        policy: RetryPolicy,
+        sync: QueueSync,
+        tuning: QueueTuning,
+    ) -> Result<EmbeddedQueue, Error> {
         let storage =
             |e: &dyn std::fmt::Display| Error::Storage(format!("{}: {e}", path.display()));
         if let Some(dir) = path.parent() {
@@ -107,6 +149,8 @@ impl EmbeddedQueue {
         .map_err(|e| storage(&e))?;
         Ok(EmbeddedQueue {
             conn: Mutex::new(conn),
+            tuning,
+            acked: Mutex::new(Vec::new()),
             path: path.display().to_string(),
             subscribers,
             policy,
@@ -117,6 +161,45 @@ impl EmbeddedQueue {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The held acknowledgements, taken (called with the connection locked, so a reader of
+    /// the table never sees them taken but not yet deleted).
+    fn take_acks(&self) -> Vec<i64> {
+        std::mem::take(&mut *self.acked.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Puts back acknowledgements whose transaction failed, to be written with the next one.
+    fn keep_acks(&self, ids: Vec<i64>) {
+        self.acked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(ids);
+    }
+
+    fn delete_rows(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?;
+        for id in ids {
+            stmt.execute(params![id])?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the held acknowledgements now, in one transaction.
+    fn flush_acks(&self) -> rusqlite::Result<()> {
+        let mut conn = self.conn();
+        let ids = self.take_acks();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let written = conn.transaction().and_then(|tx| {
+            Self::delete_rows(&tx, &ids)?;
+            tx.commit()
+        });
+        if written.is_err() {
+            self.keep_acks(ids);
+        }
+        written
     }
 
     fn row_id(id: &MessageId) -> QueueResult<i64> {
@@ -146,7 +229,23 @@ impl EmbeddedQueue {
 
     fn claim_rows(&self, components: &str, limit: usize) -> rusqlite::Result<Vec<Delivery>> {
         let mut conn = self.conn();
+        let acks = self.take_acks();
+        let claimed = Self::claim_in(&mut conn, &acks, components, limit);
+        if claimed.is_err() {
+            self.keep_acks(acks);
+        }
+        claimed
+    }
+
+    /// One transaction: deletes the acknowledged rows `acks`, then claims.
+    fn claim_in(
+        conn: &mut Connection,
+        acks: &[i64],
+        components: &str,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<Delivery>> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Self::delete_rows(&tx, acks)?;
         let due: Vec<(i64, Delivery)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT id, channel, component, payload, attempts FROM messages
@@ -185,17 +284,17 @@ impl EmbeddedQueue {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         self.conn()
-            .query_row(
+            .prepare_cached(
                 "SELECT MIN(next_at) FROM messages WHERE state = 'pending'
                    AND (?1 IS NULL OR component IN (SELECT value FROM json_each(?1)))",
-                params![claiming],
-                |r| r.get(0),
-            )
+            )?
+            .query_row(params![claiming], |r| r.get(0))
             .optional()
             .map(Option::flatten)
     }
 
     fn stats_rows(&self) -> rusqlite::Result<Vec<SubscriptionStats>> {
+        self.flush_acks()?;
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT channel, component,
@@ -240,6 +339,16 @@ impl EmbeddedQueue {
     }
 }
 
+impl Drop for EmbeddedQueue {
+    fn drop(&mut self) {
+        // A host stopping in order writes what it acknowledged; a crash leaves those rows to
+        // be delivered again.
+        if let Err(e) = self.flush_acks() {
+            tracing::warn!(error = %e, "queue: acknowledged messages not deleted; they will be delivered again");
+        }
+    }
+}
+
 #[async_trait]
 impl QueueBackend for EmbeddedQueue {
     fn describe(&self) -> String {
@@ -275,13 +384,19 @@ impl QueueBackend for EmbeddedQueue {
     }
 
     async fn ack(&self, d: &Delivery) -> QueueResult<()> {
-        self.conn()
-            .execute(
-                "DELETE FROM messages WHERE id = ?1",
-                params![Self::row_id(&d.id)?],
-            )
-            .map_err(failed)?;
-        Ok(())
+        let id = Self::row_id(&d.id)?;
+        if self.tuning.batch_acks {
+            let held = {
+                let mut acked = self.acked.lock().unwrap_or_else(|p| p.into_inner());
+                acked.push(id);
+                acked.len()
+            };
+            if held >= MAX_HELD_ACKS {
+                self.flush_acks().map_err(failed)?;
+            }
+            return Ok(());
+        }
+        Self::delete_rows(&self.conn(), &[id]).map_err(failed)
     }
 
     async fn fail(&self, d: &Delivery, error: &str) -> QueueResult<Failure> {
@@ -305,6 +420,9 @@ impl QueueBackend for EmbeddedQueue {
     }
 
     async fn wait_for_work(&self, max: Duration) {
+        if let Err(e) = self.flush_acks() {
+            tracing::warn!(error = %e, "queue: cannot delete acknowledged messages yet; will retry");
+        }
         let wait = match self.next_due() {
             Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(1, i64::MAX) as u64),
             _ => max,
@@ -417,6 +535,69 @@ mod tests {
             ("a", 1, 0)
         );
         assert_eq!((stats[1].pending, stats[1].in_flight), (0, 1));
+    }
+
+    /// Rows in the file as another process (`oms queue stats`) sees them.
+    fn rows_on_disk(dir: &Path) -> i64 {
+        Connection::open(dir.join("q.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn batched_acks_are_written_with_the_next_claim_before_stats_and_at_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(dir.path(), 2);
+        q.publish("orders", b"m1").await.unwrap();
+        let claimed = q.claim(&both(), 10).await.unwrap();
+        q.ack(&claimed[0]).await.unwrap();
+        assert_eq!(rows_on_disk(dir.path()), 2, "held, not yet written");
+        // The next claim deletes it in its own transaction.
+        assert!(q.claim(&both(), 10).await.unwrap().is_empty());
+        assert_eq!(rows_on_disk(dir.path()), 1);
+        // Stats never count an acknowledged message.
+        q.ack(&claimed[1]).await.unwrap();
+        assert!(q.stats().await.unwrap().is_empty());
+        assert_eq!(rows_on_disk(dir.path()), 0);
+        // A host stopping in order writes what it holds.
+        q.publish("orders", b"m2").await.unwrap();
+        for d in q.claim(&both(), 10).await.unwrap() {
+            q.ack(&d).await.unwrap();
+        }
+        drop(q);
+        assert_eq!(rows_on_disk(dir.path()), 0);
+        // One that dies first delivers them again (at least once).
+        let q = queue(dir.path(), 2);
+        q.publish("orders", b"m3").await.unwrap();
+        for d in q.claim(&both(), 10).await.unwrap() {
+            q.ack(&d).await.unwrap();
+        }
+        std::mem::forget(q);
+        let q = queue(dir.path(), 2);
+        assert_eq!(q.start().await.unwrap(), 2);
+        assert_eq!(q.claim(&both(), 10).await.unwrap()[0].payload, b"m3");
+    }
+
+    #[tokio::test]
+    async fn unbatched_acks_are_written_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = EmbeddedQueue::open_tuned(
+            &dir.path().join("q.db"),
+            HashMap::from([("orders".to_string(), vec!["a".to_string()])]),
+            RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::ZERO,
+                max_delay: Duration::ZERO,
+            },
+            QueueSync::Normal,
+            QueueTuning { batch_acks: false },
+        )
+        .unwrap();
+        q.publish("orders", b"m").await.unwrap();
+        let d = q.claim(&both(), 10).await.unwrap().remove(0);
+        q.ack(&d).await.unwrap();
+        assert_eq!(rows_on_disk(dir.path()), 0);
     }
 
     #[test]

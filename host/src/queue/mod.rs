@@ -31,7 +31,7 @@ use crate::outbound::AllowedHosts;
 use crate::redis_client::RedisPool;
 use crate::Error;
 
-pub use embedded::QueueSync;
+pub use embedded::{QueueSync, QueueTuning};
 
 /// Retry policy of every queue backend.
 #[derive(Debug, Clone)]
@@ -256,12 +256,26 @@ pub fn open(
     subscribers: HashMap<String, Vec<String>>,
     policy: RetryPolicy,
 ) -> Result<Arc<dyn QueueBackend>, Error> {
+    open_tuned(location, subscribers, policy, QueueTuning::default())
+}
+
+/// [`open`] with the given batching of the embedded queue (Redis Streams ignore it).
+///
+/// # Errors
+/// As [`open`].
+pub fn open_tuned(
+    location: &QueueLocation,
+    subscribers: HashMap<String, Vec<String>>,
+    policy: RetryPolicy,
+    tuning: QueueTuning,
+) -> Result<Arc<dyn QueueBackend>, Error> {
     Ok(match location {
-        QueueLocation::Embedded { path, sync } => Arc::new(embedded::EmbeddedQueue::open(
+        QueueLocation::Embedded { path, sync } => Arc::new(embedded::EmbeddedQueue::open_tuned(
             path,
             subscribers,
             policy,
             *sync,
+            tuning,
         )?),
         QueueLocation::Redis { url, visibility } => {
             let pool = Arc::new(RedisPool::new(url)?);
