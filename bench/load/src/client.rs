@@ -49,8 +49,6 @@ impl Target {
 pub struct Reply {
     /// Status code.
     pub status: u16,
-    /// The `ETag` header, if any.
-    pub etag: Option<String>,
     /// The body.
     pub body: Bytes,
 }
@@ -114,14 +112,9 @@ impl Conn {
         let req = req.body(Full::new(body.unwrap_or_default()))?;
         let response = sender.send_request(req).await?;
         let status = response.status().as_u16();
-        let etag = response
-            .headers()
-            .get(http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
         let body = response.into_body().collect().await?.to_bytes();
         self.sender = Some(sender);
-        Ok(Reply { status, etag, body })
+        Ok(Reply { status, body })
     }
 }
 

@@ -32,7 +32,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn admin(&self) -> String {
+    /// The staff `Authorization` header value.
+    pub fn admin(&self) -> String {
         format!("Bearer {}", self.admin_token)
     }
 
@@ -153,14 +154,25 @@ fn label(result: &anyhow::Result<crate::client::Reply>) -> String {
 /// Idempotency keys handed out so far by this process.
 static ORDER_KEYS: AtomicU64 = AtomicU64::new(0);
 
-/// Places orders as fast as `clients` allow for `duration`, the orders they made (id, sent at)
-/// and the run's start.
+/// An accepted order: its id, its customer token (`access_token` of the 202) and when it was
+/// sent.
+pub struct Placed {
+    /// Order id.
+    pub id: String,
+    /// The customer's bearer token for this order.
+    pub token: String,
+    /// When the order was sent.
+    pub sent: Instant,
+}
+
+/// Places orders as fast as `clients` allow for `duration`, the orders they made and the
+/// run's start.
 async fn place_orders(
     ctx: &Ctx,
     clients: usize,
     skus: Arc<[String]>,
     budget: Budget,
-) -> (Sample, Vec<(String, Instant)>, Duration, Instant) {
+) -> (Sample, Vec<Placed>, Duration, Instant) {
     let started = Instant::now();
     let counter = Arc::new(AtomicU64::new(0));
     let run = ctx.run.clone();
@@ -189,8 +201,13 @@ async fn place_orders(
                     .await;
                 sample.record(&label(&result), sent.elapsed());
                 if let Some(r) = result.as_ref().ok().filter(|r| r.status == 202) {
-                    if let Some(id) = r.json()["id"].as_str() {
-                        placed.push((id.to_string(), sent));
+                    let body = r.json();
+                    if let Some(id) = body["id"].as_str() {
+                        placed.push(Placed {
+                            id: id.to_string(),
+                            token: body["access_token"].as_str().unwrap_or("").to_string(),
+                            sent,
+                        });
                     }
                 }
             }
@@ -233,15 +250,15 @@ struct Settling {
     last_routed: Instant,
 }
 
-/// Waits for every order in `placed` (id, sent at) to settle, up to [`SETTLE_LIMIT`].
-async fn settle(ctx: &Ctx, placed: &[(String, Instant)], started: Instant) -> Settling {
-    let ids: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
+/// Waits for every order in `placed` to settle, up to [`SETTLE_LIMIT`].
+async fn settle(ctx: &Ctx, placed: &[Placed], started: Instant) -> Settling {
+    let ids: Vec<String> = placed.iter().map(|p| p.id.clone()).collect();
     let missing = ctx.sink.wait_all(&ids, SETTLE_LIMIT).await.len();
     let mut sample = Sample::default();
     let mut last_routed = started;
-    for (id, sent) in placed {
-        if let Some(s) = ctx.sink.settled(id) {
-            sample.record(&s.event, s.at.duration_since(*sent));
+    for p in placed {
+        if let Some(s) = ctx.sink.settled(&p.id) {
+            sample.record(&s.event, s.at.duration_since(p.sent));
             if s.event == ROUTED {
                 last_routed = last_routed.max(s.at);
             }
@@ -259,8 +276,8 @@ async fn settle(ctx: &Ctx, placed: &[(String, Instant)], started: Instant) -> Se
 
 /// Orders accepted per second with accept latency; then, once every accepted order has been
 /// routed and its webhook received, end-to-end orders per second and accept→notified latency.
-/// Returns the lines and the ids of the orders made (for the read scenarios).
-pub async fn orders(ctx: &Ctx, clients: usize, duration: Duration) -> (Vec<Line>, Vec<String>) {
+/// Returns the lines and the orders made (for the read scenarios).
+pub async fn orders(ctx: &Ctx, clients: usize, duration: Duration) -> (Vec<Line>, Vec<Placed>) {
     let skus: Arc<[String]> = (0..SKUS).map(|i| ctx.sku(i)).collect();
     let (accept, placed, elapsed, started) =
         place_orders(ctx, clients, skus, Budget::For(duration)).await;
@@ -277,7 +294,7 @@ pub async fn orders(ctx: &Ctx, clients: usize, duration: Duration) -> (Vec<Line>
             |s| s == ROUTED,
         ),
     ];
-    (lines, placed.into_iter().map(|(id, _)| id).collect())
+    (lines, placed)
 }
 
 /// One SKU with `stock` units, `orders` one-unit orders from `clients` clients at once; every
@@ -329,59 +346,202 @@ pub async fn hot_sku(
     Ok((lines, verdict))
 }
 
-/// `GET path` for `duration`, each worker cycling over `paths`; with `conditional`, each
-/// request carries the `ETag` from a first read (`If-None-Match`), so a 304 is success.
+/// A read to repeat: a path and the `Authorization` header value to send with it, if any.
+pub type ReadPath = (String, Option<String>);
+
+/// `GET path` on `target` for `duration`, each worker cycling over `paths` (each with its own
+/// credential); a 200 is success.
 pub async fn reads(
-    ctx: &Ctx,
+    target: &Target,
     name: &str,
     clients: usize,
     duration: Duration,
-    paths: Arc<[String]>,
-    conditional: bool,
+    paths: Arc<[ReadPath]>,
 ) -> Line {
-    let mut etags = Vec::with_capacity(paths.len());
-    let mut conn = Conn::new(ctx.target.clone());
-    for p in paths.iter() {
-        let etag = conn
-            .send(Method::GET, p, &[], None)
-            .await
-            .ok()
-            .and_then(|r| r.etag);
-        etags.push(etag.unwrap_or_default());
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|w| {
+            let (paths, mut conn) = (paths.clone(), Conn::new(target.clone()));
+            tokio::spawn(async move {
+                let mut sample = Sample::default();
+                let mut i = w;
+                while started.elapsed() < duration {
+                    let (path, auth) = &paths[i % paths.len()];
+                    i += 1;
+                    let auth_header;
+                    let headers: &[(&str, &str)] = match auth {
+                        Some(a) => {
+                            auth_header = [("authorization", a.as_str())];
+                            &auth_header
+                        }
+                        None => &[],
+                    };
+                    let sent = Instant::now();
+                    let result = conn.send(Method::GET, path, headers, None).await;
+                    sample.record(&label(&result), sent.elapsed());
+                }
+                sample
+            })
+        })
+        .collect();
+    let mut sample = Sample::default();
+    for h in handles {
+        sample.merge(&h.await.expect("a load worker panicked"));
     }
-    let etags: Arc<[String]> = Arc::from(etags);
-    let ok = if conditional { "304" } else { "200" };
-    let (sample, _, elapsed) = workers::<(), _, _>(ctx, clients, |w, mut conn| {
-        let (paths, etags) = (paths.clone(), etags.clone());
-        async move {
-            let mut sample = Sample::default();
-            let started = Instant::now();
-            let mut i = w;
-            while started.elapsed() < duration {
-                let (path, etag) = (&paths[i % paths.len()], &etags[i % paths.len()]);
-                i += 1;
-                let headers: &[(&str, &str)] = if conditional {
-                    &[("if-none-match", etag.as_str())]
-                } else {
-                    &[]
-                };
-                let sent = Instant::now();
-                let result = conn.send(Method::GET, path, headers, None).await;
-                sample.record(&label(&result), sent.elapsed());
+    Line::from_sample(name, clients, &sample, started.elapsed(), |s| s == "200")
+}
+
+/// What the write-then-read check found.
+#[derive(Debug, Default)]
+pub struct Staleness {
+    /// Writes acknowledged (each followed by its reads).
+    pub writes: u64,
+    /// Reads made right after an acknowledged write.
+    pub reads: u64,
+    /// Of those, reads that did not show the write (must be 0).
+    pub stale: u64,
+    /// Writes not acknowledged (not counted in the check), by status.
+    pub refused: u64,
+}
+
+impl std::fmt::Display for Staleness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "write-then-read: {} acknowledged writes, {} reads right after them, {} stale ({}); {} writes refused",
+            self.writes,
+            self.reads,
+            self.stale,
+            if self.stale == 0 { "none" } else { "STALE READS" },
+            self.refused
+        )
+    }
+}
+
+/// After each acknowledged write, reads that must show it at once, through whatever caches
+/// the host keeps; each read is made once before the write too, so a cache holds the older
+/// answer. Writes: an admin stock count (`PUT /v1/admin/stock`, then the public availability
+/// must show the new `on_hand`), and an order's cancellation by its customer (then the order,
+/// read with the customer's token and with the staff token, must say `cancelled`, and its
+/// timeline must hold `order.cancelled`). `rounds` of each, from `clients` workers at once.
+///
+/// # Errors
+/// Seeding the SKU failing.
+pub async fn write_then_read(ctx: &Ctx, clients: usize, rounds: u64) -> anyhow::Result<Staleness> {
+    let staff = ctx.admin();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for w in 0..clients {
+        // A SKU per worker, stocked at one location, so `on_hand` is what the worker wrote.
+        let sku = format!("STALE-{}-{w}", ctx.run);
+        ctx.stock(&sku, "wh-east", 1_000_000).await?;
+        let (next, staff, run) = (next.clone(), staff.clone(), ctx.run.clone());
+        let mut conn = Conn::new(ctx.target.clone());
+        handles.push(tokio::spawn(async move {
+            let mut seen = Staleness::default();
+            while next.fetch_add(1, Ordering::Relaxed) < rounds {
+                stock_round(&mut conn, &sku, &staff, &mut seen).await;
+                let key = format!("stale-{run}-{}", ORDER_KEYS.fetch_add(1, Ordering::Relaxed));
+                cancel_round(&mut conn, &sku, &key, &staff, &mut seen).await;
             }
-            (sample, Vec::new())
+            seen
+        }));
+    }
+    let mut all = Staleness::default();
+    for h in handles {
+        let s = h.await.expect("a check worker panicked");
+        all.writes += s.writes;
+        all.reads += s.reads;
+        all.stale += s.stale;
+        all.refused += s.refused;
+    }
+    Ok(all)
+}
+
+async fn get_json(conn: &mut Conn, path: &str, auth: Option<&str>) -> Option<Value> {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+    let r = conn.send(Method::GET, path, &headers, None).await.ok()?;
+    (r.status == 200).then(|| r.json())
+}
+
+async fn stock_round(conn: &mut Conn, sku: &str, staff: &str, seen: &mut Staleness) {
+    let path = format!("/v1/availability/{sku}");
+    let _ = get_json(conn, &path, None).await;
+    let on_hand = 1_000 + (ORDER_KEYS.fetch_add(1, Ordering::Relaxed) % 1_000_000);
+    let written = conn
+        .send(
+            Method::PUT,
+            &format!("/v1/admin/stock/{sku}/wh-east"),
+            &[("authorization", staff)],
+            Some(Bytes::from(json!({ "on_hand": on_hand }).to_string())),
+        )
+        .await;
+    if !written.is_ok_and(|r| (200..300).contains(&r.status)) {
+        seen.refused += 1;
+        return;
+    }
+    seen.writes += 1;
+    seen.reads += 1;
+    let shown = get_json(conn, &path, None).await;
+    if shown.as_ref().and_then(|v| v["on_hand"].as_u64()) != Some(on_hand) {
+        seen.stale += 1;
+    }
+}
+
+async fn cancel_round(conn: &mut Conn, sku: &str, key: &str, staff: &str, seen: &mut Staleness) {
+    let Ok(placed) = conn
+        .send(
+            Method::POST,
+            "/v1/orders",
+            &[("idempotency-key", key)],
+            Some(order_body(sku)),
+        )
+        .await
+    else {
+        seen.refused += 1;
+        return;
+    };
+    let body = placed.json();
+    let (Some(id), Some(token)) = (body["id"].as_str(), body["access_token"].as_str()) else {
+        seen.refused += 1;
+        return;
+    };
+    let customer = format!("Bearer {token}");
+    let order = format!("/v1/orders/{id}");
+    let events = format!("/v1/orders/{id}/events");
+    let reads = [
+        (order.as_str(), customer.as_str()),
+        (order.as_str(), staff),
+        (events.as_str(), customer.as_str()),
+    ];
+    for (path, auth) in reads {
+        let _ = get_json(conn, path, Some(auth)).await;
+    }
+    let cancelled = conn
+        .send(
+            Method::POST,
+            &format!("/v1/orders/{id}/cancel"),
+            &[("authorization", &customer)],
+            None,
+        )
+        .await;
+    if !cancelled.is_ok_and(|r| r.status == 200) {
+        seen.refused += 1;
+        return;
+    }
+    seen.writes += 1;
+    for (path, auth) in reads {
+        seen.reads += 1;
+        let shown = get_json(conn, path, Some(auth)).await;
+        let fresh = match shown {
+            Some(v) if path == events => v.to_string().contains("order.cancelled"),
+            Some(v) => v["status"] == "cancelled",
+            None => false,
+        };
+        if !fresh {
+            seen.stale += 1;
         }
-    })
-    .await;
-    let name = format!(
-        "{name} ({})",
-        if conditional {
-            "cached: If-None-Match → 304"
-        } else {
-            "uncached: 200"
-        }
-    );
-    Line::from_sample(name, clients, &sample, elapsed, |s| s == ok)
+    }
 }
 
 /// `GET /` for `duration` (the hello comparison against `wasmtime serve`).
