@@ -5,7 +5,7 @@
 //!   refunds, returns, reservations, plans, events, locations, policies.
 //! - Bodies the functions build ad hoc (`json!`) or parse by hand from JSON are described by
 //!   the schema structs of this crate, one module per component ([`validate`], [`query`],
-//!   [`route`], [`refund`], [`notify`], [`admin`], [`reserve`]), each beside the
+//!   [`route`], [`refund`], [`notify`], [`admin`], [`reserve`], [`insights`]), each beside the
 //!   `#[utoipa::path]` declarations of that component's routes. They must mirror what the
 //!   function returns; schemathesis' response conformance checks them against the server.
 //! - [`problem`]: the RFC 9457 problem document and the shared error responses.
@@ -16,6 +16,7 @@
 //! binary.
 
 pub mod admin;
+pub mod insights;
 pub mod notify;
 pub mod problem;
 pub mod query;
@@ -88,6 +89,7 @@ follow Standard Webhooks.";
         (name = "after-sales", description = "Cancellations, refunds, returns"),
         (name = "webhooks", description = "Outbound webhook subscriptions (staff)"),
         (name = "admin", description = "Reference data, keys, aliases, the reconciler (staff)"),
+        (name = "insights", description = "KPIs and order search, projections of the events (staff)"),
     ),
 )]
 pub struct ApiDoc;
@@ -132,6 +134,7 @@ pub fn document() -> Document {
         notify::Api::openapi(),
         admin::Api::openapi(),
         reserve::Api::openapi(),
+        insights::Api::openapi(),
     ] {
         doc.merge(component);
     }

@@ -229,6 +229,15 @@ pub fn settle<K: Kv>(
     )
 }
 
+/// Attempts recorded for `event` to `subscription` (0 without a record).
+///
+/// # Errors
+/// [`KvError`] from the store.
+pub fn attempts<K: Kv>(kv: &K, subscription: &str, event: Uuid) -> Result<u32, KvError> {
+    let record: Option<DeliveryRecord> = kv.get_json(&record_key(subscription, event))?;
+    Ok(record.map_or(0, |r| r.attempts))
+}
+
 /// The subscriber's recent deliveries, newest first.
 ///
 /// # Errors

@@ -31,9 +31,31 @@ pub struct Pass {
     pub settled_before: usize,
     /// Subscribers left for the next pass (another worker's attempt in flight, or no time).
     pub deferred: usize,
+    /// Every subscriber whose webhook is settled (now or by an earlier pass), for the
+    /// `webhook.delivered` / `webhook.dead_lettered` outcome messages.
+    pub settled: Vec<Settlement>,
+}
+
+/// A subscriber's settled webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// The subscription.
+    pub subscription: String,
+    /// Delivered or dead.
+    pub state: DeliveryState,
+    /// Attempts made (0 when an earlier pass settled it and its record is gone).
+    pub attempts: u32,
 }
 
 impl Pass {
+    fn settle(&mut self, sub: &Subscription, state: DeliveryState, attempts: u32) {
+        self.settled.push(Settlement {
+            subscription: sub.id.clone(),
+            state,
+            attempts,
+        });
+    }
+
     /// Whether the event must come back: some delivery is still pending.
     pub fn needs_retry(&self) -> bool {
         self.failed + self.deferred > 0
@@ -66,8 +88,10 @@ pub fn deliver<K: Kv, T: Transport>(
         }
         let attempt = match delivery::claim(kv, &sub.id, event, max_attempts, now)? {
             Claim::Send { attempt } => attempt,
-            Claim::Settled(_) => {
+            Claim::Settled(state) => {
                 pass.settled_before += 1;
+                let attempts = delivery::attempts(kv, &sub.id, event.id())?;
+                pass.settle(sub, state, attempts);
                 continue;
             }
             Claim::InFlight => {
@@ -77,17 +101,22 @@ pub fn deliver<K: Kv, T: Transport>(
             Claim::Exhausted => {
                 dead_letter(sub, event, max_attempts, "the last attempt did not finish");
                 pass.dead += 1;
+                pass.settle(sub, DeliveryState::Dead, max_attempts);
                 continue;
             }
         };
         let outcome = send(transport, sub, &webhook_id, now.timestamp(), &body);
         match delivery::settle(kv, &sub.id, event.id(), &outcome, max_attempts, clock())? {
-            Some(DeliveryState::Delivered) => pass.delivered += 1,
+            Some(DeliveryState::Delivered) => {
+                pass.delivered += 1;
+                pass.settle(sub, DeliveryState::Delivered, attempt);
+            }
             Some(DeliveryState::Dead) => {
                 if let Outcome::Failed { error, .. } = &outcome {
                     dead_letter(sub, event, max_attempts, error);
                 }
                 pass.dead += 1;
+                pass.settle(sub, DeliveryState::Dead, attempt);
             }
             Some(DeliveryState::Pending) => {
                 if let Outcome::Failed { error, .. } = &outcome {
@@ -279,6 +308,21 @@ mod tests {
         // The queue redelivers the same message: nobody is notified twice.
         let again = deliver(&kv, &ok, &subs, &e, 4, || at(6)).unwrap();
         assert_eq!((again.delivered, again.settled_before), (0, 2));
+        // Both passes report the settled webhooks (the outcomes are published again, same ids).
+        for p in [&pass, &again] {
+            let settled: Vec<(&str, DeliveryState, u32)> = p
+                .settled
+                .iter()
+                .map(|s| (s.subscription.as_str(), s.state, s.attempts))
+                .collect();
+            assert_eq!(
+                settled,
+                [
+                    ("a", DeliveryState::Delivered, 1),
+                    ("c", DeliveryState::Delivered, 1)
+                ]
+            );
+        }
         assert_eq!(ok.sent.borrow().len(), 2);
     }
 
@@ -323,6 +367,8 @@ mod tests {
             [true, true, false]
         );
         assert_eq!(passes[2].dead, 1);
+        assert_eq!(passes[2].settled[0].state, DeliveryState::Dead);
+        assert!(passes[0].settled.is_empty() && passes[1].settled.is_empty());
         let r = &recent(&kv, "a").unwrap()[0];
         assert_eq!(
             (r.state, r.attempts, r.last_error.as_deref()),

@@ -14,6 +14,10 @@
 //!   notified twice by this component; receivers de-duplicate on `webhook-id` for the
 //!   at-least-once cases (a crash between the answer and its record).
 //!
+//! - **Outcomes** (for the KPIs): each settled webhook is published as `webhook.delivered` or
+//!   `webhook.dead_lettered` ([`outcome`]) to the app's Redis (`redis_address`); the insights
+//!   component subscribes to those channels, notify does not.
+//!
 //! `webhook_max_attempts` should not exceed the queue's own redelivery limit (8 by default on
 //! `oms up`): past it the host dead-letters the message while the webhook still shows
 //! `pending`, until an operator re-drives it (`oms queue retry`).
@@ -25,13 +29,14 @@
 pub mod api;
 pub mod delivery;
 pub mod dispatch;
+pub mod outcome;
 pub mod subscription;
 pub mod transport;
 
 use std::rc::Rc;
 
 use oms_domain::EventEnvelope;
-use oms_edge::{new_id, now, FunctionError, KvError, SpinKv};
+use oms_edge::{new_id, now, FunctionError, KvError, SpinBus, SpinKv};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::{http_component, redis_component};
 use uuid::Uuid;
@@ -46,6 +51,9 @@ pub enum Error {
     /// A variable is missing or malformed.
     #[error("configuration: {0}")]
     Config(String),
+    /// A webhook outcome could not be published (see [`outcome`]).
+    #[error("publishing a webhook outcome: {0}")]
+    Publish(String),
     /// The key-value store failed.
     #[error(transparent)]
     Store(#[from] KvError),
@@ -99,6 +107,10 @@ fn on_event(message: bytes::Bytes) -> anyhow::Result<()> {
     let subscriptions = subscription::load(&kv).map_err(Error::from)?;
     let pass = dispatch::deliver(&kv, &WasiHttp, &subscriptions, &event, max_attempts, now)
         .map_err(Error::from)?;
+    if !pass.settled.is_empty() {
+        let bus = SpinBus::open().map_err(Error::Config)?;
+        outcome::publish(&bus, &event, &pass.settled, now()).map_err(Error::Publish)?;
+    }
     if pass.needs_retry() {
         return Err(Error::Pending {
             event: event.id(),

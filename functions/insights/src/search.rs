@@ -1,0 +1,342 @@
+//! The order search index: posting lists per term, bucketed by the hour the order was placed.
+//!
+//! - **Terms** an order is posted under: `all`, `ch:{channel}`, `em:{hash}` (SHA-256 of the
+//!   lower-cased e-mail, first 32 hex digits: no address appears in a key name),
+//!   `st:{status}` and `cs:{channel}:{status}`. A status change moves the order from the old
+//!   status' two postings to the new one's.
+//! - **Postings** `search:post:{term}:{hour}` (hour = placed-at milliseconds / 3 600 000): the
+//!   orders of that term placed in that hour as `[placed_at_ms, order id]`, newest first. One
+//!   hour of one term is one small key, whatever the store holds in total; each is changed by
+//!   compare-and-swap with idempotent set operations.
+//! - **Directory** `search:dir:{term}`: the hours that have postings, ascending. An hour is
+//!   removed when its posting empties (remove, then re-read the posting and put the hour back
+//!   if a concurrent writer added to it — writers add to the posting *before* ensuring the
+//!   hour — so an hour with entries is never lost), which keeps status directories to the
+//!   hours holding orders in that status now.
+//! - **Rows**: `search:order:{id}` ([`OrderEntry`]), read directly for an id search.
+//!
+//! A query picks one driving term (the e-mail's when given, else channel + status, status,
+//! channel, or all), walks its directory newest first from the cursor, reads a few hours'
+//! postings per batch, then the candidates' rows (one batch read), and keeps the rows that
+//! match every filter — so a posting that lags a status change is never shown under the
+//! wrong status. Nothing lists the store's keys.
+
+use chrono::{DateTime, Utc};
+use oms_domain::{OrderId, OrderStatus};
+use oms_edge::{update_json, Change, Kv, KvError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::projection::{entry_key, OrderEntry};
+
+/// One hour, in milliseconds: the posting bucket.
+pub const HOUR_MS: i64 = 3_600_000;
+/// Hours of postings read per batch.
+const HOURS_PER_READ: usize = 6;
+/// Candidate rows read per batch.
+const ROWS_PER_READ: usize = 64;
+
+/// A posting: `(placed_at_ms, order id)`, newest first.
+type Posting = Vec<(i64, Uuid)>;
+
+/// The term of every order.
+pub fn term_all() -> String {
+    "all".into()
+}
+
+/// The term of a channel.
+pub fn term_channel(channel: &str) -> String {
+    format!("ch:{channel}")
+}
+
+/// The term of an e-mail address (case-insensitive).
+pub fn term_email(email: &str) -> String {
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    format!("em:{}", &hex::encode(digest)[..32])
+}
+
+/// The term of a status.
+pub fn term_status(status: OrderStatus) -> String {
+    format!("st:{}", status.as_str())
+}
+
+/// The term of a channel and status.
+pub fn term_channel_status(channel: &str, status: OrderStatus) -> String {
+    format!("cs:{channel}:{}", status.as_str())
+}
+
+fn posting_key(term: &str, hour: i64) -> String {
+    format!("search:post:{term}:{hour}")
+}
+
+fn dir_key(term: &str) -> String {
+    format!("search:dir:{term}")
+}
+
+fn slot(at: DateTime<Utc>) -> (i64, i64) {
+    let ms = at.timestamp_millis();
+    (ms, ms.div_euclid(HOUR_MS))
+}
+
+/// Posts order `id` placed `at` under `term` (idempotent).
+///
+/// # Errors
+/// [`KvError`] from the store.
+pub fn post<K: Kv>(kv: &K, term: &str, at: DateTime<Utc>, id: OrderId) -> Result<(), KvError> {
+    let (ms, hour) = slot(at);
+    let item = (ms, id.as_uuid());
+    update_json(kv, &posting_key(term, hour), |current: Option<Posting>| {
+        let mut p = current.unwrap_or_default();
+        if p.contains(&item) {
+            return Ok::<_, KvError>(Change::Keep(()));
+        }
+        let at = p.iter().position(|x| *x < item).unwrap_or(p.len());
+        p.insert(at, item);
+        Ok(Change::Write(p, ()))
+    })?;
+    ensure_hour(kv, term, hour)
+}
+
+/// Removes order `id` placed `at` from `term` (idempotent).
+///
+/// # Errors
+/// [`KvError`] from the store.
+pub fn unpost<K: Kv>(kv: &K, term: &str, at: DateTime<Utc>, id: OrderId) -> Result<(), KvError> {
+    let (ms, hour) = slot(at);
+    let item = (ms, id.as_uuid());
+    let emptied = update_json(kv, &posting_key(term, hour), |current: Option<Posting>| {
+        Ok::<_, KvError>(match current {
+            Some(mut p) if p.contains(&item) => {
+                p.retain(|x| *x != item);
+                let empty = p.is_empty();
+                Change::Write(p, empty)
+            }
+            _ => Change::Keep(false),
+        })
+    })?;
+    if emptied {
+        update_json(kv, &dir_key(term), |current: Option<Vec<i64>>| {
+            Ok::<_, KvError>(match current {
+                Some(mut hours) if hours.contains(&hour) => {
+                    hours.retain(|h| *h != hour);
+                    Change::Write(hours, ())
+                }
+                _ => Change::Keep(()),
+            })
+        })?;
+        // A writer may have posted to this hour meanwhile: put the hour back if so.
+        let now: Option<Posting> = kv.get_json(&posting_key(term, hour))?;
+        if now.is_some_and(|p| !p.is_empty()) {
+            ensure_hour(kv, term, hour)?;
+        }
+    }
+    Ok(())
+}
+
+fn ensure_hour<K: Kv>(kv: &K, term: &str, hour: i64) -> Result<(), KvError> {
+    update_json(kv, &dir_key(term), |current: Option<Vec<i64>>| {
+        let mut hours = current.unwrap_or_default();
+        match hours.binary_search(&hour) {
+            Ok(_) => Ok::<_, KvError>(Change::Keep(())),
+            Err(at) => {
+                hours.insert(at, hour);
+                Ok(Change::Write(hours, ()))
+            }
+        }
+    })
+}
+
+/// What a search asks for (every given filter must match).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// One order.
+    pub id: Option<OrderId>,
+    /// The customer's e-mail (case-insensitive).
+    pub email: Option<String>,
+    /// The order status.
+    pub status: Option<OrderStatus>,
+    /// The channel.
+    pub channel: Option<String>,
+}
+
+impl Filter {
+    fn matches(&self, e: &OrderEntry) -> bool {
+        self.id.is_none_or(|id| id == e.order_id)
+            && self.email.as_deref().is_none_or(|want| {
+                e.email
+                    .as_deref()
+                    .is_some_and(|have| have.trim().eq_ignore_ascii_case(want.trim()))
+            })
+            && self.status.is_none_or(|s| e.status == Some(s))
+            && self.channel.as_deref().is_none_or(|c| c == e.channel)
+    }
+
+    fn driving_term(&self) -> String {
+        match (&self.email, &self.channel, self.status) {
+            (Some(email), _, _) => term_email(email),
+            (None, Some(c), Some(s)) => term_channel_status(c, s),
+            (None, None, Some(s)) => term_status(s),
+            (None, Some(c), None) => term_channel(c),
+            (None, None, None) => term_all(),
+        }
+    }
+}
+
+/// Where a page starts: strictly older than this order (the previous page's last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Its placed-at milliseconds.
+    pub ms: i64,
+    /// Its id.
+    pub id: Uuid,
+}
+
+impl Cursor {
+    /// Reads `"{ms}.{uuid}"`.
+    pub fn parse(text: &str) -> Option<Cursor> {
+        let (ms, id) = text.split_once('.')?;
+        if id.len() != 36 || ms.starts_with('+') {
+            return None;
+        }
+        Some(Cursor {
+            ms: ms.parse().ok()?,
+            id: Uuid::parse_str(id).ok()?,
+        })
+    }
+
+    fn of(e: &OrderEntry) -> Cursor {
+        Cursor {
+            ms: e.created_at.timestamp_millis(),
+            id: e.order_id.as_uuid(),
+        }
+    }
+
+    fn after(self, item: (i64, Uuid)) -> bool {
+        item < (self.ms, self.id)
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.ms, self.id)
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderRow {
+    /// The order.
+    pub order_id: OrderId,
+    /// Its status (as last projected).
+    pub status: Option<OrderStatus>,
+    /// Its channel.
+    pub channel: String,
+    /// The customer's e-mail.
+    pub email: Option<String>,
+    /// Grand total.
+    pub total: String,
+    /// Currency code.
+    pub currency: String,
+    /// When it was placed.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&OrderEntry> for OrderRow {
+    fn from(e: &OrderEntry) -> OrderRow {
+        OrderRow {
+            order_id: e.order_id,
+            status: e.status,
+            channel: e.channel.clone(),
+            email: e.email.clone(),
+            total: e.total.clone(),
+            currency: e.currency.clone(),
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// A page of results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page {
+    /// Newest first.
+    pub orders: Vec<OrderRow>,
+    /// Where the next page starts; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Up to `limit` orders matching `filter`, newest first, older than `cursor`.
+///
+/// # Errors
+/// [`KvError`] from the store.
+pub fn search<K: Kv>(
+    kv: &K,
+    filter: &Filter,
+    limit: usize,
+    cursor: Option<Cursor>,
+) -> Result<Page, KvError> {
+    let mut found: Vec<OrderEntry> = Vec::new();
+    if let Some(id) = filter.id {
+        let entry: Option<OrderEntry> = kv.get_json(&entry_key(id))?;
+        found.extend(entry.filter(|e| {
+            filter.matches(e)
+                && cursor.is_none_or(|c| c.after((Cursor::of(e).ms, Cursor::of(e).id)))
+        }));
+        return Ok(page(found, limit));
+    }
+    let term = filter.driving_term();
+    let hours: Vec<i64> = kv.get_json(&dir_key(&term))?.unwrap_or_default();
+    let start = cursor.map(|c| c.ms.div_euclid(HOUR_MS));
+    let hours: Vec<i64> = hours
+        .into_iter()
+        .rev()
+        .filter(|h| start.is_none_or(|s| *h <= s))
+        .collect();
+    'hours: for batch in hours.chunks(HOURS_PER_READ) {
+        let keys: Vec<String> = batch.iter().map(|h| posting_key(&term, *h)).collect();
+        let mut items: Vec<(i64, Uuid)> = Vec::new();
+        for (key, value) in keys.iter().zip(kv.get_many(&keys)?) {
+            if let Some(bytes) = value {
+                let p: Posting = serde_json::from_slice(&bytes).map_err(|e| KvError::Corrupt {
+                    key: key.clone(),
+                    message: e.to_string(),
+                })?;
+                items.extend(p.into_iter().filter(|i| cursor.is_none_or(|c| c.after(*i))));
+            }
+        }
+        items.sort_unstable_by(|a, b| b.cmp(a));
+        for chunk in items.chunks(ROWS_PER_READ) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .map(|(_, id)| entry_key(OrderId::new(*id)))
+                .collect();
+            for ((ms, _), value) in chunk.iter().zip(kv.get_many(&keys)?) {
+                let Some(entry) = value.and_then(|b| serde_json::from_slice::<OrderEntry>(&b).ok())
+                else {
+                    continue;
+                };
+                if entry.created_at.timestamp_millis() == *ms && filter.matches(&entry) {
+                    found.push(entry);
+                    if found.len() > limit {
+                        break 'hours;
+                    }
+                }
+            }
+        }
+    }
+    Ok(page(found, limit))
+}
+
+fn page(mut found: Vec<OrderEntry>, limit: usize) -> Page {
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let next_cursor = if more {
+        found.last().map(|e| Cursor::of(e).to_string())
+    } else {
+        None
+    };
+    Page {
+        orders: found.iter().map(OrderRow::from).collect(),
+        next_cursor,
+    }
+}
