@@ -14,7 +14,8 @@
 use chrono::Duration;
 use oms_domain::LocationId;
 use oms_edge::api_keys::{self, KeyRole, DEFAULT_GRACE_SECONDS};
-use oms_edge::{json_response, now, order_token, Actor, FunctionError, Problem, SpinKv};
+use oms_edge::purge::{self, tag};
+use oms_edge::{json_response, now, order_token, Actor, FunctionError, Kv, Problem, SpinKv};
 use serde_json::{Map, Value};
 use spin_sdk::http::{Request, Response};
 
@@ -132,12 +133,13 @@ pub(crate) fn list() -> Result<Response, FunctionError> {
 ///
 /// # Errors
 /// 404 unknown key, 409 revoked key, 422 for a bad grace, storage errors.
-pub(crate) fn rotate(req: &Request, id: &str) -> Result<Response, FunctionError> {
+pub(crate) fn rotate(kv: &impl Kv, req: &Request, id: &str) -> Result<Response, FunctionError> {
     let body = (!req.body().is_empty())
         .then(|| oms_edge::json_body(req))
         .transpose()?;
     let grace = grace(body.as_ref())?;
-    let (key, token) = api_keys::rotate(&SpinKv::open_default()?, id, grace, now())?;
+    let (key, token) = api_keys::rotate(kv, id, grace, now())?;
+    credentials_changed();
     Ok(json_response(200, &with_token(&key, token)))
 }
 
@@ -145,8 +147,9 @@ pub(crate) fn rotate(req: &Request, id: &str) -> Result<Response, FunctionError>
 ///
 /// # Errors
 /// 404 unknown key, storage errors.
-pub(crate) fn revoke(id: &str) -> Result<Response, FunctionError> {
-    api_keys::revoke(&SpinKv::open_default()?, id, now())?;
+pub(crate) fn revoke(kv: &impl Kv, id: &str) -> Result<Response, FunctionError> {
+    api_keys::revoke(kv, id, now())?;
+    credentials_changed();
     Ok(no_content())
 }
 
@@ -155,9 +158,18 @@ pub(crate) fn revoke(id: &str) -> Result<Response, FunctionError> {
 ///
 /// # Errors
 /// Storage errors.
-pub(crate) fn rotate_order_tokens() -> Result<Response, FunctionError> {
-    order_token::rotate(&SpinKv::open_default()?, ORDER_TOKEN_SECRETS_KEPT)?;
+pub(crate) fn rotate_order_tokens(kv: &impl Kv) -> Result<Response, FunctionError> {
+    order_token::rotate(kv, ORDER_TOKEN_SECRETS_KEPT)?;
+    credentials_changed();
     Ok(no_content())
+}
+
+/// A credential stopped (or will stop) opening what it opened: every response kept for a
+/// credential goes, so none is served to a token that no longer verifies. (Keys are
+/// hashed, so which partitions were the key's is not known here; a rotation or revocation
+/// is rare.)
+fn credentials_changed() {
+    purge::touch(tag::CREDENTIALS);
 }
 
 fn with_token(key: &api_keys::ApiKey, token: String) -> Value {
@@ -270,6 +282,35 @@ mod tests {
             let e = NewKey::parse(&body).unwrap_err();
             assert_eq!(status(e), (422, field.to_string()), "{body}");
         }
+    }
+
+    #[test]
+    fn revoking_or_rotating_a_credential_purges_every_credentialed_response() {
+        let kv = oms_edge::MemKv::new();
+        let (key, _) = api_keys::create(
+            &kv,
+            KeyRole::Staff,
+            None,
+            "ops".into(),
+            "staff:root".into(),
+            now(),
+        )
+        .unwrap();
+        let credentials = std::collections::BTreeSet::from([tag::CREDENTIALS.to_string()]);
+        purge::take_sent();
+        let post = spin_sdk::http::Request::builder()
+            .method(spin_sdk::http::Method::Post)
+            .uri("/")
+            .build();
+        assert_eq!(*rotate(&kv, &post, &key.id).unwrap().status(), 200);
+        assert_eq!(purge::take_purged(), credentials, "rotate");
+        assert_eq!(*revoke(&kv, &key.id).unwrap().status(), 204);
+        assert_eq!(purge::take_purged(), credentials, "revoke");
+        assert_eq!(*rotate_order_tokens(&kv).unwrap().status(), 204);
+        assert_eq!(purge::take_purged(), credentials, "order tokens");
+        // A refused change changes nothing and purges nothing.
+        assert!(revoke(&kv, "no-such-key").is_err());
+        assert!(purge::take_sent().is_empty());
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod keys;
 mod reconcile;
 mod reference_data;
 
-use oms_edge::{caller, json_body, Actor, FunctionError, Problem, SpinKv};
+use oms_edge::{caller, json_body, purge, Actor, FunctionError, Problem, SpinKv};
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::http_component;
 
@@ -84,16 +84,19 @@ fn handle(req: Request) -> Response {
     );
     router.post(
         "/keys/:id/rotate",
-        guarded(|req, p| keys::rotate(req, param(p, "id"))),
+        guarded(|req, p| keys::rotate(&SpinKv::open_default()?, req, param(p, "id"))),
     );
-    router.delete("/keys/:id", guarded(|_, p| keys::revoke(param(p, "id"))));
+    router.delete(
+        "/keys/:id",
+        guarded(|_, p| keys::revoke(&SpinKv::open_default()?, param(p, "id"))),
+    );
     router.any(
         "/keys/:id",
         guarded(|_, _| Err(Problem::method_not_allowed("DELETE").into())),
     );
     router.post(
         "/order-tokens/rotate",
-        guarded(|_, _| keys::rotate_order_tokens()),
+        guarded(|_, _| keys::rotate_order_tokens(&SpinKv::open_default()?)),
     );
     router.get(
         "/channels/:channel/aliases",
@@ -156,11 +159,11 @@ fn handle(req: Request) -> Response {
 }
 
 /// Checks that the caller is staff, then runs `handler`; any error becomes its problem
-/// response.
+/// response. What the handler's writes made stale is purged before the response goes
+/// (`oms_edge::purge`: one request for all of them).
 fn guarded(handler: Handler) -> impl Fn(Request, Params) -> Response {
     move |req, params| {
-        staff(&req)
-            .and_then(|_| handler(&req, &params))
+        purge::batch(|| staff(&req).and_then(|_| handler(&req, &params)))
             .unwrap_or_else(|e| e.response())
     }
 }
@@ -168,8 +171,7 @@ fn guarded(handler: Handler) -> impl Fn(Request, Params) -> Response {
 /// [`guarded`], handing the caller to `handler`.
 fn as_staff(handler: StaffHandler) -> impl Fn(Request, Params) -> Response {
     move |req, params| {
-        staff(&req)
-            .and_then(|actor| handler(&actor, &req, &params))
+        purge::batch(|| staff(&req).and_then(|actor| handler(&actor, &req, &params)))
             .unwrap_or_else(|e| e.response())
     }
 }

@@ -9,7 +9,7 @@ use oms_domain::{
     ViolationCode,
 };
 use oms_edge::{
-    json_response, keys, update_json, Change, FunctionError, Kv, Problem, SpinKv, StockDoc,
+    json_response, keys, purge, update_json, Change, FunctionError, Kv, Problem, StockDoc,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -39,7 +39,11 @@ pub(crate) fn invalid(field: &str, reason: impl Into<String>) -> Problem {
     )
 }
 
-pub(crate) fn put_catalog(kv: &SpinKv, sku: &str, body: &Value) -> Result<Response, FunctionError> {
+pub(crate) fn put_catalog(
+    kv: &impl Kv,
+    sku: &str,
+    body: &Value,
+) -> Result<Response, FunctionError> {
     let sku = parse_sku(sku)?;
     let Some(prices) = body.as_object() else {
         return Err(Problem::field(
@@ -97,7 +101,7 @@ pub(crate) fn put_catalog(kv: &SpinKv, sku: &str, body: &Value) -> Result<Respon
     Ok(json_response(200, &json!({"sku": sku, "prices": parsed})))
 }
 
-pub(crate) fn put_locations(kv: &SpinKv, body: Value) -> Result<Response, FunctionError> {
+pub(crate) fn put_locations(kv: &impl Kv, body: Value) -> Result<Response, FunctionError> {
     let locations: Vec<Location> =
         serde_json::from_value(body).map_err(|e| invalid("/", e.to_string()))?;
     let mut seen = std::collections::BTreeSet::new();
@@ -115,6 +119,8 @@ pub(crate) fn put_locations(kv: &SpinKv, body: Value) -> Result<Response, Functi
         }
     }
     kv.set_json(keys::LOCATIONS, &locations)?;
+    // Every availability lists the network's locations.
+    purge::wrote(keys::LOCATIONS);
     Ok(json_response(200, &locations))
 }
 
@@ -125,7 +131,7 @@ struct StockCount {
 }
 
 pub(crate) fn put_stock(
-    kv: &SpinKv,
+    kv: &impl Kv,
     sku: &str,
     location: &str,
     body: &Value,
@@ -184,7 +190,7 @@ pub(crate) fn put_stock(
 }
 
 pub(crate) fn put_backorder(
-    kv: &SpinKv,
+    kv: &impl Kv,
     sku: &str,
     body: Value,
 ) -> Result<Response, FunctionError> {
@@ -206,7 +212,7 @@ struct PolicyBody {
     cost_per_km: String,
 }
 
-pub(crate) fn put_routing_policy(kv: &SpinKv, body: &Value) -> Result<Response, FunctionError> {
+pub(crate) fn put_routing_policy(kv: &impl Kv, body: &Value) -> Result<Response, FunctionError> {
     let raw: PolicyBody =
         serde_json::from_value(body.clone()).map_err(|e| invalid("/", e.to_string()))?;
     let cost = raw
@@ -227,4 +233,41 @@ pub(crate) fn put_routing_policy(kv: &SpinKv, body: &Value) -> Result<Response, 
     let stored = json!({"split_limit": raw.split_limit, "cost_per_km": raw.cost_per_km});
     kv.set_json(keys::ROUTING_POLICY, &stored)?;
     Ok(json_response(200, &stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oms_edge::MemKv;
+    use std::collections::BTreeSet;
+
+    fn purged() -> BTreeSet<String> {
+        purge::take_purged()
+    }
+
+    fn tags(t: &[&str]) -> BTreeSet<String> {
+        t.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn writes_purge_the_availability_they_change_and_nothing_else() {
+        let kv = MemKv::new();
+        purge::take_sent();
+        let network = json!([{"id": "wh-1", "kind": "warehouse", "coordinates": {"lat": 0, "lon": 0},
+            "cost_per_shipment": "0", "cost_per_unit": "0", "ships": true, "pickup": false,
+            "priority": 0}]);
+        put_locations(&kv, network).unwrap();
+        assert_eq!(purged(), tags(&["availability"]), "locations");
+        put_stock(&kv, "SKU-1", "wh-1", &json!({"on_hand": 20})).unwrap();
+        assert_eq!(purged(), tags(&["sku-SKU-1"]), "a stock count");
+        // What no cached read shows purges nothing.
+        put_catalog(&kv, "SKU-1", &json!({"USD": "19.99"})).unwrap();
+        put_backorder(&kv, "SKU-1", json!("never")).unwrap();
+        put_routing_policy(&kv, &json!({"split_limit": 2, "cost_per_km": "0.02"})).unwrap();
+        assert_eq!(purged(), tags(&[]), "catalog, backorder, routing policy");
+        // Refused writes change nothing and purge nothing.
+        assert!(put_stock(&kv, "SKU-1", "nowhere", &json!({"on_hand": 1})).is_err());
+        assert!(put_locations(&kv, json!([{"id": 5}])).is_err());
+        assert_eq!(purged(), tags(&[]), "refused writes");
+    }
 }

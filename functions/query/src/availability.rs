@@ -33,6 +33,13 @@ struct AtLocation {
     pickup: bool,
 }
 
+impl Availability {
+    /// The SKU, as parsed.
+    pub fn sku(&self) -> &str {
+        &self.sku
+    }
+}
+
 /// The availability of the SKU named `raw`; locations without a stock document are left out.
 ///
 /// # Errors

@@ -1,6 +1,8 @@
-//! query: the read side, edge-cacheable. Every read answers with a strong `ETag` and
-//! `Cache-Control: no-cache` (caches keep it but revalidate; `If-None-Match` → 304 without a
-//! body); a write changes the body and so the ETag, which is the invalidation.
+//! query: the read side, edge-cached. Every read answers with a strong `ETag`
+//! (`If-None-Match` → 304 without a body) and says who may keep it, for how long and under
+//! which tags ([`caching`]): availability and the API description are public, kept by shared
+//! caches until a write purges their tags (`oms_edge::purge`); an order and its timeline are
+//! private, kept only per credential by `oms up`. Errors are never kept.
 //!
 //! - `GET /v1/orders/{id}`: the [`OrderView`] (status dimensions, lines, totals, reservation,
 //!   plan, shipments, refunds, returns)
@@ -21,6 +23,7 @@
 #![allow(unsafe_code)]
 
 pub mod availability;
+pub mod caching;
 pub mod order_view;
 
 use std::rc::Rc;
@@ -32,6 +35,7 @@ use serde_json::Value;
 use spin_sdk::http::{Method, Params, Request, Response, Router};
 use spin_sdk::http_component;
 
+pub use caching::Caching;
 pub use order_view::OrderView;
 
 /// The OpenAPI document, kept beside this crate.
@@ -49,20 +53,25 @@ fn handle(req: Request) -> Response {
 pub fn router<K: Kv + 'static>(kv: Rc<K>) -> Router {
     let mut r = Router::new();
     read(&mut r, &kv, "/v1/openapi.json", |_, _, _| {
-        Ok(serde_json::from_str::<Value>(OPENAPI)?)
+        Ok((serde_json::from_str::<Value>(OPENAPI)?, Caching::openapi()))
     });
     read(&mut r, &kv, "/v1/orders/:id", |kv, req, p| {
-        Ok(serde_json::to_value(OrderView::of(&load(kv, req, p)?))?)
+        let record = load(kv, req, p)?;
+        let caching = Caching::order(&record.order().id().to_string());
+        Ok((serde_json::to_value(OrderView::of(&record))?, caching))
     });
     read(&mut r, &kv, "/v1/orders/:id/events", |kv, req, p| {
         let record = load(kv, req, p)?;
-        Ok(Timeline {
+        let timeline = Timeline {
             order_id: record.order().id(),
             events: record.events().to_vec(),
-        })
+        };
+        Ok((timeline, Caching::order(&record.order().id().to_string())))
     });
     read(&mut r, &kv, "/v1/availability/:sku", |kv, _, p| {
-        availability::of(kv, p.get("sku").unwrap_or_default())
+        let view = availability::of(kv, p.get("sku").unwrap_or_default())?;
+        let caching = Caching::availability(view.sku());
+        Ok((view, caching))
     });
     r.any("/*", |req: Request, _: Params| {
         if matches!(req.method(), Method::Get | Method::Head) {
@@ -74,12 +83,12 @@ pub fn router<K: Kv + 'static>(kv: Rc<K>) -> Router {
     r
 }
 
-/// Registers a cacheable read (GET and HEAD) whose body `view` builds.
+/// Registers a cacheable read (GET and HEAD) whose body and caching `view` builds.
 fn read<K: Kv + 'static, T: Serialize>(
     r: &mut Router,
     kv: &Rc<K>,
     path: &str,
-    view: impl Fn(&K, &Request, &Params) -> Result<T, FunctionError> + Copy + 'static,
+    view: impl Fn(&K, &Request, &Params) -> Result<(T, Caching), FunctionError> + Copy + 'static,
 ) {
     for method in [Method::Get, Method::Head] {
         let kv = Rc::clone(kv);
@@ -87,7 +96,7 @@ fn read<K: Kv + 'static, T: Serialize>(
             path,
             method,
             move |req: Request, params: Params| match view(&kv, &req, &params) {
-                Ok(body) => read_response(&req, &body),
+                Ok((body, caching)) => caching.apply(read_response(&req, &body)),
                 Err(e) => e.response(),
             },
         );
@@ -355,6 +364,122 @@ mod tests {
         );
         let doc = get(&kv, Method::Get, "/v1/openapi.json", None);
         assert_eq!(json_of(&doc)["openapi"], "3.1.0");
+    }
+
+    fn header(r: &Response, name: &str) -> Option<String> {
+        r.header(name).and_then(|v| v.as_str()).map(str::to_string)
+    }
+
+    /// Every header a cache reads, by name (`None`: absent).
+    fn cache_headers(r: &Response) -> Vec<(&'static str, Option<String>)> {
+        [
+            "cache-control",
+            "cdn-cache-control",
+            "surrogate-control",
+            "surrogate-key",
+            "cache-tag",
+            "edge-cache-tag",
+            "vary",
+            "oms-cache-control",
+        ]
+        .into_iter()
+        .map(|n| (n, header(r, n)))
+        .collect()
+    }
+
+    #[test]
+    fn public_reads_are_kept_by_shared_caches_under_their_tags() {
+        let kv = store();
+        let shared = Some(caching::SHARED.to_string());
+        for (path, tags) in [
+            (
+                "/v1/availability/SKU-1",
+                ["sku-SKU-1", "availability"].as_slice(),
+            ),
+            ("/v1/openapi.json", ["openapi"].as_slice()),
+        ] {
+            let r = get_as(&kv, Method::Get, path, None, None);
+            let etag = header(&r, "etag").expect("a strong ETag");
+            assert!(etag.starts_with('"'), "{path}: strong, not W/: {etag}");
+            let expected = vec![
+                ("cache-control", Some("public, no-cache".to_string())),
+                ("cdn-cache-control", shared.clone()),
+                ("surrogate-control", shared.clone()),
+                ("surrogate-key", Some(tags.join(" "))),
+                ("cache-tag", Some(tags.join(","))),
+                ("edge-cache-tag", Some(tags.join(","))),
+                ("vary", None),
+                ("oms-cache-control", None),
+            ];
+            assert_eq!(cache_headers(&r), expected, "{path}");
+            // The 304 carries the same instructions (RFC 9110 §15.4.5), and HEAD too.
+            let not_modified = get_as(&kv, Method::Get, path, Some(&etag), None);
+            assert_eq!(*not_modified.status(), 304);
+            assert!(not_modified.body().is_empty());
+            assert_eq!(cache_headers(&not_modified), expected, "{path}: 304");
+            assert_eq!(header(&not_modified, "etag"), Some(etag));
+            let head = get_as(&kv, Method::Head, path, None, None);
+            assert_eq!(cache_headers(&head), expected, "{path}: HEAD");
+        }
+    }
+
+    #[test]
+    fn private_reads_are_kept_per_credential_by_the_host_only() {
+        let kv = store();
+        let id = Uuid::from_u128(ORDER);
+        let own = order_token::issue(&*kv, OrderId::new(id)).unwrap();
+        for path in [order_path(), format!("{}/events", order_path())] {
+            for r in [
+                get(&kv, Method::Get, &path, None),
+                get_as(&kv, Method::Get, &path, None, Some(&own)),
+            ] {
+                assert_eq!(*r.status(), 200, "{path}");
+                let expected = vec![
+                    ("cache-control", Some("private, no-cache".to_string())),
+                    ("cdn-cache-control", Some("no-store".to_string())),
+                    ("surrogate-control", Some("no-store".to_string())),
+                    ("surrogate-key", Some(format!("order-{id} credentials"))),
+                    ("cache-tag", None),
+                    ("edge-cache-tag", None),
+                    ("vary", Some("Authorization".to_string())),
+                    (
+                        "oms-cache-control",
+                        Some("private, max-age=3600, stale-if-error=300".to_string()),
+                    ),
+                ];
+                assert_eq!(cache_headers(&r), expected, "{path}");
+                let etag = header(&r, "etag").unwrap();
+                let again = get_as(&kv, Method::Get, &path, Some(&etag), Some(&own));
+                assert_eq!(*again.status(), 304, "{path}");
+                assert_eq!(cache_headers(&again), expected, "{path}: 304");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_are_never_kept() {
+        let kv = store();
+        let missing = format!("/v1/orders/{}", Uuid::from_u128(99));
+        for r in [
+            get_as(&kv, Method::Get, &order_path(), None, None), // 401
+            get_as(&kv, Method::Get, &order_path(), None, Some("nope")), // 401
+            get(&kv, Method::Get, "/v1/orders/not-a-uuid", None), // 400
+            get(&kv, Method::Get, &missing, None),               // 404
+            get(&kv, Method::Get, "/v1/availability/a%20b", None), // 400
+            get(&kv, Method::Get, "/v1/nothing", None),          // 404
+            get(&kv, Method::Post, "/v1/availability/SKU-1", None), // 405
+        ] {
+            assert!(*r.status() >= 400);
+            assert_eq!(
+                header(&r, "cache-control").as_deref(),
+                Some("no-store"),
+                "{}",
+                r.status()
+            );
+            for tagged in ["surrogate-key", "cache-tag", "edge-cache-tag"] {
+                assert_eq!(header(&r, tagged), None, "{}: {tagged}", r.status());
+            }
+        }
     }
 
     #[test]

@@ -109,7 +109,8 @@ pub enum Change<T, R> {
 const MAX_ROUNDS: usize = 500;
 
 /// Read-modify-write of one JSON value with compare-and-swap, retried on conflict: `f` sees
-/// the current value and may run several times, so it must not have side effects.
+/// the current value and may run several times, so it must not have side effects. A write
+/// touches the purge tags of `key` ([`crate::purge::wrote`]).
 ///
 /// # Errors
 /// `f`'s error, or a [`KvError`] (converted into `E`).
@@ -130,6 +131,7 @@ where
             Change::Keep(r) => return Ok(r),
             Change::Write(value, r) => {
                 if kv.swap(cas, &encode(&value)?)? {
+                    crate::purge::wrote(key);
                     return Ok(r);
                 }
             }

@@ -20,6 +20,7 @@ mod kv;
 pub mod order_token;
 mod placement;
 mod problem;
+pub mod purge;
 mod record;
 mod release;
 pub mod standard_webhooks;

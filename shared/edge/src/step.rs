@@ -40,6 +40,7 @@ use crate::bus::Bus;
 use crate::env::Env;
 use crate::kv::Kv;
 use crate::problem::{FunctionError, Problem};
+use crate::purge;
 use crate::record::keys;
 use oms_domain::OrderRecord;
 
@@ -136,22 +137,28 @@ pub fn run<E: Env, R>(
     mut decide: impl FnMut(&mut OrderRecord) -> Result<Decision<R>, FunctionError>,
 ) -> Result<R, FunctionError> {
     for _ in 0..MAX_ROUNDS {
-        let (record, cas) = load(env, order_id)?;
-        let Some(record) = record else {
-            return Err(Problem::not_found("order", order_id).into());
-        };
-        let mut next = record.clone();
-        match decide(&mut next)? {
-            Decision::Unchanged(r) => {
-                finish(env, &record);
-                return Ok(r);
-            }
-            Decision::Changed(r) => {
-                if let Some(stored) = commit(env, &record, next, cas)? {
-                    finish(env, &stored);
-                    return Ok(r);
+        // One purge per round for what `decide` wrote (stock) and the order's swap: after the
+        // swap, before the order's events go out (see `purge`).
+        let round = purge::batch(|| -> Result<_, FunctionError> {
+            let (record, cas) = load(env, order_id)?;
+            let Some(record) = record else {
+                return Err(Problem::not_found("order", order_id).into());
+            };
+            let mut next = record.clone();
+            Ok(match decide(&mut next)? {
+                Decision::Unchanged(r) => Some((r, record)),
+                Decision::Changed(r) => {
+                    let stored = commit(env, &record, next, cas)?;
+                    if let Some(stored) = &stored {
+                        purge::wrote(&keys::order(&stored.order().id().to_string()));
+                    }
+                    stored.map(|stored| (r, stored))
                 }
-            }
+            })
+        })?;
+        if let Some((r, record)) = round {
+            finish(env, &record);
+            return Ok(r);
         }
     }
     Err(Problem::conflict("the order kept changing; retry").into())
@@ -209,6 +216,8 @@ pub fn create<E: Env>(env: &E, record: OrderRecord) -> Result<Created, FunctionE
                 new: false,
             });
         }
+        // No purge: nothing can have cached an order that did not exist (errors are never
+        // stored).
         if let Some(stored) = commit(env, &record, record.clone(), cas)? {
             finish(env, &stored);
             return Ok(Created { record, new: true });
@@ -463,6 +472,41 @@ mod tests {
         reserve(&env, 1).unwrap();
         assert_eq!(env.published(), ["order.validated", "order.reserved"]);
         assert_eq!(env.owed.keys().unwrap().len(), 1, "route is owed now");
+    }
+
+    #[test]
+    fn a_step_purges_its_order_and_the_stock_it_wrote_once_after_its_swap() {
+        let env = MemEnv::new();
+        crate::purge::take_sent();
+        create(&env, order(&env, 1)).unwrap();
+        assert!(
+            crate::purge::take_sent().is_empty(),
+            "a new order was never cached"
+        );
+        let id = Uuid::from_u128(1).to_string();
+        run(&env, &id, |r| {
+            crate::stock::update_stock(env.kv(), "SKU-1", "wh-1", |d| Ok(d.clone()))?;
+            crate::stock::update_stock(env.kv(), "SKU-1", "wh-2", |d| {
+                d.recount(d.level.on_hand() + 5)
+            })?;
+            r.transition(
+                OrderStatus::Reserved,
+                json!({}),
+                Uuid::from_u128(9),
+                env.now(),
+            )
+            .map_err(|e| FunctionError::Internal(e.to_string()))?;
+            assert!(crate::purge::take_sent().is_empty(), "not before the swap");
+            Ok(Decision::Changed(()))
+        })
+        .unwrap();
+        assert_eq!(
+            crate::purge::take_sent(),
+            [vec![format!("order-{id}"), "sku-SKU-1".to_string()]],
+            "one request: the order and the stock it changed (the unchanged document is not)"
+        );
+        run(&env, &id, |_| Ok(Decision::Unchanged(()))).unwrap();
+        assert!(crate::purge::take_sent().is_empty(), "nothing changed");
     }
 
     #[test]
