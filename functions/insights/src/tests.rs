@@ -182,8 +182,10 @@ fn out_of_order_deliveries_converge_on_the_stored_status() {
 #[test]
 fn a_counter_update_that_loses_a_compare_and_swap_race_is_redone() {
     let env = MemEnv::new();
-    let mut one = Counters::default();
-    one.refunds = 1;
+    let one = Counters {
+        refunds: 1,
+        ..Counters::default()
+    };
     // Ids 1 and 9 land in the same shard: the race is on one key.
     let racing = RacingEnv::new(
         &env,
