@@ -200,9 +200,46 @@ impl HttpTrigger {
             set(&format!("spin-path-match-{name}"), value);
         }
         let request = Request::from_parts(parts, Full::new(body));
+        let cache = self.runtime.cache();
+        if cache.enabled() && matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
+            let origin = Arc::new(ComponentOrigin {
+                runtime: self.runtime.clone(),
+                component,
+            });
+            return crate::http_cache::serve(cache, request, origin).await;
+        }
+        forward(&self.runtime, &component, request).await
+    }
+}
 
-        let deadline = self.runtime.limits.http_deadline;
-        let Invocation { response, task } = match invoke(&self.runtime, &component, request) {
+/// A component as the cache's origin: what a miss forwards to.
+struct ComponentOrigin {
+    runtime: Arc<Runtime>,
+    component: Arc<LoadedComponent>,
+}
+
+impl crate::http_cache::Origin for ComponentOrigin {
+    fn forward(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<HyperOutgoingBody>> + Send>>
+    {
+        let (runtime, component) = (self.runtime.clone(), self.component.clone());
+        Box::pin(async move { forward(&runtime, &component, request).await })
+    }
+}
+
+/// Runs `request` in `component` under the HTTP deadline; host-side failures become problem
+/// documents (504 deadline, 503 no instance slot, 500 trap or error).
+async fn forward(
+    runtime: &Runtime,
+    component: &LoadedComponent,
+    request: Request<Full<Bytes>>,
+) -> Response<HyperOutgoingBody> {
+    {
+        let id = &*component.id;
+        let deadline = runtime.limits.http_deadline;
+        let Invocation { response, task } = match invoke(runtime, component, request) {
             Ok(invocation) => invocation,
             Err(e) => return internal(id, &e),
         };

@@ -9,6 +9,7 @@
 pub mod bindings;
 pub mod cron_trigger;
 mod error;
+pub mod http_cache;
 pub mod http_trigger;
 pub mod key_value;
 pub mod loader;

@@ -125,6 +125,13 @@ struct UpArgs {
     /// takes it over, in ms; must exceed --queue-deadline-ms.
     #[arg(long, default_value_t = 30_000)]
     queue_visibility_ms: u64,
+    /// Size of the HTTP response cache, in MiB (GET answers the components mark cacheable).
+    #[arg(long, default_value_t = 64)]
+    cache_mib: usize,
+    /// Turn the HTTP response cache off (purges from components are still recorded for other
+    /// hosts sharing the Redis store).
+    #[arg(long)]
+    no_cache: bool,
     /// Read-only SQLite connections per key-value file beside the writer (reads never wait
     /// for writes); 0: every call shares one connection.
     #[arg(long, default_value_t = 2)]
@@ -193,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 queue_url: queue_url(a.queue_url),
                 queue_visibility: Duration::from_millis(a.queue_visibility_ms),
                 components: a.component_id,
+                cache_bytes: if a.no_cache { 0 } else { a.cache_mib << 20 },
                 kv_tuning: KvTuning {
                     sqlite_readers: a.kv_readers,
                 },

@@ -3,10 +3,12 @@
 //! Anything else is denied with `HttpRequestDenied` and a log line naming the component.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
+use crate::http_cache::HttpCache;
 use crate::variables::Template;
 
 /// The outbound destinations a component may reach.
@@ -120,6 +122,17 @@ impl AllowedHosts {
         })
     }
 
+    /// Whether self-requests are granted: an entry for host `self` (or `self.alt`) with scheme
+    /// http, https or `*`, as Spin's `check_relative_url`.
+    pub fn allows_self(&self) -> bool {
+        self.rules.iter().any(|r| {
+            matches!(&r.host, HostRule::Exact(h) if h == "self" || h == "self.alt")
+                && r.scheme
+                    .as_deref()
+                    .is_none_or(|s| s == "http" || s == "https")
+        })
+    }
+
     /// The entries as written, for messages.
     pub fn describe(&self) -> String {
         if self.rules.is_empty() {
@@ -215,6 +228,130 @@ pub struct OutboundPolicy {
     pub component: Arc<str>,
     /// Its grant.
     pub allowed: Arc<AllowedHosts>,
+    /// The host's response cache, which purge requests reach (see [`PURGE_PATH`]).
+    pub cache: Arc<HttpCache>,
+}
+
+/// The purge endpoint: a component's self-request `POST http://self.alt/.well-known/oms/purge`
+/// with `Surrogate-Key: <tag> <tag> ...` is answered by the host itself, without network I/O:
+/// it purges those tags from its cache (and, when the `default` store is Redis, every host's)
+/// and answers `200 {"purged": <entries dropped here>}`. Like any self-request it needs
+/// `http://self` (or `https://self`) in `allowed_outbound_hosts`, as on Spin.
+pub const PURGE_PATH: &str = "/.well-known/oms/purge";
+
+/// Whether a request goes to the app itself, as Spin decides it: authority host `self.alt` or
+/// none (here also the literal `self`, which the purge contract names).
+fn is_self_request(host: &str) -> bool {
+    matches!(host, "" | "self" | "self.alt")
+}
+
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                ),
+                wasmtime_wasi_http::Error,
+            >,
+        > + Send,
+>;
+
+/// A response made by the host, for a self-request.
+fn answer(status: http::StatusCode, content_type: &str, body: String) -> SendFuture {
+    use http_body_util::BodyExt;
+    let mut response = http::Response::new(
+        http_body_util::Full::new(bytes::Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    if let Ok(v) = http::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    Box::new(async move {
+        Ok((
+            response,
+            Box::new(async { Ok(()) })
+                as Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+        ))
+    })
+}
+
+fn problem_answer(status: http::StatusCode, title: &str, detail: &str) -> SendFuture {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    })
+    .to_string();
+    answer(status, "application/problem+json", body)
+}
+
+impl OutboundPolicy {
+    /// Answers a self-request: the purge endpoint, or a 404 for any other path (`oms up` does
+    /// not route self-requests into the app).
+    fn self_request(&self, request: http::Request<WasiBody>) -> SendFuture {
+        if !self.allowed.allows_self() {
+            tracing::warn!(
+                component = %self.component,
+                allowed_outbound_hosts = %self.allowed.describe(),
+                "self-request denied: allowed_outbound_hosts has no http://self"
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        if request.uri().path() != PURGE_PATH {
+            return problem_answer(
+                http::StatusCode::NOT_FOUND,
+                "No route",
+                "oms up answers only the purge endpoint to self-requests",
+            );
+        }
+        if request.method() != http::Method::POST {
+            return problem_answer(
+                http::StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "the purge endpoint takes POST",
+            );
+        }
+        let mut tags: Vec<String> = Vec::new();
+        for v in request.headers().get_all("surrogate-key") {
+            for t in v.to_str().unwrap_or_default().split_whitespace() {
+                if !tags.iter().any(|x| x == t) {
+                    tags.push(t.to_string());
+                }
+            }
+        }
+        let (cache, component) = (self.cache.clone(), self.component.clone());
+        Box::new(async move {
+            drop(request);
+            let (status, body) = match cache.purge(&tags).await {
+                Ok(n) => {
+                    tracing::debug!(%component, ?tags, purged = n, "cache purge");
+                    (http::StatusCode::OK, serde_json::json!({ "purged": n }))
+                }
+                Err(e) => {
+                    tracing::warn!(%component, ?tags, error = %e, "cache purge not recorded for other hosts");
+                    (
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({
+                            "type": "about:blank",
+                            "title": "Purge not recorded",
+                            "status": 503,
+                            "detail": "the purge log is unreachable; other hosts may serve older entries",
+                        }),
+                    )
+                }
+            };
+            let content_type = if status.is_success() {
+                "application/json"
+            } else {
+                "application/problem+json"
+            };
+            Pin::from(answer(status, content_type, body.to_string())).await
+        })
+    }
 }
 
 impl WasiHttpHooks for OutboundPolicy {
@@ -234,6 +371,9 @@ impl WasiHttpHooks for OutboundPolicy {
                 >,
             > + Send,
     > {
+        if is_self_request(request.uri().host().unwrap_or_default()) {
+            return self.self_request(request);
+        }
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("https").to_string();
         let host = uri.host().unwrap_or_default().to_string();
@@ -280,6 +420,16 @@ mod tests {
         assert!(!h.allows("https", "shop.io.evil.com", 443));
         assert!(!hosts(&[]).allows("https", "example.com", 443));
         assert!(hosts(&["*://*:*"]).allows("http", "anything", 1));
+    }
+
+    #[test]
+    fn self_requests_need_the_self_grant() {
+        assert!(hosts(&["http://self"]).allows_self());
+        assert!(hosts(&["https://self.alt"]).allows_self());
+        assert!(!hosts(&["*://*:*"]).allows_self());
+        assert!(!hosts(&["http://selfish.com"]).allows_self());
+        assert!(is_self_request("self.alt") && is_self_request("self") && is_self_request(""));
+        assert!(!is_self_request("example.com"));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::bindings;
 use crate::bindings::cron_trigger::CronTriggerPre;
 use crate::bindings::redis_trigger::RedisTriggerPre;
+use crate::http_cache::HttpCache;
 use crate::key_value::{KvCtx, KvStores};
 use crate::loader::Loader;
 use crate::manifest::App;
@@ -119,6 +120,7 @@ pub struct Runtime {
     kv: Arc<KvStores>,
     queue: Option<Arc<dyn QueueBackend>>,
     trigger_addresses: Arc<BTreeSet<String>>,
+    cache: Arc<HttpCache>,
     /// The limits in force.
     pub limits: Limits,
 }
@@ -319,8 +321,20 @@ impl Runtime {
             kv: parts.kv,
             queue: parts.queue,
             trigger_addresses,
+            cache: Arc::new(HttpCache::disabled()),
             limits: parts.limits,
         })
+    }
+
+    /// Serves HTTP through `cache` and lets components purge it (see [`crate::http_cache`]);
+    /// without it, nothing is cached and purges are only recorded locally.
+    pub fn set_cache(&mut self, cache: Arc<HttpCache>) {
+        self.cache = cache;
+    }
+
+    /// The response cache.
+    pub fn cache(&self) -> &Arc<HttpCache> {
+        &self.cache
     }
 
     /// A loaded component by id.
@@ -342,6 +356,7 @@ impl Runtime {
             hooks: OutboundPolicy {
                 component: c.id.clone(),
                 allowed: c.allowed.clone(),
+                cache: self.cache.clone(),
             },
             kv: KvCtx::new(self.kv.clone(), c.stores.clone(), c.id.clone()),
             variables: VariablesCtx {

@@ -45,6 +45,8 @@ pub struct UpOptions {
     pub queue_visibility: Duration,
     /// The components to run (`-c`); empty: all.
     pub components: Vec<String>,
+    /// Bytes of the HTTP response cache (`--cache-mib`); 0: off (`--no-cache`).
+    pub cache_bytes: usize,
     /// How the key-value backends are driven.
     pub kv_tuning: KvTuning,
     /// How the embedded queue batches its writes.
@@ -171,7 +173,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
         }
         Some(queue)
     };
-    let runtime = Arc::new(Runtime::load(
+    let mut runtime = Runtime::load(
         &app,
         RuntimeParts {
             engine,
@@ -181,7 +183,13 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
             variables,
             limits: opts.limits.clone(),
         },
+    )?;
+    runtime.set_cache(crate::http_cache::open(
+        &rc,
+        opts.cache_bytes,
+        &opts.limits,
     )?);
+    let runtime = Arc::new(runtime);
 
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
