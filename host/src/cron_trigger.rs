@@ -221,9 +221,10 @@ async fn invoke(runtime: &Runtime, component: &str, at: DateTime<Utc>) -> Result
     let metadata = Metadata {
         timestamp: u64::try_from(at.timestamp()).unwrap_or(0),
     };
+    let mut watch = runtime.metrics().watch(&c.id, crate::metrics::Trigger::Cron);
     let run = async {
-        let instance = pre.instantiate_async(&mut store).await?;
-        instance.call_handle_cron_event(&mut store, metadata).await
+        let instance = watch.instantiated(pre.instantiate_async(&mut store).await)?;
+        watch.finished(instance.call_handle_cron_event(&mut store, metadata).await)
     };
     match within_deadline(deadline, run).await? {
         Ok(()) => Ok(()),

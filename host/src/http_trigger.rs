@@ -20,6 +20,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::manifest::App;
+use crate::metrics::{ScrapeAuth, Trigger};
 use crate::routes::{RouteMatch, RoutePattern, Router};
 use crate::runtime::{is_deadline, LoadedComponent, Runtime};
 
@@ -27,6 +28,7 @@ use crate::runtime::{is_deadline, LoadedComponent, Runtime};
 pub struct HttpTrigger {
     runtime: Arc<Runtime>,
     router: Router<String>,
+    scrape_auth: ScrapeAuth,
 }
 
 impl HttpTrigger {
@@ -40,7 +42,14 @@ impl HttpTrigger {
         HttpTrigger {
             runtime,
             router: Router::new(routes),
+            scrape_auth: ScrapeAuth::default(),
         }
+    }
+
+    /// Who may read the host's metrics at [`crate::metrics::PATH`] (nobody by default).
+    pub fn with_scrape_auth(mut self, auth: ScrapeAuth) -> HttpTrigger {
+        self.scrape_auth = auth;
+        self
     }
 
     /// Accepts connections until the listener fails.
@@ -80,8 +89,19 @@ impl HttpTrigger {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (component, response) = match self.router.route(&path) {
+        let metrics = self.runtime.metrics();
+        if path == crate::metrics::PATH {
+            let (runtime, router) = (&self.runtime, &self.router);
+            let response =
+                crate::metrics::serve(&self.scrape_auth, runtime, router, &req, client, local)
+                    .await;
+            let (status, elapsed) = (response.status(), started.elapsed());
+            metrics.http_request(Some(&path), "host", &method, status, elapsed);
+            return response;
+        }
+        let (route, component, response) = match self.router.route(&path) {
             None => (
+                None,
                 None,
                 problem(
                     StatusCode::NOT_FOUND,
@@ -91,9 +111,11 @@ impl HttpTrigger {
             ),
             Some((route, id, matched)) => {
                 let response = self.dispatch(id, route, matched, req, client, local).await;
-                (Some(id.clone()), response)
+                (Some(route.as_str()), Some(id.clone()), response)
             }
         };
+        let (status, elapsed) = (response.status(), started.elapsed());
+        metrics.http_request(route, component.as_deref().unwrap_or("-"), &method, status, elapsed);
         tracing::info!(
             %method, %path, component = component.as_deref().unwrap_or("-"),
             status = response.status().as_u16(),
@@ -375,12 +397,14 @@ pub fn invoke(
         .http()
         .new_incoming_request(Scheme::Http, request)?;
     let out = store.data_mut().http().new_response_outparam(sender)?;
+    let mut watch = runtime.metrics().watch(&component.id, Trigger::Http);
     let task = tokio::spawn(async move {
-        let proxy = pre.instantiate_async(&mut store).await?;
-        proxy
+        let proxy = watch.instantiated(pre.instantiate_async(&mut store).await)?;
+        let handled = proxy
             .wasi_http_incoming_handler()
             .call_handle(&mut store, req, out)
-            .await
+            .await;
+        watch.finished(handled)
     });
     Ok(Invocation { response, task })
 }

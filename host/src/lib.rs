@@ -14,6 +14,7 @@ pub mod http_trigger;
 pub mod key_value;
 pub mod loader;
 pub mod manifest;
+pub mod metrics;
 pub mod outbound;
 pub mod queue;
 pub mod redis_client;

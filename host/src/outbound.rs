@@ -9,6 +9,7 @@ use std::sync::Arc;
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
 use crate::http_cache::HttpCache;
+use crate::metrics::Metrics;
 use crate::variables::Template;
 
 /// The outbound destinations a component may reach.
@@ -230,6 +231,8 @@ pub struct OutboundPolicy {
     pub allowed: Arc<AllowedHosts>,
     /// The host's response cache, which purge requests reach (see [`PURGE_PATH`]).
     pub cache: Arc<HttpCache>,
+    /// Where requests are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The purge endpoint: a component's self-request `POST http://self.alt/.well-known/oms/purge`
@@ -381,7 +384,9 @@ impl WasiHttpHooks for OutboundPolicy {
             .port_u16()
             .or_else(|| default_port(&scheme))
             .unwrap_or(0);
-        if !self.allowed.allows(&scheme, &host, port) {
+        let allowed = self.allowed.allows(&scheme, &host, port);
+        self.metrics.outbound(&host, allowed);
+        if !allowed {
             tracing::warn!(
                 component = %self.component,
                 destination = %format!("{scheme}://{host}:{port}"),

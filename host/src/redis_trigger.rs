@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use crate::metrics::{Delivered, Trigger};
 use crate::queue::{Delivery, Failure, QueueBackend};
 use crate::runtime::{within_deadline, Runtime};
 
@@ -92,18 +93,22 @@ pub async fn run(
 
 async fn deliver(runtime: &Runtime, queue: &dyn QueueBackend, d: Delivery) {
     let outcome = invoke(runtime, &d).await;
+    let count = |outcome| runtime.metrics().delivered(&d.channel, &d.component, outcome);
     let result = match outcome {
         Ok(()) => {
             tracing::info!(channel = %d.channel, component = %d.component, id = %d.id, attempt = d.attempts + 1, "message handled");
+            count(Delivered::Acked);
             queue.ack(&d).await
         }
         Err(error) => match queue.fail(&d, &error).await {
             Ok(Failure::Retry(delay)) => {
+                count(Delivered::Retried);
                 tracing::warn!(channel = %d.channel, component = %d.component, id = %d.id,
                     attempt = d.attempts + 1, retry_in_ms = delay.as_millis() as u64, %error, "message failed; will retry");
                 Ok(())
             }
             Ok(Failure::Dead) => {
+                count(Delivered::DeadLettered);
                 tracing::error!(channel = %d.channel, component = %d.component, id = %d.id,
                     attempts = d.attempts + 1, %error, "message dead-lettered (see `oms queue dead`)");
                 Ok(())
@@ -126,12 +131,14 @@ async fn invoke(runtime: &Runtime, d: &Delivery) -> Result<(), String> {
         .ok_or_else(|| format!("component {} has no redis handler", d.component))?;
     let deadline = runtime.limits.queue_deadline;
     let mut store = runtime.new_store(&component, deadline);
+    let mut watch = runtime.metrics().watch(&component.id, Trigger::Redis);
     let run = async {
-        let instance = pre.instantiate_async(&mut store).await?;
-        instance
+        let instance = watch.instantiated(pre.instantiate_async(&mut store).await)?;
+        let handled = instance
             .fermyon_spin_inbound_redis()
             .call_handle_message(&mut store, &d.payload)
-            .await
+            .await;
+        watch.finished(handled)
     };
     match within_deadline(deadline, run).await? {
         Ok(()) => Ok(()),

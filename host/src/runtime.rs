@@ -24,6 +24,7 @@ use crate::http_cache::HttpCache;
 use crate::key_value::{KvCtx, KvStores};
 use crate::loader::Loader;
 use crate::manifest::App;
+use crate::metrics::Metrics;
 use crate::outbound::{AllowedHosts, OutboundPolicy};
 use crate::queue::{QueueBackend, RedisCtx};
 use crate::variables::{ResolvedVariables, VariablesCtx};
@@ -121,6 +122,7 @@ pub struct Runtime {
     queue: Option<Arc<dyn QueueBackend>>,
     trigger_addresses: Arc<BTreeSet<String>>,
     cache: Arc<HttpCache>,
+    metrics: Arc<Metrics>,
     /// The limits in force.
     pub limits: Limits,
 }
@@ -322,6 +324,13 @@ impl Runtime {
             queue: parts.queue,
             trigger_addresses,
             cache: Arc::new(HttpCache::disabled()),
+            metrics: Arc::new(
+                Metrics::new().with_subscriptions(
+                    app.redis_triggers
+                        .iter()
+                        .map(|t| (t.channel.clone(), t.component.clone())),
+                ),
+            ),
             limits: parts.limits,
         })
     }
@@ -342,6 +351,16 @@ impl Runtime {
         self.components.get(id).cloned()
     }
 
+    /// The host's metrics, which every trigger and capability records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The queue behind the app's Redis triggers, if it has any.
+    pub fn queue(&self) -> Option<&Arc<dyn QueueBackend>> {
+        self.queue.as_ref()
+    }
+
     /// A fresh store for one invocation of `c`, expiring after `deadline`.
     pub fn new_store(&self, c: &LoadedComponent, deadline: Duration) -> Store<HostState> {
         let mut wasi = WasiCtx::builder();
@@ -357,6 +376,7 @@ impl Runtime {
                 component: c.id.clone(),
                 allowed: c.allowed.clone(),
                 cache: self.cache.clone(),
+                metrics: self.metrics.clone(),
             },
             kv: KvCtx::new(self.kv.clone(), c.stores.clone(), c.id.clone()),
             variables: VariablesCtx {
@@ -367,7 +387,8 @@ impl Runtime {
                 self.trigger_addresses.clone(),
                 c.allowed.clone(),
                 c.id.clone(),
-            ),
+            )
+            .with_metrics(self.metrics.clone()),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
                 .instances(64)

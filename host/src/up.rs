@@ -106,6 +106,12 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
             }
         })
         .collect();
+    let scrape_auth = crate::metrics::ScrapeAuth::from_admin_tokens(
+        variables
+            .app_values()
+            .get(staff_token::VARIABLE)
+            .map(String::as_str),
+    );
     let engine = crate::runtime::engine(&opts.limits)
         .map_err(|e| anyhow::anyhow!("cannot configure wasmtime: {e:#}"))?;
     let kv = Arc::new(KvStores::open_tuned(&rc, &opts.kv_tuning)?);
@@ -251,7 +257,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
             opts.queue_concurrency,
         ));
     }
-    let trigger = Arc::new(HttpTrigger::new(&app, runtime));
+    let trigger = Arc::new(HttpTrigger::new(&app, runtime).with_scrape_auth(scrape_auth));
     tokio::select! {
         r = trigger.serve(listener) => r.context("HTTP server failed")?,
         _ = tokio::signal::ctrl_c() => {

@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use wasmtime::component::{Resource, ResourceTable};
 
 use crate::bindings::fermyon::spin2_0_0::redis;
+use crate::metrics::Metrics;
 use crate::outbound::AllowedHosts;
 use crate::redis_client::RedisPool;
 use crate::Error;
@@ -314,6 +315,7 @@ pub struct RedisCtx {
     trigger_addresses: Arc<BTreeSet<String>>,
     allowed: Arc<AllowedHosts>,
     component: Arc<str>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl RedisCtx {
@@ -331,7 +333,14 @@ impl RedisCtx {
             trigger_addresses,
             allowed,
             component,
+            metrics: None,
         }
+    }
+
+    /// Publishes are counted in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> RedisCtx {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn unsupported<T>(&self, op: &str) -> wasmtime::Result<Result<T, redis::Error>> {
@@ -387,6 +396,9 @@ impl redis::HostConnection for RedisCtx {
         };
         match queue.publish(&channel, &payload).await {
             Ok(n) => {
+                if let Some(m) = &self.metrics {
+                    m.published(&channel, n);
+                }
                 tracing::debug!(component = %self.component, %address, %channel, subscribers = n, "published");
                 Ok(Ok(()))
             }
