@@ -114,29 +114,55 @@ fn order_of(view: &Map<String, Value>) -> Result<Order, ProblemDocument> {
     }
 }
 
+/// A money field of the view: `{"amount": "5.00", "currency": "USD"}` as the server writes it
+/// (a bare amount string is read too).
 fn money_field(
     view: &Map<String, Value>,
     field: &str,
     order: &Order,
 ) -> Result<Money, ProblemDocument> {
-    let text = view.get(field).and_then(Value::as_str).ok_or_else(|| {
-        problem(
-            &format!("/{field}"),
-            ViolationCode::Missing,
-            format!("{field} is required"),
-        )
-    })?;
-    Money::parse(text, order.currency()).map_err(|e| {
-        problem(
-            &format!("/{field}"),
-            ViolationCode::InvalidFormat,
-            e.to_string(),
-        )
-    })
+    let path = format!("/{field}");
+    let text = match view.get(field) {
+        None | Some(Value::Null) => {
+            return Err(problem(
+                &path,
+                ViolationCode::Missing,
+                format!("{field} is required"),
+            ))
+        }
+        Some(Value::String(s)) => s.as_str(),
+        Some(Value::Object(m)) => {
+            let currency = m.get("currency").and_then(Value::as_str);
+            if currency != Some(order.currency().code()) {
+                return Err(problem(
+                    &format!("{path}/currency"),
+                    ViolationCode::InvalidFormat,
+                    format!("must be the order's currency {}", order.currency().code()),
+                ));
+            }
+            m.get("amount").and_then(Value::as_str).ok_or_else(|| {
+                problem(
+                    &format!("{path}/amount"),
+                    ViolationCode::InvalidType,
+                    "must be a decimal string such as \"19.99\"",
+                )
+            })?
+        }
+        Some(_) => {
+            return Err(problem(
+                &path,
+                ViolationCode::InvalidType,
+                "must be an amount {\"amount\", \"currency\"}",
+            ))
+        }
+    };
+    Money::parse(text, order.currency())
+        .map_err(|e| problem(&path, ViolationCode::InvalidFormat, e.to_string()))
 }
 
 /// What can still be refunded of the order `view` describes (`GET /v1/orders/{id}`: its order
-/// fields, `status`, `refunds`, `refunded_total`, `refundable`).
+/// fields, `status`, `refunds`, `refunded_total`, `refundable`; amounts as the server writes
+/// them, `{"amount", "currency"}`).
 ///
 /// # Errors
 /// 422 "the order is invalid" naming the field that does not read as an order view.

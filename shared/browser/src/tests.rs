@@ -164,8 +164,14 @@ fn view() -> Value {
         json!([{"amount": {"amount": "19.99", "currency": "USD"},
                 "items": [{"kind": "line", "line": 0, "quantity": 1}]}]),
     );
-    o.insert("refunded_total".into(), json!("19.99"));
-    o.insert("refundable".into(), json!("38.99"));
+    o.insert(
+        "refunded_total".into(),
+        json!({"amount": "19.99", "currency": "USD"}),
+    );
+    o.insert(
+        "refundable".into(),
+        json!({"amount": "38.99", "currency": "USD"}),
+    );
     v
 }
 
@@ -191,6 +197,7 @@ fn refundable_replays_the_refunds_through_the_ledger() {
         r["reason"],
         "an order that is routed cannot be refunded; cancel it instead, or wait until it ships"
     );
+    // Bare amount strings are read too.
     let mut wrong = view();
     wrong["refunded_total"] = json!("5.00");
     wrong["refundable"] = json!("53.98");
@@ -199,6 +206,12 @@ fn refundable_replays_the_refunds_through_the_ledger() {
     assert_eq!(
         params(&p),
         [("/refunded_total".into(), "total_mismatch".into())]
+    );
+    let mut other = view();
+    other["refundable"]["currency"] = json!("EUR");
+    assert_eq!(
+        params(&call(refundable, &other)),
+        [("/refundable/currency".into(), "invalid_format".into())]
     );
 }
 
