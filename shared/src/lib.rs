@@ -79,7 +79,7 @@ pub use routing::{
     Shipment, ShipmentLine, EXHAUSTIVE_SEARCH_LIMIT,
 };
 pub use stock::{BackorderPolicy, Inventory, Shortfall, StockError, StockLevel};
-pub use stock_ledger::StockDoc;
+pub use stock_ledger::{Commitment, StockDoc};
 pub use timeline::{Timeline, TimelineError};
 pub use violation::{Violation, ViolationCode, Violations};
 

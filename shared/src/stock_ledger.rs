@@ -1,9 +1,38 @@
 //! The per-order stock ledger of one SKU at one location: the counts ([`StockLevel`]) plus
-//! which order holds or has allocated which units, and which receipts were booked. Stored as
-//! one document per (SKU, location) and changed by one compare-and-swap at a time (the glue's
-//! `update_stock`); every per-order operation is idempotent — a redelivered message or a
-//! retried request finds its own hold or allocation already there and changes nothing — so
-//! stock is never reserved, released, shipped or restocked twice.
+//! which order holds or has allocated which units, and which receipts were booked. Changed by
+//! one compare-and-swap at a time (the glue's `update_commitment`); every per-order operation
+//! is idempotent — a redelivered message or a retried request finds its own hold or
+//! allocation already there and changes nothing — so stock is never reserved, released,
+//! shipped or restocked twice.
+//!
+//! # A small document: the journal and the per-order commitments beside it
+//!
+//! The stored document (`stock:{sku}:{location}`) does not list every order that holds or has
+//! allocated units there: it keeps the counts plus a **journal** of the orders whose
+//! commitment changed most recently (at most a few, [`StockDoc::absorb`]'s `keep`), each
+//! stamped with the document's version (`seq`) at that change. Every other order's
+//! commitment lives in its own small record beside the document ([`Commitment`],
+//! `stock-commit:{sku}:{location}:{order}`), so the document stays bounded and small whatever
+//! the number of open orders, and hot-SKU writers rewrite a few hundred bytes, not a list of
+//! every open order.
+//!
+//! Why this keeps every guarantee:
+//! * **The truth of an order's commitment** is its journal entry while it has one, otherwise
+//!   its record beside the document (none: nothing). A change of one order is still ONE
+//!   compare-and-swap of the document: the counts and the order's journal entry change
+//!   together ([`StockDoc::view`] → the domain operation → [`StockDoc::absorb`]), so the
+//!   counts always equal the sum of the commitments and nothing is oversold or taken twice.
+//! * **Eviction writes before it forgets.** A write that pushes an entry out of the journal
+//!   first stores it beside the document (only over an older `seq`: a slow writer can never
+//!   put back an older commitment), then swaps the document without it. A crash between the
+//!   two leaves the entry in the journal (still the truth) and a harmless copy beside it.
+//! * **Reads in order.** A writer reads the document first and the record beside it second:
+//!   if the document no longer journals the order, its record was written before that
+//!   eviction, so it is at least as new as the document read; a later change of the order
+//!   must journal it again, which changes the document and fails this writer's swap.
+//! * A zero commitment is stored as a tombstone (not deleted) when evicted, so a slow evictor
+//!   holding an older version cannot bring back units the order gave up; tombstones are
+//!   pruned after the retention window (far beyond any guest's deadline).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,23 +40,145 @@ use serde::{Deserialize, Serialize};
 
 use crate::{StockError, StockLevel};
 
-/// Stock of one SKU at one location, with per-order holds and allocations.
+/// Stock of one SKU at one location, with the per-order holds and allocations of the orders
+/// it journals (see the module documentation; as a view of one order, [`StockDoc::view`],
+/// exactly that order's).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StockDoc {
-    /// On hand, reserved and allocated units (reserved = Σ holds, allocated = Σ allocations).
+    /// On hand, reserved and allocated units (reserved = Σ holds, allocated = Σ allocations,
+    /// over the journal and the commitments stored beside the document).
     pub level: StockLevel,
-    /// Units reserved per order id.
-    #[serde(default)]
+    /// Units reserved per journaled order id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub holds: BTreeMap<String, u32>,
-    /// Units allocated per order id (to be shipped from here).
-    #[serde(default)]
+    /// Units allocated per journaled order id (to be shipped from here).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub allocations: BTreeMap<String, u32>,
     /// Restocks already applied (tokens such as `return:{id}:{line}`), so a retry adds nothing.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub receipts: BTreeSet<String>,
+    /// The document's version: raised by every per-order change ([`StockDoc::absorb`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: u64,
+    /// The journal: the version at which each journaled order's commitment last changed (its
+    /// entries in `holds` / `allocations`, absent = none, are its truth while listed here; an
+    /// order in `holds` / `allocations` but not here counts as journaled at version 0).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub journal: BTreeMap<String, u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One order's commitment at one (SKU, location) once it has left the document's journal:
+/// stored beside the document, with the document version it was journaled at (so an older
+/// one never overwrites a newer one). A zero commitment is a tombstone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Commitment {
+    /// Units held (reserved) for the order.
+    pub held: u32,
+    /// Units allocated to the order.
+    pub allocated: u32,
+    /// The document version of this commitment.
+    pub seq: u64,
+}
+
+impl Commitment {
+    /// Whether the order has nothing here (a tombstone).
+    pub fn is_empty(&self) -> bool {
+        self.held == 0 && self.allocated == 0
+    }
 }
 
 impl StockDoc {
+    /// Whether the document journals `order` (then its entry here is the order's truth).
+    pub fn journaled(&self, order: &str) -> bool {
+        self.journal.contains_key(order)
+            || self.holds.contains_key(order)
+            || self.allocations.contains_key(order)
+    }
+
+    /// The document as `order` sees it: the counts and only that order's commitment — its
+    /// journal entry if it has one, else `stored` (its record beside the document). The
+    /// per-order operations below run on this view; [`StockDoc::absorb`] stores the result.
+    pub fn view(&self, order: &str, stored: Option<Commitment>) -> StockDoc {
+        let (held, allocated) = if self.journaled(order) {
+            self.commitment(order)
+        } else {
+            stored.map_or((0, 0), |c| (c.held, c.allocated))
+        };
+        let one = |units: u32| {
+            if units == 0 {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([(order.to_string(), units)])
+            }
+        };
+        StockDoc {
+            level: self.level,
+            holds: one(held),
+            allocations: one(allocated),
+            ..StockDoc::default()
+        }
+    }
+
+    /// This document after `order`'s change, `view` (a [`StockDoc::view`] the operation ran
+    /// on): the view's counts, the order journaled at the next version, and the journal cut
+    /// to its `keep` newest entries. The entries cut are returned: the caller stores them
+    /// beside the document ([`Commitment`]) before it swaps the document in.
+    pub fn absorb(
+        &self,
+        order: &str,
+        view: &StockDoc,
+        keep: usize,
+    ) -> (StockDoc, Vec<(String, Commitment)>) {
+        let mut next = self.clone();
+        next.level = view.level;
+        next.seq = self.seq + 1;
+        let (held, allocated) = view.commitment(order);
+        next.set_entry(order, held, allocated);
+        next.journal.insert(order.to_string(), next.seq);
+        let mut others: Vec<(u64, String)> = next
+            .journal
+            .keys()
+            .chain(next.holds.keys())
+            .chain(next.allocations.keys())
+            .filter(|o| o.as_str() != order)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|o| (next.journal.get(o).copied().unwrap_or(0), o.clone()))
+            .collect();
+        others.sort();
+        let excess = (others.len() + 1).saturating_sub(keep.max(1));
+        let mut evicted = Vec::new();
+        for (seq, o) in others.into_iter().take(excess) {
+            let (held, allocated) = next.commitment(&o);
+            next.set_entry(&o, 0, 0);
+            next.journal.remove(&o);
+            evicted.push((
+                o,
+                Commitment {
+                    held,
+                    allocated,
+                    seq,
+                },
+            ));
+        }
+        (next, evicted)
+    }
+
+    /// Sets `order`'s entries in `holds` / `allocations` (none for zero units).
+    fn set_entry(&mut self, order: &str, held: u32, allocated: u32) {
+        for (map, units) in [(&mut self.holds, held), (&mut self.allocations, allocated)] {
+            if units == 0 {
+                map.remove(order);
+            } else {
+                map.insert(order.to_string(), units);
+            }
+        }
+    }
+
     /// Units available to promise.
     pub fn available(&self) -> u32 {
         self.level.available()
@@ -161,13 +312,7 @@ impl StockDoc {
             .release(was_held.saturating_add(was_allocated))?
             .reserve(held.checked_add(allocated).ok_or(StockError::Overflow)?)?
             .allocate(allocated)?;
-        for (map, units) in [(&mut next.holds, held), (&mut next.allocations, allocated)] {
-            if units == 0 {
-                map.remove(order);
-            } else {
-                map.insert(order.to_string(), units);
-            }
-        }
+        next.set_entry(order, held, allocated);
         Ok(next)
     }
 
@@ -297,6 +442,62 @@ mod tests {
         // Allocating more than held takes the rest from available stock.
         let more = d.allocate("o1", 4).unwrap();
         assert_eq!((more.commitment("o1"), more.available()), ((0, 4), 1));
+    }
+
+    #[test]
+    fn the_journal_keeps_the_newest_entries_and_hands_out_the_rest() {
+        let mut d = doc(10);
+        let mut beside: BTreeMap<String, Commitment> = BTreeMap::new();
+        for o in ["o1", "o2", "o3", "o4"] {
+            let view = d.view(o, beside.get(o).copied());
+            let (v, _) = view.hold_up_to(o, 2).unwrap();
+            let (next, evicted) = d.absorb(o, &v, 2);
+            for (who, c) in evicted {
+                beside.insert(who, c);
+            }
+            d = next;
+        }
+        assert_eq!(
+            d.journal.len(),
+            2,
+            "only the two newest stay in the document"
+        );
+        assert!(d.journaled("o4") && d.journaled("o3") && !d.journaled("o1"));
+        assert_eq!(
+            beside["o1"],
+            Commitment {
+                held: 2,
+                allocated: 0,
+                seq: 1
+            }
+        );
+        assert_eq!(d.level.reserved(), 8);
+        // o1's commitment comes from beside the document; allocating it journals it again.
+        let view = d.view("o1", beside.get("o1").copied());
+        assert_eq!(view.commitment("o1"), (2, 0));
+        let v = view.allocate("o1", 2).unwrap();
+        let (d2, evicted) = d.absorb("o1", &v, 2);
+        assert_eq!(d2.commitment("o1"), (0, 2));
+        assert_eq!(evicted[0].0, "o3");
+        assert_eq!((d2.level.reserved(), d2.level.allocated()), (6, 2));
+        // Released to nothing and evicted: a tombstone with the version of the release.
+        let v = d2.view("o1", None).deallocate("o1").unwrap();
+        let (d3, _) = d2.absorb("o1", &v, 2);
+        assert!(d3.journaled("o1"), "a zero commitment stays journaled");
+        let (_, evicted) = d3.absorb("o9", &d3.view("o9", None), 1);
+        assert_eq!(
+            evicted.iter().find(|(o, _)| o == "o1").unwrap().1,
+            Commitment {
+                held: 0,
+                allocated: 0,
+                seq: 6
+            }
+        );
+        let json = serde_json::to_string(&doc(3)).unwrap();
+        assert_eq!(
+            json,
+            r#"{"level":{"on_hand":3,"reserved":0,"allocated":0}}"#
+        );
     }
 
     proptest::proptest! {

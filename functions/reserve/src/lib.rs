@@ -9,7 +9,9 @@
 //! stock (see `expiry`), run two ways with the same code: on a schedule by a cron trigger
 //! (`handle-cron-event`, Spin's cron trigger plugin, and `oms up`), and on demand by
 //! `POST /v1/reservations/expire` (admin token; e.g. a Kubernetes CronJob where there is no
-//! cron trigger, as on SpinKube).
+//! cron trigger, as on SpinKube). Both also prune what is only kept for a while (idempotency
+//! entries, marketplace event de-duplication) once it is `retention_seconds` old
+//! (`oms_edge::retention`; 24 hours by default).
 //!
 //! Redelivery-safe: holds and backorder promises are per order inside each document (a
 //! repeat finds its own), the outcome is stored once by the runner, and a redelivery of a step
@@ -79,6 +81,28 @@ fn ttl() -> Duration {
     Duration::minutes(minutes)
 }
 
+/// How long records indexed for pruning are kept (`retention_seconds`, 24 hours when unset
+/// or unreadable; at least a second — tests and soaks use a short window).
+fn retention() -> Duration {
+    let seconds = spin_sdk::variables::get("retention_seconds")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(oms_edge::retention::DEFAULT_RETENTION_SECONDS);
+    Duration::seconds(seconds.max(1))
+}
+
+/// Prunes what outlived the retention window; failures are logged (the next sweep repeats).
+fn prune(env: &SpinEnv) {
+    match oms_edge::retention::prune(env.kv(), env.now(), retention()) {
+        Ok(p) if p.deleted > 0 => eprintln!(
+            "reserve: pruned {} records ({} buckets)",
+            p.deleted, p.buckets
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("reserve: pruning failed: {e:?}; next sweep"),
+    }
+}
+
 /// The scheduled sweep (cron trigger).
 struct Sweeper;
 
@@ -86,7 +110,11 @@ impl cron::Guest for Sweeper {
     fn handle_cron_event(
         _: cron::fermyon::spin_cron::cron_types::Metadata,
     ) -> Result<(), cron::fermyon::spin_cron::cron_types::Error> {
-        match SpinEnv::open().and_then(|env| expiry::sweep(&env)) {
+        match SpinEnv::open().and_then(|env| {
+            let swept = expiry::sweep(&env);
+            prune(&env);
+            swept
+        }) {
             Ok(swept) => {
                 if !swept.expired.is_empty() || !swept.failed.is_empty() {
                     let report = serde_json::to_string(&swept).unwrap_or_default();
@@ -110,6 +138,7 @@ fn expire(req: Request) -> Response {
         respond(SpinEnv::open().and_then(|env| {
             require_staff(&req, &env)?;
             let swept = expiry::sweep(&env)?;
+            prune(&env);
             Ok(json_response(200, &swept))
         }))
     });

@@ -20,8 +20,8 @@ use oms_domain::{
     RoutingPolicy, RoutingRequest, Sku,
 };
 use oms_edge::{
-    inventory_for, keys, pairs, routing_policy, run, settle, update_backorders, update_json,
-    BackorderDoc, Change, Decision, Env, FunctionError, Kv, StockDoc, Usable,
+    inventory_for, keys, pairs, routing_policy, run, settle, update_backorders, update_commitment,
+    update_json, BackorderDoc, Change, Decision, Env, FunctionError, Kv, Usable,
 };
 
 /// Plans tried before falling back to the walk by priority (each retry sees fresher stock).
@@ -138,14 +138,11 @@ fn place(
         };
         let units = planned.units_at();
         for ((sku, loc), n) in &units {
-            let key = keys::stock(sku.as_str(), loc.as_str());
-            let held = update_json(kv, &key, |doc: Option<StockDoc>| {
-                let doc = doc.unwrap_or_default();
-                match doc.hold_at_least(order_id, *n) {
-                    Ok(next) if next == doc => Ok::<_, FunctionError>(Change::Keep(true)),
-                    Ok(next) => Ok(Change::Write(next, true)),
-                    Err(_) => Ok(Change::Keep(false)),
-                }
+            let held = update_commitment(kv, sku.as_str(), loc.as_str(), order_id, |doc| {
+                Ok(match doc.hold_at_least(order_id, *n) {
+                    Ok(next) => Change::Write(next, true),
+                    Err(_) => Change::Keep(false),
+                })
             })?;
             if !held {
                 continue 'plans;
@@ -207,23 +204,12 @@ fn hold(
     order: &str,
     need: u32,
 ) -> Result<u32, FunctionError> {
-    update_json(
-        kv,
-        &keys::stock(sku.as_str(), loc.id().as_str()),
-        |doc: Option<StockDoc>| {
-            let Some(doc) = doc else {
-                return Ok(Change::Keep(0));
-            };
-            let (next, held) = doc
-                .hold_up_to(order, need)
-                .map_err(|e| FunctionError::Internal(e.to_string()))?;
-            if next == doc {
-                Ok::<_, FunctionError>(Change::Keep(held))
-            } else {
-                Ok(Change::Write(next, held))
-            }
-        },
-    )
+    update_commitment(kv, sku.as_str(), loc.id().as_str(), order, |doc| {
+        let (next, held) = doc
+            .hold_up_to(order, need)
+            .map_err(|e| FunctionError::Internal(e.to_string()))?;
+        Ok(Change::Write(next, held))
+    })
 }
 
 /// Settles the order's holds and backorder promises to its stored outcome while this step
@@ -276,6 +262,7 @@ pub(crate) mod tests {
     use oms_domain::{Coordinates, EventEnvelope, LocationKind, OrderId};
     use oms_edge::{
         create, for_every_fault, reconcile, release_cancelled, MemEnv, OrderRecord, RacingEnv,
+        StockDoc,
     };
     use serde_json::json;
     use uuid::Uuid;
@@ -404,7 +391,7 @@ pub(crate) mod tests {
         let env = MemEnv::new();
         setup(&env, &[("a", 5), ("b", 5)]);
         let id = order(&env, 1, 1, "captured");
-        oms_edge::update_stock(&env.kv, "SKU-1", "b", |d| {
+        oms_edge::update_order_stock(&env.kv, "SKU-1", "b", &id, |d| {
             d.hold_up_to(&id, 1).map(|(d, _)| d)
         })
         .unwrap();

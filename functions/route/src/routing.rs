@@ -19,8 +19,8 @@ use oms_domain::{
     RoutingPolicy, RoutingRequest, Sku,
 };
 use oms_edge::{
-    inventory_for, keys, pairs, routing_policy, run, settle, update_json, update_stock, Change,
-    Decision, Env, FunctionError, Kv, StockDoc, Usable,
+    inventory_for, keys, pairs, routing_policy, run, settle, update_commitment, update_order_stock,
+    Change, Decision, Env, FunctionError, Kv, Usable,
 };
 
 /// Plans tried before giving up on a race-heavy SKU (each retry sees fresher stock).
@@ -135,11 +135,9 @@ pub(crate) fn allocate(
     type Commitment = (u32, u32);
     let mut done: Vec<(Sku, LocationId, Commitment, Commitment)> = Vec::new();
     for ((sku, loc), units) in planned.units_at() {
-        let key = keys::stock(sku.as_str(), loc.as_str());
-        let moved = update_json(kv, &key, |doc: Option<StockDoc>| {
-            let doc = doc.unwrap_or_default();
+        let moved = update_commitment(kv, sku.as_str(), loc.as_str(), order, |doc| {
             match doc.allocate(order, units) {
-                Ok(next) if next == doc => Ok::<_, FunctionError>(Change::Keep(Some(None))),
+                Ok(next) if next == *doc => Ok(Change::Keep(Some(None))),
                 Ok(next) => {
                     let change = (doc.commitment(order), next.commitment(order));
                     Ok(Change::Write(next, Some(Some(change))))
@@ -152,7 +150,7 @@ pub(crate) fn allocate(
             Some(None) => {}
             None => {
                 for (sku, loc, before, after) in done.iter().rev() {
-                    update_stock(kv, sku.as_str(), loc.as_str(), |d| {
+                    update_order_stock(kv, sku.as_str(), loc.as_str(), order, |d| {
                         d.restore(order, *after, *before)
                     })?;
                 }

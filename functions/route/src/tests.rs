@@ -10,8 +10,8 @@ use oms_domain::{
 };
 use oms_edge::{
     create, for_every_fault, inventory_for, keys, pairs, reconcile, routing_policy, run,
-    update_stock, Actor, Decision, Env, Fault, FaultPlan, FaultyEnv, FunctionError, Kv, MemEnv,
-    StockDoc, Usable,
+    update_order_stock, Actor, Decision, Env, Fault, FaultPlan, FaultyEnv, FunctionError, Kv,
+    MemEnv, StockDoc, Usable,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -66,7 +66,7 @@ pub(crate) fn reserved(env: &MemEnv, qty: u32, held: &[(&str, u32)]) -> String {
     let id = order_id();
     let mut lines = Vec::new();
     for (loc, n) in held {
-        update_stock(&env.kv, SKU, loc, |d| d.hold_at_least(&id, *n)).unwrap();
+        update_order_stock(&env.kv, SKU, loc, &id, |d| d.hold_at_least(&id, *n)).unwrap();
         lines.push(ReservedLine {
             sku: Sku::parse(SKU).unwrap(),
             location: LocationId::parse(loc).unwrap(),
@@ -240,7 +240,7 @@ fn a_lost_allocation_race_gives_the_orders_holds_back_to_the_order() {
     assert_eq!(p.units_at().len(), 2, "{p:?}");
     // wh-west's unit is counted away (shrinkage) between the plan and the allocation: the
     // allocation at store-sf succeeds, the one at wh-west fails.
-    update_stock(&env.kv, SKU, "wh-west", |d| d.release(&id)?.recount(0)).unwrap();
+    update_order_stock(&env.kv, SKU, "wh-west", &id, |d| d.release(&id)?.recount(0)).unwrap();
     assert!(!allocate(&env.kv, &id, &p).unwrap());
     let store = doc(&env, "store-sf");
     assert_eq!(
@@ -256,7 +256,7 @@ fn a_duplicate_delivery_leaves_only_the_stored_plans_allocations() {
     network(&env, &[("wh-east", 2), ("wh-west", 2)]);
     let id = reserved(&env, 1, &[("wh-west", 1)]);
     // An earlier run allocated at wh-east and died before storing its plan.
-    update_stock(&env.kv, SKU, "wh-east", |d| d.allocate(&id, 1)).unwrap();
+    update_order_stock(&env.kv, SKU, "wh-east", &id, |d| d.allocate(&id, 1)).unwrap();
     handle(&env, &id).unwrap();
     handle(&env, &id).unwrap();
     let r = record(&env);
@@ -283,7 +283,7 @@ fn a_duplicates_extra_units_at_a_planned_location_are_settled_to_the_plan() {
         "a split plan on the order's own holds"
     );
     // The losing duplicate's allocation of both units at wh-west lands after the plan.
-    update_stock(&env.kv, SKU, "wh-west", |d| d.allocate(&id, 2)).unwrap();
+    update_order_stock(&env.kv, SKU, "wh-west", &id, |d| d.allocate(&id, 2)).unwrap();
     assert_eq!(sum(&env, StockDoc::available), 0);
     handle(&env, &id).unwrap();
     assert_eq!(commitments(&env), planned(&r));

@@ -11,7 +11,10 @@
 //! What a repeat does while the first run is still going (or died without a word, e.g.
 //! stopped at its deadline) is the caller's choice ([`Repeat`]): wait for it (bounded) and
 //! take it over after a lease, or — when the run's effect is itself keyed by the intent, as
-//! an order whose id is derived from the key — simply run again. Keys are kept 24 hours.
+//! an order whose id is derived from the key — simply run again. Keys are kept 24 hours: an
+//! entry older than that is treated as new, and every entry is indexed when it is created
+//! so the sweeper of [`crate::retention`] deletes it after the retention window (24 hours by
+//! default) without listing the store.
 
 use chrono::{DateTime, Duration, Utc};
 use oms_domain::Fingerprint;
@@ -19,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kv::{update_json, Change, Kv};
 use crate::problem::{FunctionError, Problem};
+use crate::retention::index_for_pruning;
 
 /// How long a key is remembered.
 pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
@@ -86,6 +90,14 @@ fn reused() -> FunctionError {
     .into()
 }
 
+/// Whether an entry is past the window in which its key replays (then it counts as new).
+fn expired(e: &Entry, now: DateTime<Utc>) -> bool {
+    e.created_at + Duration::hours(IDEMPOTENCY_TTL_HOURS) < now
+}
+
+/// Claims the key. An entry the claim will create is first indexed for pruning, so a crash
+/// between the two never leaves an entry nobody prunes (an index entry without its record,
+/// or listed twice, is harmless).
 fn claim<K: Kv>(
     kv: &K,
     key: &str,
@@ -93,7 +105,11 @@ fn claim<K: Kv>(
     now: DateTime<Utc>,
     repeat: Repeat,
 ) -> Result<Claim, FunctionError> {
-    update_json(kv, key, |cur: Option<Entry>| {
+    let current: Option<Entry> = kv.get_json(key)?;
+    if current.as_ref().is_none_or(|e| expired(e, now)) {
+        index_for_pruning(kv, key, now)?;
+    }
+    let (claim, _) = update_json(kv, key, |cur: Option<Entry>| {
         let fresh = Entry {
             fingerprint: fp.as_str().to_string(),
             created_at: now,
@@ -102,14 +118,12 @@ fn claim<K: Kv>(
             failed: false,
         };
         match cur {
-            None => Ok(Change::Write(fresh, Claim::New)),
-            Some(e) if e.created_at + Duration::hours(IDEMPOTENCY_TTL_HOURS) < now => {
-                Ok(Change::Write(fresh, Claim::New))
-            }
+            None => Ok(Change::Write(fresh, (Claim::New, true))),
+            Some(e) if expired(&e, now) => Ok(Change::Write(fresh, (Claim::New, true))),
             Some(e) if e.fingerprint != fp.as_str() => Err(reused()),
             Some(Entry {
                 response: Some(r), ..
-            }) => Ok(Change::Keep(Claim::Replay(r))),
+            }) => Ok(Change::Keep((Claim::Replay(r), false))),
             Some(e) if e.failed || e.started_at + Duration::seconds(LEASE_SECONDS) < now => {
                 Ok(Change::Write(
                     Entry {
@@ -117,13 +131,14 @@ fn claim<K: Kv>(
                         failed: false,
                         ..e
                     },
-                    Claim::New,
+                    (Claim::New, false),
                 ))
             }
-            Some(_) if repeat == Repeat::Rerun => Ok(Change::Keep(Claim::New)),
-            Some(_) => Ok(Change::Keep(Claim::Busy)),
+            Some(_) if repeat == Repeat::Rerun => Ok(Change::Keep((Claim::New, false))),
+            Some(_) => Ok(Change::Keep((Claim::Busy, false))),
         }
-    })
+    })?;
+    Ok(claim)
 }
 
 /// Runs `run` at most once per (key, body), waiting for a concurrent first run
@@ -198,10 +213,11 @@ fn settle<K: Kv>(
     now: DateTime<Utc>,
     change: impl Fn(&mut Entry),
 ) -> Result<(), FunctionError> {
-    update_json(kv, key, |cur: Option<Entry>| {
+    let recreated = update_json(kv, key, |cur: Option<Entry>| {
+        let recreated = cur.is_none();
         let mut e = match cur {
             Some(e) if e.fingerprint != fp.as_str() || e.response.is_some() => {
-                return Ok::<_, FunctionError>(Change::Keep(()))
+                return Ok::<_, FunctionError>(Change::Keep(false))
             }
             Some(e) => e,
             None => Entry {
@@ -213,8 +229,14 @@ fn settle<K: Kv>(
             },
         };
         change(&mut e);
-        Ok(Change::Write(e, ()))
-    })
+        Ok(Change::Write(e, recreated))
+    })?;
+    if recreated {
+        // Rare (a concurrent 4xx freed the claim meanwhile); indexed after the write, so a
+        // crash right between the two leaves this one entry to the expiry check on use.
+        index_for_pruning(kv, key, now)?;
+    }
+    Ok(())
 }
 
 /// Forgets this body's claim after a 4xx: the request never started executing, so the key

@@ -23,6 +23,7 @@ mod problem;
 pub mod purge;
 mod record;
 mod release;
+pub mod retention;
 pub mod standard_webhooks;
 mod step;
 mod stock;
@@ -45,5 +46,8 @@ pub use problem::{FunctionError, Problem};
 pub use record::{keys, OrderRecord, ShipmentRecord, ShipmentStatus};
 pub use release::release_cancelled;
 pub use step::{create, flush, reconcile, run, Created, Decision, OwedEntry, Reconciled};
-pub use stock::{update_backorders, update_stock, BackorderDoc, StockDoc};
+pub use stock::{
+    commitment_key, update_backorders, update_commitment, update_order_stock, update_stock, views,
+    BackorderDoc, Commitment, StockDoc, JOURNAL_KEEP,
+};
 pub use stock_moves::apply_stock_moves;

@@ -15,10 +15,10 @@ use oms_domain::{Inventory, Location, LocationId, RoutingPolicy, Sku, StockLevel
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use crate::kv::{Kv, KvError};
+use crate::kv::Kv;
 use crate::problem::FunctionError;
 use crate::record::keys;
-use crate::stock::{update_stock, StockDoc};
+use crate::stock::{update_order_stock, views, StockDoc};
 
 /// Which units of a (SKU, location) an order may plan with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,8 @@ pub fn pairs<'a>(
     out
 }
 
-/// Stock as `order` may use it across `pairs` (missing documents are no stock).
+/// Stock as `order` may use it across `pairs` (missing documents are no stock): its own
+/// commitment read from the journal or beside the document.
 ///
 /// # Errors
 /// Storage errors or an unreadable stock document.
@@ -76,11 +77,10 @@ pub fn inventory_for(
     pairs: &[(Sku, LocationId)],
     usable: Usable,
 ) -> Result<Inventory, FunctionError> {
-    let docs = stock_docs(kv, pairs)?;
+    let docs = views(kv, order, &names(pairs))?;
     let mut inventory = Inventory::new();
-    for ((sku, loc), raw) in pairs.iter().zip(docs) {
-        let Some(raw) = raw else { continue };
-        let doc: StockDoc = serde_json::from_slice(&raw)?;
+    for ((sku, loc), doc) in pairs.iter().zip(docs) {
+        let Some(doc) = doc else { continue };
         let own = doc.held_by(order) + doc.allocated_to(order);
         let units = match usable {
             Usable::OwnOnly => own,
@@ -109,10 +109,9 @@ pub fn settle(
     allocated: Option<&BTreeMap<(Sku, LocationId), u32>>,
 ) -> Result<(), FunctionError> {
     // One read for all; a write only where something is owed (most pairs owe nothing).
-    let docs = stock_docs(kv, pairs)?;
-    for (pair, raw) in pairs.iter().zip(docs) {
-        let Some(raw) = raw else { continue };
-        let doc: StockDoc = serde_json::from_slice(&raw)?;
+    let docs = views(kv, order, &names(pairs))?;
+    for (pair, doc) in pairs.iter().zip(docs) {
+        let Some(doc) = doc else { continue };
         let keep = held.get(pair).copied().unwrap_or(0);
         let allocation = allocated.map(|a| a.get(pair).copied().unwrap_or(0));
         let op = |d: &StockDoc| match allocation {
@@ -127,17 +126,15 @@ pub fn settle(
         if op(&doc).map_err(|e| FunctionError::Internal(e.to_string()))? == doc {
             continue;
         }
-        update_stock(kv, pair.0.as_str(), pair.1.as_str(), op)?;
+        update_order_stock(kv, pair.0.as_str(), pair.1.as_str(), order, op)?;
     }
     Ok(())
 }
 
-/// The stock documents of `pairs`, in order, in one batch read.
-fn stock_docs(kv: &impl Kv, pairs: &[(Sku, LocationId)]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-    kv.get_many(
-        &pairs
-            .iter()
-            .map(|(s, l)| keys::stock(s.as_str(), l.as_str()))
-            .collect::<Vec<_>>(),
-    )
+/// The pairs as (SKU, location) strings.
+fn names(pairs: &[(Sku, LocationId)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(s, l)| (s.as_str().to_string(), l.as_str().to_string()))
+        .collect()
 }

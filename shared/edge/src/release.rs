@@ -14,7 +14,7 @@ use oms_domain::ReservedLine;
 use crate::env::Env;
 use crate::problem::FunctionError;
 use crate::step::{run, Decision};
-use crate::stock::{update_backorders, update_stock};
+use crate::stock::{update_backorders, update_order_stock};
 
 /// Releases every hold, allocation and backorder promise a cancelled order's record still
 /// lists, then clears the listing on the record. A no-op (apart from publishing what the order
@@ -45,9 +45,13 @@ fn release_stock<E: Env>(
     lines: &[ReservedLine],
 ) -> Result<(), FunctionError> {
     for line in lines {
-        update_stock(env.kv(), line.sku.as_str(), line.location.as_str(), |d| {
-            d.release(order)?.deallocate(order)
-        })?;
+        update_order_stock(
+            env.kv(),
+            line.sku.as_str(),
+            line.location.as_str(),
+            order,
+            |d| d.release(order)?.deallocate(order),
+        )?;
     }
     Ok(())
 }

@@ -1,24 +1,173 @@
 //! Stock documents in the store: a (SKU, location)'s [`StockDoc`] (the domain's per-order
-//! stock ledger) under `keys::stock`, changed by one compare-and-swap at a time
-//! ([`update_stock`]), and a SKU's backorder promises ([`BackorderDoc`]).
+//! stock ledger: counts plus a short journal of the latest per-order changes) under
+//! `keys::stock`, each order's [`Commitment`] beside it once it leaves the journal
+//! ([`commitment_key`]), changed one order at a time by one compare-and-swap of the document
+//! ([`update_commitment`]; the argument why that keeps every guarantee is in
+//! `oms_domain::StockDoc`'s module), and a SKU's backorder promises ([`BackorderDoc`]).
 
 use std::collections::BTreeMap;
 
-pub use oms_domain::StockDoc;
 use oms_domain::{BackorderPolicy, StockError};
+pub use oms_domain::{Commitment, StockDoc};
 use serde::{Deserialize, Serialize};
 
-use crate::kv::{update_json, Change, Kv};
+use crate::kv::{update_json, Change, Kv, KvError};
 use crate::problem::FunctionError;
 use crate::record::keys;
 
-/// Applies a stock operation to one (SKU, location) document by compare-and-swap, writing only
-/// when it changes something; the document after. A missing document is empty stock.
+/// How many orders a stock document journals at most: the document stays this small
+/// (a few hundred bytes) whatever the number of open orders.
+pub const JOURNAL_KEEP: usize = 8;
+
+/// Most compare-and-swap rounds of [`update_commitment`] before giving up with contention.
+const MAX_ROUNDS: usize = 500;
+
+/// Where `order`'s commitment at (SKU, location) is stored once it leaves the document's
+/// journal: `stock-commit:{sku}:{location}:{order}`.
+pub fn commitment_key(sku: &str, location: &str, order: &str) -> String {
+    format!("stock-commit:{sku}:{location}:{order}")
+}
+
+/// Changes `order`'s commitment at one (SKU, location) by compare-and-swap: `f` sees the
+/// document as the order sees it ([`StockDoc::view`]: the counts and that order's holds and
+/// allocations only; a missing document is empty stock) and may run several times, so it must
+/// not have side effects. Entries the change pushes out of the journal are stored beside the
+/// document first (never over a newer one).
+///
+/// # Errors
+/// `f`'s error; storage errors; contention after many rounds.
+pub fn update_commitment<K: Kv, R>(
+    kv: &K,
+    sku: &str,
+    location: &str,
+    order: &str,
+    mut f: impl FnMut(&StockDoc) -> Result<Change<StockDoc, R>, FunctionError>,
+) -> Result<R, FunctionError> {
+    let key = keys::stock(sku, location);
+    for _ in 0..MAX_ROUNDS {
+        // The document first, the record beside it second (see the domain's argument).
+        let (raw, cas) = kv.read(&key)?;
+        let doc: StockDoc = match raw {
+            Some(bytes) => serde_json::from_slice(&bytes)?,
+            None => StockDoc::default(),
+        };
+        let stored = if doc.journaled(order) {
+            None
+        } else {
+            kv.get_json::<Commitment>(&commitment_key(sku, location, order))?
+        };
+        let view = doc.view(order, stored);
+        let (next, r) = match f(&view)? {
+            Change::Keep(r) => return Ok(r),
+            Change::Write(next, r) if next == view => return Ok(r),
+            Change::Write(next, r) => (next, r),
+        };
+        let (doc_next, evicted) = doc.absorb(order, &next, JOURNAL_KEEP);
+        for (who, commitment) in &evicted {
+            store_commitment(kv, sku, location, who, *commitment)?;
+        }
+        let bytes = serde_json::to_vec(&doc_next).map_err(|e| KvError::Encode(e.to_string()))?;
+        if kv.swap(cas, &bytes)? {
+            crate::purge::wrote(&key);
+            return Ok(r);
+        }
+    }
+    Err(KvError::Contention(key).into())
+}
+
+/// Stores an evicted commitment beside the document unless a newer one is there already.
+fn store_commitment<K: Kv>(
+    kv: &K,
+    sku: &str,
+    location: &str,
+    order: &str,
+    commitment: Commitment,
+) -> Result<(), FunctionError> {
+    update_json(
+        kv,
+        &commitment_key(sku, location, order),
+        |cur: Option<Commitment>| {
+            Ok::<_, FunctionError>(match cur {
+                Some(c) if c.seq >= commitment.seq => Change::Keep(()),
+                _ => Change::Write(commitment, ()),
+            })
+        },
+    )
+}
+
+/// `order`'s commitment at each (SKU, location) as `(document, the order's view)`, in two
+/// batch reads (the documents first, then the records beside them where the document does
+/// not journal the order); `None` where there is no document.
+///
+/// # Errors
+/// Storage errors or an unreadable document.
+pub fn views<K: Kv>(
+    kv: &K,
+    order: &str,
+    pairs: &[(String, String)],
+) -> Result<Vec<Option<StockDoc>>, FunctionError> {
+    let docs = kv.get_many(
+        &pairs
+            .iter()
+            .map(|(s, l)| keys::stock(s, l))
+            .collect::<Vec<_>>(),
+    )?;
+    let docs: Vec<Option<StockDoc>> = docs
+        .into_iter()
+        .map(|raw| raw.map(|b| serde_json::from_slice(&b)).transpose())
+        .collect::<Result<_, _>>()?;
+    let beside: Vec<(usize, String)> = docs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| match d {
+            Some(d) if !d.journaled(order) => {
+                Some((i, commitment_key(&pairs[i].0, &pairs[i].1, order)))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut stored: BTreeMap<usize, Commitment> = BTreeMap::new();
+    if !beside.is_empty() {
+        let keys: Vec<String> = beside.iter().map(|(_, k)| k.clone()).collect();
+        for ((i, _), raw) in beside.iter().zip(kv.get_many(&keys)?) {
+            if let Some(raw) = raw {
+                stored.insert(*i, serde_json::from_slice(&raw)?);
+            }
+        }
+    }
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| d.map(|d| d.view(order, stored.get(&i).copied())))
+        .collect())
+}
+
+/// Applies a per-order stock operation to `order`'s view of one (SKU, location)
+/// ([`update_commitment`]), writing only when it changes something; the view after.
 ///
 /// # Errors
 /// Storage errors; a [`StockError`] (an operation that does not fit the stock) as an internal
 /// error — callers use this for operations that are valid by construction (releases,
 /// deallocations, shipping an existing allocation).
+pub fn update_order_stock<K: Kv>(
+    kv: &K,
+    sku: &str,
+    location: &str,
+    order: &str,
+    op: impl Fn(&StockDoc) -> Result<StockDoc, StockError>,
+) -> Result<StockDoc, FunctionError> {
+    update_commitment(kv, sku, location, order, |view| {
+        let next = op(view)
+            .map_err(|e| FunctionError::Internal(format!("stock {sku}@{location}: {e}")))?;
+        Ok(Change::Write(next.clone(), next))
+    })
+}
+
+/// Applies an operation on the counts alone (a restock receipt, a count; never a per-order
+/// operation: use [`update_order_stock`]) to the whole document by compare-and-swap, writing only when it changes something; the document after.
+///
+/// # Errors
+/// Storage errors; a [`StockError`] as an internal error.
 pub fn update_stock<K: Kv>(
     kv: &K,
     sku: &str,

@@ -9,7 +9,7 @@ use oms_domain::StockMove;
 use crate::env::Env;
 use crate::problem::FunctionError;
 use crate::step::{run, Decision};
-use crate::stock::update_stock;
+use crate::stock::{update_order_stock, update_stock};
 
 /// Applies every stock move the order still owes (each idempotent: shipping is per order,
 /// a restock once per receipt token), then clears them on the order in one step.
@@ -25,7 +25,7 @@ pub fn apply_stock_moves<E: Env>(env: &E, order_id: &str) -> Result<(), Function
         for owed in record.pending_moves() {
             match owed {
                 StockMove::Ship { sku, location } => {
-                    update_stock(env.kv(), sku.as_str(), location.as_str(), |d| {
+                    update_order_stock(env.kv(), sku.as_str(), location.as_str(), order_id, |d| {
                         d.ship(order_id)
                     })?;
                 }
