@@ -20,7 +20,9 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
     list_subscriptions,
     get_subscription,
     unsubscribe,
-    deliveries
+    deliveries,
+    redrive,
+    redrive_all
 ))]
 pub struct Api;
 
@@ -144,6 +146,46 @@ pub struct Delivery {
     settled_at: DateTime<Utc>,
     #[schema(required = false)]
     in_flight_until: DateTime<Utc>,
+    /// Its re-drives by staff, oldest first (the last 10); absent when never re-driven.
+    #[schema(required = false)]
+    redrives: Vec<Redrive>,
+}
+
+/// A dead delivery put back to pending by staff with a fresh attempt budget.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Redrive {
+    at: DateTime<Utc>,
+    /// Who: `staff:root` (the bootstrap token) or `staff:<key id>`.
+    by: String,
+    /// Attempts made before it (counted again from 0).
+    attempts: u32,
+    /// Why the last of them failed.
+    #[schema(required = false)]
+    last_error: String,
+}
+
+/// A dead delivery that `POST /v1/webhooks/{id}/redrive` could not re-drive.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RedriveFailure {
+    #[schema(format = Uuid)]
+    event_id: String,
+    /// Why (e.g. 410: its order is no longer stored).
+    problem: crate::problem::Problem,
+}
+
+/// `POST /v1/webhooks/{id}/redrive`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Redriven {
+    /// The subscription id.
+    subscription: String,
+    /// The deliveries now pending again, newest first.
+    redriven: Vec<Delivery>,
+    failed: Vec<RedriveFailure>,
+    /// Dead deliveries left for another call (at most 50 are re-driven per call).
+    remaining: u32,
 }
 
 /// `GET /v1/webhooks/{id}/deliveries`.
@@ -280,3 +322,51 @@ fn unsubscribe() {}
 )]
 #[allow(dead_code)]
 fn deliveries() {}
+
+/// Re-drive a dead-lettered delivery (staff): back to `pending` with a fresh budget of
+/// `webhook_max_attempts`, sent again with the same `webhook-id` and retried like a first
+/// delivery; the re-drive is noted in its `redrives`. 409 when it is `pending` or
+/// `delivered` (the problem names the state), 410 when its order is no longer stored, 503 when
+/// the queue did not take it: in each case it stays as it was.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/deliveries/{event_id}/redrive",
+    operation_id = "redrive",
+    tag = "webhooks",
+    security(("staff" = [])),
+    params(
+        ("id" = String, Path, description = "the subscription id"),
+        ("event_id" = String, Path, format = Uuid, description = "the delivery's event id (its `webhook-id`)"),
+    ),
+    responses(
+        (status = 202, description = "Pending again, its attempts to come", body = Delivery,
+            links(("deliveries" = (operation_id = "deliveries", parameters(("id" = "$request.path.id")))))),
+        (status = 401, response = crate::problem::Unauthorized),
+        (status = 403, response = crate::problem::Forbidden),
+        (status = 404, response = crate::problem::NotFound),
+        (status = 409, response = crate::problem::Conflict),
+        (status = 410, response = crate::problem::Gone),
+        (status = 503, response = crate::problem::Unavailable),
+    ),
+)]
+#[allow(dead_code)]
+fn redrive() {}
+
+/// Re-drive a subscription's dead-lettered deliveries, the newest 50 per call (staff).
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/redrive",
+    operation_id = "redriveAll",
+    tag = "webhooks",
+    security(("staff" = [])),
+    params(("id" = String, Path, description = "the subscription id")),
+    responses(
+        (status = 200, description = "What was re-driven, what could not be, and how many dead ones are left", body = Redriven),
+        (status = 401, response = crate::problem::Unauthorized),
+        (status = 403, response = crate::problem::Forbidden),
+        (status = 404, response = crate::problem::NotFound),
+        (status = 503, response = crate::problem::Unavailable),
+    ),
+)]
+#[allow(dead_code)]
+fn redrive_all() {}

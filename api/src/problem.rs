@@ -107,6 +107,11 @@ problem_response!(
     "Conflicts with the current state (the problem says why)"
 );
 problem_response!(
+    /// 410.
+    Gone,
+    "What the request needs is no longer stored (the problem says what)"
+);
+problem_response!(
     /// 422.
     Unprocessable,
     "Invalid request: `invalid-params` lists every field at fault; nothing changed"

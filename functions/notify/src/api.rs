@@ -8,21 +8,33 @@
 //! | `GET /v1/webhooks/{id}` | the subscription, secret left out |
 //! | `DELETE /v1/webhooks/{id}` | 204; its delivery log goes too |
 //! | `GET /v1/webhooks/{id}/deliveries[?state=pending\|delivered\|dead]` | recent deliveries, newest first |
+//! | `POST /v1/webhooks/{id}/deliveries/{event_id}/redrive` | 202, the delivery back to `pending` with a fresh attempt budget; 409 unless it is `dead` |
+//! | `POST /v1/webhooks/{id}/redrive` | 200, the subscriber's dead deliveries re-driven, at most [`REDRIVE_BATCH`] a call: `{"redriven": [...], "failed": [...], "remaining": n}` |
+//!
+//! A re-drive keeps the webhook's `webhook-id` (the event id: receivers de-duplicate on it),
+//! notes who did it and when in the delivery's `redrives`, and hands the event back to notify
+//! on the `webhook.redrive` channel ([`crate::dispatch::REDRIVE_CHANNEL`]): its attempts are
+//! then made, retried with the queue's backoff and dead-lettered again after
+//! `webhook_max_attempts` exactly as a first delivery's.
 
 use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use oms_edge::{
-    auth, json_body, json_response, keys, query_param, read_response, update_json, Change,
-    FunctionError, Kv, Problem,
+    auth, json_body, json_response, keys, query_param, read_response, update_json, Bus, Change,
+    FunctionError, Kv, OrderRecord, Problem,
 };
 use serde_json::json;
 use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
 
-use crate::delivery::{self, DeliveryState};
+use crate::delivery::{self, DeliveryRecord, DeliveryState, RedriveRefused};
+use crate::dispatch::{Redriven, REDRIVE_CHANNEL};
 use crate::subscription::{self, NewSubscription, Subscription, MAX_SUBSCRIPTIONS};
 use oms_edge::standard_webhooks::{WebhookSecret, GENERATED_KEY_BYTES};
+
+/// At most this many dead deliveries are re-driven by one `POST /v1/webhooks/{id}/redrive`.
+pub const REDRIVE_BATCH: usize = 50;
 
 /// Fresh randomness for a registration, drawn by the caller (the API itself is deterministic).
 #[derive(Debug, Clone, Copy)]
@@ -44,24 +56,29 @@ pub struct Api<K> {
     pub now: DateTime<Utc>,
     /// Id and key of a subscription this request may create.
     pub fresh: Fresh,
+    /// The app's queue, where re-driven webhooks go.
+    pub bus: Box<dyn Bus>,
 }
 
 /// Answers one request to the subscription API; every failure is a problem document.
 pub fn handle<K: Kv + 'static>(req: Request, api: Rc<Api<K>>) -> Response {
     let header = req.header("authorization").and_then(|v| v.as_str());
     let staff = auth::authenticate(&api.kv, &api.admin_token, header, None, api.now)
-        .and_then(|actor| actor.require_staff());
-    if let Err(e) = staff {
-        return e.response();
+        .and_then(|actor| actor.require_staff().map(|()| actor));
+    match staff {
+        Ok(actor) => router(&api, actor.audit()).handle(req),
+        Err(e) => e.response(),
     }
-    router(&api).handle(req)
 }
 
 /// The routes (full paths, as `spin.toml` sends `/v1/webhooks` and `/v1/webhooks/...` here).
-fn router<K: Kv + 'static>(api: &Rc<Api<K>>) -> Router {
+fn router<K: Kv + 'static>(api: &Rc<Api<K>>, by: String) -> Router {
     const ROOT: &str = "/v1/webhooks";
     const ONE: &str = "/v1/webhooks/:id";
     const LOG: &str = "/v1/webhooks/:id/deliveries";
+    const REDRIVE_ONE: &str = "/v1/webhooks/:id/deliveries/:delivery/redrive";
+    const REDRIVE_ALL: &str = "/v1/webhooks/:id/redrive";
+    let by = Rc::new(by);
     let mut r = Router::new();
     r.get(ROOT, endpoint(api, |api, req, _| list(req, &api.kv)));
     r.post(ROOT, endpoint(api, create));
@@ -79,6 +96,20 @@ fn router<K: Kv + 'static>(api: &Rc<Api<K>>) -> Router {
         endpoint(api, |api, req, id| deliveries(req, &api.kv, id)),
     );
     r.any(LOG, not_allowed("GET"));
+    {
+        let (api, by) = (Rc::clone(api), Rc::clone(&by));
+        r.post(REDRIVE_ONE, move |_: Request, params: Params| {
+            let id = params.get("id").unwrap_or_default();
+            let delivery = params.get("delivery").unwrap_or_default();
+            redrive_one(&api, id, delivery, &by).unwrap_or_else(|e| e.response())
+        });
+    }
+    r.any(REDRIVE_ONE, not_allowed("POST"));
+    r.post(
+        REDRIVE_ALL,
+        endpoint(api, move |api, _, id| redrive_all(api, id, &by)),
+    );
+    r.any(REDRIVE_ALL, not_allowed("POST"));
     r.any("/*", |req: Request, _: Params| {
         Problem::new(
             404,
@@ -198,6 +229,134 @@ fn deliveries<K: Kv>(req: &Request, kv: &K, id: &str) -> Result<Response, Functi
     ))
 }
 
+/// `POST /v1/webhooks/{id}/deliveries/{event_id}/redrive`.
+fn redrive_one<K: Kv>(
+    api: &Api<K>,
+    id: &str,
+    delivery: &str,
+    by: &str,
+) -> Result<Response, FunctionError> {
+    let sub = find(&api.kv, id)?;
+    let event = Uuid::parse_str(delivery).map_err(|_| not_a_delivery(id, delivery))?;
+    Ok(json_response(202, &redrive(api, &sub, event, by)?))
+}
+
+/// `POST /v1/webhooks/{id}/redrive`: the newest [`REDRIVE_BATCH`] dead deliveries; one that
+/// cannot be re-driven (settled meanwhile, its order gone) is listed under `failed` with its
+/// problem document and does not stop the others.
+fn redrive_all<K: Kv>(api: &Api<K>, id: &str, by: &str) -> Result<Response, FunctionError> {
+    let sub = find(&api.kv, id)?;
+    let dead: Vec<Uuid> = delivery::recent(&api.kv, id)?
+        .into_iter()
+        .filter(|r| r.state == DeliveryState::Dead)
+        .map(|r| r.event_id)
+        .collect();
+    let (mut redriven, mut failed) = (Vec::new(), Vec::new());
+    for event in dead.iter().take(REDRIVE_BATCH) {
+        match redrive(api, &sub, *event, by) {
+            Ok(record) => redriven.push(record),
+            Err(FunctionError::Problem(problem)) if problem.status != 503 => {
+                failed.push(json!({ "event_id": event, "problem": problem }));
+            }
+            // The queue or the store is failing: the rest would fail too.
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json_response(
+        200,
+        &json!({
+            "subscription": id,
+            "redriven": redriven,
+            "failed": failed,
+            "remaining": dead.len().saturating_sub(REDRIVE_BATCH),
+        }),
+    ))
+}
+
+/// Re-drives one dead delivery of `sub` (see the module docs): the record back to pending,
+/// then the event handed to notify's queue; if that fails the record is dead again.
+fn redrive<K: Kv>(
+    api: &Api<K>,
+    sub: &Subscription,
+    event_id: Uuid,
+    by: &str,
+) -> Result<DeliveryRecord, FunctionError> {
+    let unknown = || not_a_delivery(&sub.id, &event_id.to_string());
+    let record = delivery::get(&api.kv, &sub.id, event_id)?.ok_or_else(unknown)?;
+    if record.state != DeliveryState::Dead {
+        return Err(not_dead(event_id, record.state).into());
+    }
+    let event = stored_event(&api.kv, &record)?;
+    let dead = match delivery::redrive(&api.kv, &sub.id, event_id, by, api.now)? {
+        Ok((dead, pending)) => (dead, pending),
+        Err(RedriveRefused::Unknown) => return Err(unknown().into()),
+        Err(RedriveRefused::NotDead(state)) => return Err(not_dead(event_id, state).into()),
+    };
+    let message = serde_json::to_vec(&Redriven {
+        redrive: sub.id.clone(),
+        event,
+    })
+    .map_err(|e| FunctionError::Internal(format!("encoding a re-drive: {e}")))?;
+    if let Err(e) = api.bus.publish(REDRIVE_CHANNEL, &message) {
+        eprintln!("notify: re-driving webhook {event_id} to {}: {e}", sub.id);
+        delivery::undo_redrive(&api.kv, &sub.id, &dead.0)?;
+        return Err(Problem::new(
+            503,
+            "unavailable",
+            "Service unavailable",
+            format!("the queue did not take the re-driven webhook {event_id}; it is still dead, try again"),
+        )
+        .into());
+    }
+    Ok(dead.1)
+}
+
+/// The event a delivery sends, from its order's timeline.
+fn stored_event<K: Kv>(
+    kv: &K,
+    record: &DeliveryRecord,
+) -> Result<oms_domain::EventEnvelope, FunctionError> {
+    let order: Option<OrderRecord> = kv.get_json(&keys::order(&record.order_id))?;
+    order
+        .and_then(|o| {
+            o.events()
+                .iter()
+                .find(|e| e.id() == record.event_id)
+                .cloned()
+        })
+        .ok_or_else(|| {
+            Problem::new(
+                410,
+                "gone",
+                "Gone",
+                format!(
+                    "event {} of order {} is no longer stored; the webhook cannot be sent again",
+                    record.event_id, record.order_id
+                ),
+            )
+            .into()
+        })
+}
+
+fn not_a_delivery(subscription: &str, delivery: &str) -> Problem {
+    Problem::not_found(
+        &format!("delivery to webhook subscription {subscription}:"),
+        delivery,
+    )
+}
+
+/// The 409 of a re-drive of a delivery that is not dead, naming its state.
+fn not_dead(event: Uuid, state: DeliveryState) -> Problem {
+    let state = match state {
+        DeliveryState::Pending => "pending",
+        DeliveryState::Delivered => "delivered",
+        DeliveryState::Dead => "dead",
+    };
+    Problem::conflict(format!(
+        "delivery {event} is {state}; only a dead delivery can be re-driven"
+    ))
+}
+
 fn find<K: Kv>(kv: &K, id: &str) -> Result<Subscription, FunctionError> {
     subscription::load(kv)?
         .into_iter()
@@ -212,8 +371,13 @@ fn not_allowed(allow: &'static str) -> impl Fn(Request, Params) -> Response + 's
 
 #[cfg(test)]
 mod tests {
+    use std::cell::{Cell, RefCell};
+
     use super::*;
-    use oms_domain::{EventEnvelope, EventType, OrderId};
+    use crate::dispatch;
+    use crate::subscription::WebhookUrl;
+    use crate::transport::Transport;
+    use oms_domain::{EventEnvelope, EventType, Order, OrderId};
     use oms_edge::MemKv;
     use serde_json::Value;
     use spin_sdk::http::Method;
@@ -224,7 +388,27 @@ mod tests {
         DateTime::<Utc>::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
     }
 
+    /// The queue: what was published, and whether it refuses.
+    #[derive(Default, Clone)]
+    struct Queue {
+        bus: Rc<oms_edge::MemBus>,
+        down: Rc<Cell<bool>>,
+    }
+
+    impl Bus for Queue {
+        fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), String> {
+            if self.down.get() {
+                return Err("connection refused".into());
+            }
+            self.bus.publish(channel, payload)
+        }
+    }
+
     fn api() -> Rc<Api<MemKv>> {
+        api_with(Queue::default())
+    }
+
+    fn api_with(queue: Queue) -> Rc<Api<MemKv>> {
         Rc::new(Api {
             kv: MemKv::new(),
             admin_token: TOKEN.into(),
@@ -233,6 +417,7 @@ mod tests {
                 id: Uuid::from_u128(1),
                 key: [9; 24],
             },
+            bus: Box::new(queue),
         })
     }
 
@@ -441,6 +626,7 @@ mod tests {
             admin_token: " , ".into(),
             now: at(0),
             fresh: api.fresh,
+            bus: Box::new(Queue::default()),
         });
         for value in ["Bearer ", "Bearer  ", "Bearer ,"] {
             assert_eq!(send(&none, with_auth(Some(value))).0, 401, "{value:?}");
@@ -494,5 +680,267 @@ mod tests {
                 "{rest}"
             );
         }
+    }
+
+    /// Answers every webhook with `status` and records the `webhook-id`s it got.
+    struct Receiver {
+        status: u16,
+        ids: RefCell<Vec<String>>,
+    }
+
+    impl Transport for Receiver {
+        fn post(
+            &self,
+            _: &WebhookUrl,
+            headers: &[(&str, String)],
+            _: &[u8],
+        ) -> Result<u16, String> {
+            let id = headers.iter().find(|(k, _)| *k == "webhook-id");
+            self.ids
+                .borrow_mut()
+                .push(id.map(|(_, v)| v.clone()).unwrap_or_default());
+            Ok(self.status)
+        }
+    }
+
+    /// Order `n`, accepted and stored; its `order.validated` event.
+    fn stored_order(api: &Api<MemKv>, n: u128) -> EventEnvelope {
+        let body = json!({
+            "channel": "web", "customer": {"email": "a@example.com"}, "currency": "USD",
+            "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price": "10.00"}],
+            "shipping": {"method": "standard", "amount": "0.00",
+                "address": {"country": "US", "postal_code": "94107", "line1": "1 Main", "city": "SF"}},
+            "tax": "0.00",
+            "totals": {"subtotal": "10.00", "discount": "0.00", "shipping": "0.00", "tax": "0.00", "grand_total": "10.00"},
+            "payment": {"reference": "pi_1", "status": "captured", "amount": "10.00"}
+        });
+        let order = Order::from_request(&body, OrderId::new(Uuid::from_u128(n)), at(0)).unwrap();
+        let record = OrderRecord::accept(order, Uuid::from_u128(n * 1000), at(0)).unwrap();
+        api.kv
+            .set_json(&keys::order(&record.order().id().to_string()), &record)
+            .unwrap();
+        record.events()[0].clone()
+    }
+
+    /// A subscriber `"*"` and a dead webhook of a stored order `n` to it (one failed attempt).
+    fn dead_letter(api: &Rc<Api<MemKv>>, n: u128) -> (String, EventEnvelope) {
+        let id = match find(&api.kv, &Uuid::from_u128(1).to_string()) {
+            Ok(sub) => sub.id,
+            Err(_) => {
+                let (_, created) = call(
+                    api,
+                    Method::Post,
+                    "",
+                    Some(json!({"url": "https://h.io/in", "events": ["*"]})),
+                );
+                created["id"].as_str().unwrap().to_string()
+            }
+        };
+        let event = stored_order(api, n);
+        delivery::claim(&api.kv, &id, &event, 1, at(1)).unwrap();
+        let failed = delivery::Outcome::Failed {
+            status: Some(500),
+            error: "HTTP 500".into(),
+        };
+        let state = delivery::settle(&api.kv, &id, event.id(), &failed, 1, at(1)).unwrap();
+        assert_eq!(state, Some(DeliveryState::Dead));
+        (id, event)
+    }
+
+    fn record(api: &Api<MemKv>, sub: &str, event: Uuid) -> DeliveryRecord {
+        delivery::get(&api.kv, sub, event).unwrap().unwrap()
+    }
+
+    /// What notify's queue handler does with a `webhook.redrive` message, with `transport`.
+    fn handle_redrive(
+        api: &Api<MemKv>,
+        payload: &[u8],
+        transport: &impl Transport,
+        max: u32,
+    ) -> dispatch::Pass {
+        let message: Redriven = serde_json::from_slice(payload).unwrap();
+        let subs: Vec<Subscription> = subscription::load(&api.kv)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.id == message.redrive)
+            .collect();
+        dispatch::deliver(&api.kv, transport, &subs, &message.event, max, || at(50)).unwrap()
+    }
+
+    #[test]
+    fn a_dead_webhook_is_redriven_with_a_fresh_budget_and_the_same_webhook_id() {
+        let queue = Queue::default();
+        let api = api_with(queue.clone());
+        let (sub, event) = dead_letter(&api, 7);
+        let path = format!("/{sub}/deliveries/{}/redrive", event.id());
+        let (status, pending) = call(&api, Method::Post, &path, None);
+        assert_eq!(status, 202, "{pending}");
+        assert_eq!(
+            (
+                &pending["state"],
+                &pending["attempts"],
+                &pending["event_id"]
+            ),
+            (&json!("pending"), &json!(0), &json!(event.id()))
+        );
+        assert_eq!(
+            pending["redrives"],
+            json!([{"at": at(0), "by": "staff:root", "attempts": 1, "last_error": "HTTP 500"}]),
+            "the history says who re-drove it and what had happened"
+        );
+        let (_, listed) = call(
+            &api,
+            Method::Get,
+            &format!("/{sub}/deliveries?state=pending"),
+            None,
+        );
+        assert_eq!(listed["deliveries"][0]["event_id"], json!(event.id()));
+        // The event went back to notify, for this subscriber only.
+        let sent = queue.bus.sent.borrow().clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, "webhook.redrive");
+        assert!(
+            serde_json::from_slice::<EventEnvelope>(&sent[0].1).is_err(),
+            "the handler tells it from a lifecycle event"
+        );
+        let message: Redriven = serde_json::from_slice(&sent[0].1).unwrap();
+        assert_eq!(
+            (message.redrive.as_str(), &message.event),
+            (sub.as_str(), &event)
+        );
+        // Re-driving it again while it is pending changes nothing.
+        let (status, problem) = call(&api, Method::Post, &path, None);
+        assert_eq!(status, 409);
+        assert!(
+            problem["detail"].as_str().unwrap().contains("is pending"),
+            "{problem}"
+        );
+        assert_eq!(queue.bus.sent.borrow().len(), 1);
+        // Two more failures (the budget starts again: max 2) and it is dead again.
+        let down = Receiver {
+            status: 503,
+            ids: RefCell::new(Vec::new()),
+        };
+        assert!(handle_redrive(&api, &sent[0].1, &down, 2).needs_retry());
+        let pass = handle_redrive(&api, &sent[0].1, &down, 2);
+        assert_eq!((pass.dead, pass.needs_retry()), (1, false));
+        let r = record(&api, &sub, event.id());
+        assert_eq!(
+            (r.state, r.attempts, r.redrives.len()),
+            (DeliveryState::Dead, 2, 1)
+        );
+        // Re-driven once more, it is delivered with the webhook-id receivers saw before.
+        assert_eq!(call(&api, Method::Post, &path, None).0, 202);
+        let up = Receiver {
+            status: 204,
+            ids: RefCell::new(Vec::new()),
+        };
+        let payload = queue.bus.sent.borrow()[1].1.clone();
+        assert_eq!(handle_redrive(&api, &payload, &up, 2).delivered, 1);
+        assert_eq!(*up.ids.borrow(), [event.id().to_string()]);
+        assert_eq!(*down.ids.borrow(), vec![event.id().to_string(); 2]);
+        let r = record(&api, &sub, event.id());
+        assert_eq!(
+            (r.state, r.attempts, r.redrives.len()),
+            (DeliveryState::Delivered, 1, 2)
+        );
+        let (status, problem) = call(&api, Method::Post, &path, None);
+        assert_eq!(status, 409);
+        assert!(
+            problem["detail"].as_str().unwrap().contains("is delivered"),
+            "{problem}"
+        );
+    }
+
+    #[test]
+    fn redriving_what_is_not_a_dead_delivery_is_a_problem_and_changes_nothing() {
+        let queue = Queue::default();
+        let api = api_with(queue.clone());
+        let (sub, event) = dead_letter(&api, 7);
+        let unknown = Uuid::from_u128(99);
+        for (rest, status) in [
+            (format!("/{sub}/deliveries/{unknown}/redrive"), 404),
+            (format!("/{sub}/deliveries/not-a-uuid/redrive"), 404),
+            (format!("/{unknown}/deliveries/{}/redrive", event.id()), 404),
+            (format!("/{unknown}/redrive"), 404),
+        ] {
+            let (got, problem) = call(&api, Method::Post, &rest, None);
+            assert_eq!(
+                (got, problem["title"].as_str()),
+                (status, Some("Not found")),
+                "{rest}"
+            );
+        }
+        let path = format!("/{sub}/deliveries/{}/redrive", event.id());
+        let response = handle(request(Method::Get, &path, None), Rc::clone(&api));
+        assert_eq!(
+            (
+                *response.status(),
+                response.header("allow").and_then(|v| v.as_str())
+            ),
+            (405, Some("POST"))
+        );
+        // Callers that are not staff.
+        let order = OrderId::new(Uuid::from_u128(7));
+        let customer = oms_edge::order_token::issue(&api.kv, order).unwrap();
+        for (auth, status) in [(None, 401), (Some(format!("Bearer {customer}")), 403)] {
+            let mut b = Request::builder();
+            b.method(Method::Post).uri(format!("/v1/webhooks{path}"));
+            if let Some(v) = auth {
+                b.header("authorization", v);
+            }
+            assert_eq!(send(&api, b.build()).0, status);
+        }
+        // The queue refuses: the webhook stays dead as it was.
+        queue.down.set(true);
+        let (status, problem) = call(&api, Method::Post, &path, None);
+        assert_eq!(status, 503, "{problem}");
+        queue.down.set(false);
+        // Its order is gone (retention): the event cannot be sent again.
+        api.kv
+            .delete(&keys::order(&event.order_id().to_string()))
+            .unwrap();
+        assert_eq!(call(&api, Method::Post, &path, None).0, 410);
+        let r = record(&api, &sub, event.id());
+        assert_eq!(
+            (r.state, r.attempts, r.redrives.len()),
+            (DeliveryState::Dead, 1, 0)
+        );
+        assert!(queue.bus.sent.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_subscribers_dead_letters_are_redriven_together() {
+        let queue = Queue::default();
+        let api = api_with(queue.clone());
+        let (sub, first) = dead_letter(&api, 7);
+        let (_, second) = dead_letter(&api, 8);
+        let (_, gone) = dead_letter(&api, 9);
+        api.kv
+            .delete(&keys::order(&gone.order_id().to_string()))
+            .unwrap();
+        let (status, answer) = call(&api, Method::Post, &format!("/{sub}/redrive"), None);
+        assert_eq!(status, 200, "{answer}");
+        let redriven: Vec<&Value> = answer["redriven"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["event_id"])
+            .collect();
+        assert_eq!(
+            redriven,
+            [&json!(second.id()), &json!(first.id())],
+            "newest first"
+        );
+        assert_eq!(answer["failed"][0]["event_id"], json!(gone.id()));
+        assert_eq!(answer["failed"][0]["problem"]["status"], 410);
+        assert_eq!(answer["remaining"], 0);
+        assert_eq!(queue.bus.sent.borrow().len(), 2);
+        // Nothing dead that can be sent is left: a second call re-drives nothing.
+        let (_, again) = call(&api, Method::Post, &format!("/{sub}/redrive"), None);
+        assert_eq!(
+            (again["redriven"].clone(), queue.bus.sent.borrow().len()),
+            (json!([]), 2)
+        );
     }
 }

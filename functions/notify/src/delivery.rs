@@ -22,6 +22,8 @@ use uuid::Uuid;
 pub const LEASE_SECONDS: i64 = 15;
 /// How many deliveries the per-subscriber index keeps; older settled ones are forgotten.
 pub const INDEX_LIMIT: usize = 200;
+/// How many re-drives a record remembers (the oldest are dropped).
+pub const REDRIVES_KEPT: usize = 10;
 
 /// The record of one event for one subscriber: `delivery:{subscription}:{event}`.
 pub fn record_key(subscription: &str, event: Uuid) -> String {
@@ -76,6 +78,32 @@ pub struct DeliveryRecord {
     /// Until when the latest attempt is presumed running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_flight_until: Option<DateTime<Utc>>,
+    /// Its re-drives by staff, oldest first (at most [`REDRIVES_KEPT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redrives: Vec<Redrive>,
+}
+
+/// A dead webhook put back to pending by staff, with a fresh attempt budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Redrive {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who (`staff:root`, `staff:<key id>`).
+    pub by: String,
+    /// Attempts made before it (they start again from 0).
+    pub attempts: u32,
+    /// Why the last of them failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// Why a re-drive was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedriveRefused {
+    /// No such delivery.
+    Unknown,
+    /// Only a dead delivery can be re-driven; this one is in that state.
+    NotDead(DeliveryState),
 }
 
 /// What [`claim`] decided.
@@ -140,6 +168,7 @@ pub fn claim<K: Kv>(
                     last_attempt_at: now,
                     settled_at: None,
                     in_flight_until: lease,
+                    redrives: Vec::new(),
                 };
                 Change::Write(record, (Claim::Send { attempt: 1 }, true))
             }
@@ -227,6 +256,87 @@ pub fn settle<K: Kv>(
             Ok(Change::Write(r, Some(state)))
         },
     )
+}
+
+/// Puts a dead delivery back to pending with no attempts made (a fresh budget of
+/// `webhook_max_attempts`), noting the re-drive in [`DeliveryRecord::redrives`]; returns the
+/// dead record as it was and the pending one. The caller then hands the event to the same
+/// queue-driven passes as a first delivery ([`crate::dispatch::deliver`]), which claim the
+/// attempts as usual.
+///
+/// # Errors
+/// [`KvError`] from the store.
+pub fn redrive<K: Kv>(
+    kv: &K,
+    subscription: &str,
+    event: Uuid,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Result<(DeliveryRecord, DeliveryRecord), RedriveRefused>, KvError> {
+    update_json(
+        kv,
+        &record_key(subscription, event),
+        |current: Option<DeliveryRecord>| {
+            Ok::<_, KvError>(match current {
+                None => Change::Keep(Err(RedriveRefused::Unknown)),
+                Some(r) if r.state != DeliveryState::Dead => {
+                    Change::Keep(Err(RedriveRefused::NotDead(r.state)))
+                }
+                Some(dead) => {
+                    let mut r = dead.clone();
+                    r.redrives.push(Redrive {
+                        at: now,
+                        by: by.to_string(),
+                        attempts: r.attempts,
+                        last_error: r.last_error.clone(),
+                    });
+                    let excess = r.redrives.len().saturating_sub(REDRIVES_KEPT);
+                    r.redrives.drain(..excess);
+                    r.state = DeliveryState::Pending;
+                    r.attempts = 0;
+                    r.settled_at = None;
+                    r.in_flight_until = None;
+                    Change::Write(r.clone(), Ok((dead, r)))
+                }
+            })
+        },
+    )
+}
+
+/// Takes back a [`redrive`] whose event could not be handed on: the record returns to
+/// `dead` as it was, unless an attempt has started meanwhile.
+///
+/// # Errors
+/// [`KvError`] from the store.
+pub fn undo_redrive<K: Kv>(
+    kv: &K,
+    subscription: &str,
+    dead: &DeliveryRecord,
+) -> Result<(), KvError> {
+    update_json(
+        kv,
+        &record_key(subscription, dead.event_id),
+        |current: Option<DeliveryRecord>| {
+            Ok::<_, KvError>(match current {
+                Some(r) if r.state == DeliveryState::Pending && r.attempts == 0 => {
+                    Change::Write(dead.clone(), ())
+                }
+                _ => Change::Keep(()),
+            })
+        },
+    )
+}
+
+/// The record of `event` to `subscription`, if any.
+///
+/// # Errors
+/// [`KvError`] from the store.
+pub fn get<K: Kv>(
+    kv: &K,
+    subscription: &str,
+    event: Uuid,
+) -> Result<Option<DeliveryRecord>, KvError> {
+    kv.get_json(&record_key(subscription, event))
 }
 
 /// Attempts recorded for `event` to `subscription` (0 without a record).

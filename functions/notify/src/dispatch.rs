@@ -6,6 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use oms_domain::EventEnvelope;
 use oms_edge::{Kv, KvError};
+use serde::{Deserialize, Serialize};
 
 use crate::delivery::{self, Claim, DeliveryState, Outcome};
 use crate::subscription::Subscription;
@@ -17,6 +18,20 @@ use crate::transport::Transport;
 const PASS_BUDGET_MS: i64 = 3_500;
 /// Sent as `user-agent`.
 const USER_AGENT: &str = concat!("edge-oms-notify/", env!("CARGO_PKG_VERSION"));
+
+/// The queue channel a re-driven webhook's event goes back to notify on (notify alone
+/// subscribes to it), so its attempts run through [`deliver`] with the queue's backoff like
+/// any first delivery.
+pub const REDRIVE_CHANNEL: &str = "webhook.redrive";
+
+/// The message on [`REDRIVE_CHANNEL`]: an event, for one subscriber only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Redriven {
+    /// The subscription to deliver to.
+    pub redrive: String,
+    /// The event (its id stays the `webhook-id`).
+    pub event: EventEnvelope,
+}
 
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

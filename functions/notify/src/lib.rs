@@ -18,9 +18,14 @@
 //!   `webhook.dead_lettered` ([`outcome`]) to the app's Redis (`redis_address`); the insights
 //!   component subscribes to those channels, notify does not.
 //!
+//! - **Re-drive** (staff, [`api`]): a dead webhook goes back to `pending` with a fresh attempt
+//!   budget and its event is handed back to this handler on the `webhook.redrive` channel
+//!   ([`dispatch::REDRIVE_CHANNEL`]) for that one subscriber, so it is attempted, retried with
+//!   the queue's backoff and dead-lettered again exactly as the first time, same `webhook-id`.
+//!
 //! `webhook_max_attempts` should not exceed the queue's own redelivery limit (8 by default on
 //! `oms up`): past it the host dead-letters the message while the webhook still shows
-//! `pending`, until an operator re-drives it (`oms queue retry`).
+//! `pending`, until an operator re-drives the queue message (`oms queue retry`).
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
 // ABI; nothing else in this crate is unsafe.
@@ -36,7 +41,7 @@ pub mod transport;
 use std::rc::Rc;
 
 use oms_domain::EventEnvelope;
-use oms_edge::{new_id, now, FunctionError, KvError, SpinBus, SpinKv};
+use oms_edge::{new_id, now, Bus, FunctionError, KvError, SpinBus, SpinKv};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::{http_component, redis_component};
 use uuid::Uuid;
@@ -84,27 +89,36 @@ fn open_api() -> Result<Api<SpinKv>, FunctionError> {
         admin_token,
         now: now(),
         fresh: fresh()?,
+        bus: Box::new(LazyBus::default()),
     })
 }
 
 #[redis_component]
 fn on_event(message: bytes::Bytes) -> anyhow::Result<()> {
-    let event: EventEnvelope = match serde_json::from_slice(&message) {
-        Ok(event) => event,
-        Err(e) => {
-            // A message that is not an event envelope will never become one: failing would
-            // only make the queue retry it until it is dead-lettered and hold up nothing else.
-            // Acknowledge it and leave a trace instead.
-            eprintln!(
-                "notify: dropping a message that is not an event envelope ({} bytes): {e}",
-                message.len()
-            );
-            return Ok(());
-        }
+    // An event from a lifecycle channel goes to every subscriber that wants it; a re-driven
+    // one (`webhook.redrive`, see [`api`]) to its one subscriber.
+    let (event, only) = match serde_json::from_slice::<EventEnvelope>(&message) {
+        Ok(event) => (event, None),
+        Err(e) => match serde_json::from_slice::<dispatch::Redriven>(&message) {
+            Ok(r) => (r.event, Some(r.redrive)),
+            Err(_) => {
+                // A message that is not an event envelope will never become one: failing
+                // would only make the queue retry it until it is dead-lettered and hold up
+                // nothing else. Acknowledge it and leave a trace instead.
+                eprintln!(
+                    "notify: dropping a message that is not an event envelope ({} bytes): {e}",
+                    message.len()
+                );
+                return Ok(());
+            }
+        },
     };
     let max_attempts = max_attempts()?;
     let kv = SpinKv::open_default().map_err(Error::from)?;
-    let subscriptions = subscription::load(&kv).map_err(Error::from)?;
+    let mut subscriptions = subscription::load(&kv).map_err(Error::from)?;
+    if let Some(only) = only {
+        subscriptions.retain(|s| s.id == only);
+    }
     let pass = dispatch::deliver(&kv, &WasiHttp, &subscriptions, &event, max_attempts, now)
         .map_err(Error::from)?;
     if !pass.settled.is_empty() {
@@ -119,6 +133,23 @@ fn on_event(message: bytes::Bytes) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// The app's Redis, connected on first use (most API requests publish nothing).
+#[derive(Default)]
+struct LazyBus(std::cell::OnceCell<SpinBus>);
+
+impl Bus for LazyBus {
+    fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), String> {
+        if self.0.get().is_none() {
+            // Set once: a component instance serves one request at a time.
+            let _ = self.0.set(SpinBus::open()?);
+        }
+        match self.0.get() {
+            Some(bus) => bus.publish(channel, payload),
+            None => Err("no connection to the app's Redis".into()),
+        }
+    }
 }
 
 /// The `webhook_max_attempts` variable.
