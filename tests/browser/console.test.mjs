@@ -1,6 +1,8 @@
 // The operations console in real headless Chromium against a real `oms up`: sign-in (a wrong
 // token's 401 problem shown, the right one accepted), KPIs that change as orders are placed
-// through the API, order search by e-mail, an order's timeline, and releasing a hold.
+// through the API, order search by e-mail, an order's timeline, re-driving dead-lettered
+// webhooks once their receiver listens, and releasing a hold.
+import http from 'node:http';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { OMS, STAFF, browser, shot, api, place, until } from './harness.mjs';
@@ -39,14 +41,26 @@ test('staff sign in with their token; a wrong token is refused with the problem 
 
 let placed = [];
 let hookId;
+// The subscriber's port: nothing listens on it until the re-drive test opens it.
+let hookPort;
+
+/** A loopback port that was free a moment ago. */
+async function freePort() {
+  const s = http.createServer();
+  await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address();
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
 const email = `kpi-${Date.now()}@example.com`;
 
 const kpi = async (name) => (await page.locator(`[data-kpi="${name}"]`).textContent());
 
 test('the dashboard KPIs change as orders are placed through the API', async () => {
   const before = await accepted();
-  // A subscriber that never answers (nothing listens on port 9): its deliveries dead-letter.
-  const hook = await api('POST', '/v1/webhooks', { body: { url: 'http://127.0.0.1:9/hook', events: ['order.routed'] } });
+  // A subscriber nothing answers for now (nothing listens on its port): its deliveries dead-letter.
+  hookPort = await freePort();
+  const hook = await api('POST', '/v1/webhooks', { body: { url: `http://127.0.0.1:${hookPort}/hook`, events: ['order.routed'] } });
   assert.equal(hook.status, 201, JSON.stringify(hook));
   hookId = hook.body.id;
   placed = [];
@@ -142,9 +156,84 @@ test('the webhook page lists dead-lettered deliveries', async () => {
     return /^[1-9]/.test(await page.locator('#dead-count').textContent());
   }, 30000, 'dead-lettered deliveries listed');
   const section = page.locator(`section[data-webhook="${hookId}"]`);
-  assert.match(await section.textContent(), /127\.0\.0\.1:9\/hook/);
+  assert.ok((await section.textContent()).includes(`127.0.0.1:${hookPort}/hook`));
   assert.match(await section.textContent(), /order\.routed/);
   await shot(page, 'console-webhooks');
+});
+
+test('dead letters are re-driven from the console and delivered once the receiver listens', async () => {
+  // The receiver comes up on the subscriber's port and answers 204, noting each webhook-id.
+  const got = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      got.push({ id: req.headers['webhook-id'], event: JSON.parse(body).id });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(hookPort, '127.0.0.1', resolve);
+  });
+  try {
+    await page.reload();
+    const section = page.locator(`section[data-webhook="${hookId}"]`);
+    await section.locator('tr[data-state="dead"]').first().waitFor();
+    const rowOf = (id) => section.locator(`tr[data-event="${id}"]`);
+    const deadIds = async () => section.locator('tr[data-state="dead"]')
+      .evaluateAll((rows) => rows.map((r) => r.dataset.event));
+    const [first, second] = await deadIds();
+    assert.ok(first && second, 'two dead letters to re-drive one by one');
+
+    // Someone else re-drives the first behind this page's back: its button is stale now, and
+    // pressing it shows the 409 problem naming the state the delivery is in.
+    const behind = await api('POST', `/v1/webhooks/${hookId}/deliveries/${first}/redrive`);
+    assert.equal(behind.status, 202, JSON.stringify(behind));
+    assert.equal(behind.body.state, 'pending');
+    await rowOf(first).locator('button.redrive').click();
+    const problem = rowOf(first).locator('.problem');
+    await problem.waitFor();
+    assert.equal(await problem.getAttribute('data-status'), '409');
+    assert.match(await problem.textContent(), /is (pending|delivered); only a dead delivery can be re-driven/);
+    await shot(page, 'console-webhooks-redrive-conflict');
+
+    // The second, re-driven from the console.
+    await rowOf(second).locator('button.redrive').click();
+    for (const id of [first, second]) {
+      await until(async () => {
+        await page.reload();
+        await section.waitFor();
+        return (await rowOf(id).getAttribute('data-state')) === 'delivered';
+      }, 30000, `re-driven delivery ${id} shown delivered`);
+    }
+    assert.match(await rowOf(second).textContent(), /re-driven 1× · last by staff:root/);
+    assert.equal(await rowOf(second).locator('button.redrive').count(), 0, 'no re-drive for a delivered one');
+    const again = await api('POST', `/v1/webhooks/${hookId}/deliveries/${second}/redrive`);
+    assert.equal(again.status, 409);
+    assert.match(again.body.detail, /is delivered/);
+
+    // The rest at once; the receiver is listening now, so nothing is left dead.
+    const rest = await deadIds();
+    if (rest.length > 1) await section.locator('button.redrive-all').click();
+    else if (rest.length === 1) await rowOf(rest[0]).locator('button.redrive').click();
+    await until(async () => {
+      await page.reload();
+      await page.locator('#dead-count').waitFor();
+      return /^0 dead-lettered/.test(await page.locator('#dead-count').textContent())
+        && (await section.locator('tbody tr:not([data-state="delivered"])').count()) === 0;
+    }, 30000, 'every re-driven delivery delivered');
+    await shot(page, 'console-webhooks-redriven');
+    // Each went out again with its own event id as the webhook-id, the one receivers saw first.
+    for (const id of [first, second, ...rest]) {
+      const seen = got.filter((g) => g.id === id);
+      assert.ok(seen.length >= 1, `webhook ${id} received`);
+      assert.ok(seen.every((g) => g.event === id), 'webhook-id is the event id');
+    }
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 });
 
 test('a held order is released from the console', async () => {
