@@ -99,21 +99,37 @@ fn reads_are_cached_per_credential_and_writes_show_at_once() {
     let anonymous = read(&order_a, &[]);
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     assert!(!anonymous.hit());
-    let by_staff = read(&order_a, &[("authorization", &auth_staff)]);
-    assert_eq!(by_staff.status, 200);
-    assert!(!by_staff.hit(), "staff has a partition of its own");
-
-    // Read-your-writes: a staff hold, acknowledged, shows in the very next read.
-    let held = oms.staff_post(
-        &format!("/v1/orders/{a}/holds"),
-        &json!({"reason": "fraud_review", "note": "cache test"}).to_string(),
+    // A staff key never used before has a partition of its own: its first read is a miss
+    // (the bootstrap staff token's partition already holds the order: wait_status read it).
+    let made = oms.staff_post(
+        "/v1/admin/keys",
+        &json!({"name": "cache test", "role": "staff"}).to_string(),
     );
-    assert!(held.status < 300, "{}: {}", held.status, held.body);
+    assert_eq!(made.status, 201, "{}", made.body);
+    let new_staff = format!("Bearer {}", made.json()["token"].as_str().expect("token"));
+    let by_staff = read(&order_a, &[("authorization", &new_staff)]);
+    assert_eq!(by_staff.status, 200, "{}", by_staff.body);
+    assert!(
+        !by_staff.hit(),
+        "staff key's first read: {}",
+        by_staff.cache_status
+    );
+    assert!(read(&order_a, &[("authorization", &new_staff)]).hit());
+    assert!(read(&order_a, &[("authorization", &auth_staff)]).hit());
+
+    // Read-your-writes: a staff cancellation, acknowledged, shows in the very next read.
+    let cancelled = oms.staff_post(&format!("/v1/orders/{a}/cancel"), "");
+    assert!(
+        cancelled.status < 300,
+        "{}: {}",
+        cancelled.status,
+        cancelled.body
+    );
     let after = read(&order_a, &[("authorization", &auth_a)]);
     assert_eq!(after.status, 200);
-    assert!(!after.hit(), "purged by the hold: {}", after.cache_status);
+    assert!(!after.hit(), "purged by the cancel: {}", after.cache_status);
     assert_ne!(after.etag, first.etag);
-    assert!(after.body.contains("fraud_review"), "{}", after.body);
+    assert!(after.body.contains("\"cancelled\""), "{}", after.body);
 
     // Public availability: cached for everyone, purged by a stock change.
     let avail = oms.url("/v1/availability/SKU-1");

@@ -221,7 +221,9 @@ async fn invoke(runtime: &Runtime, component: &str, at: DateTime<Utc>) -> Result
     let metadata = Metadata {
         timestamp: u64::try_from(at.timestamp()).unwrap_or(0),
     };
-    let mut watch = runtime.metrics().watch(&c.id, crate::metrics::Trigger::Cron);
+    let mut watch = runtime
+        .metrics()
+        .watch(&c.id, crate::metrics::Trigger::Cron);
     let run = async {
         let instance = watch.instantiated(pre.instantiate_async(&mut store).await)?;
         watch.finished(instance.call_handle_cron_event(&mut store, metadata).await)

@@ -115,7 +115,13 @@ impl HttpTrigger {
             }
         };
         let (status, elapsed) = (response.status(), started.elapsed());
-        metrics.http_request(route, component.as_deref().unwrap_or("-"), &method, status, elapsed);
+        metrics.http_request(
+            route,
+            component.as_deref().unwrap_or("-"),
+            &method,
+            status,
+            elapsed,
+        );
         tracing::info!(
             %method, %path, component = component.as_deref().unwrap_or("-"),
             status = response.status().as_u16(),

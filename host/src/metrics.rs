@@ -22,7 +22,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use sha2::{Digest, Sha256};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -307,6 +308,8 @@ impl Metrics {
 pub struct Snapshot {
     /// Queue counts per (channel, subscriber), when the app has a queue and it answered.
     pub queue: Option<Vec<SubscriptionStats>>,
+    /// The response cache's counters, when the cache is on.
+    pub cache: Option<crate::http_cache::CacheStats>,
 }
 
 impl Snapshot {
@@ -345,6 +348,67 @@ impl Snapshot {
                 }
             }
             registry.register(Box::new(depth))?;
+        }
+        if let Some(cache) = &self.cache {
+            for (name, help, value) in [
+                (
+                    "hits",
+                    "Requests answered from the response cache (fresh, 304 or stale).",
+                    cache.hits,
+                ),
+                (
+                    "misses",
+                    "Cache-path requests forwarded to a component.",
+                    cache.misses,
+                ),
+                (
+                    "stale_served",
+                    "Of the hits, stale entries served (stale-while-revalidate, stale-if-error).",
+                    cache.stale_served,
+                ),
+                (
+                    "not_modified",
+                    "Of the hits, 304 Not Modified answered from an entry.",
+                    cache.not_modified,
+                ),
+                ("stores", "Responses stored in the cache.", cache.stores),
+                (
+                    "purges",
+                    "Purge requests handled by this host.",
+                    cache.purges,
+                ),
+                (
+                    "purged_entries",
+                    "Entries removed by purges (this host's and other hosts').",
+                    cache.purged_entries,
+                ),
+                (
+                    "evictions",
+                    "Entries evicted to stay under the byte bound.",
+                    cache.evictions,
+                ),
+            ] {
+                let c = IntCounter::new(format!("oms_http_cache_{name}_total"), help)?;
+                c.inc_by(value);
+                registry.register(Box::new(c))?;
+            }
+            for (name, help, value) in [
+                ("bytes", "Bytes held by the response cache.", cache.bytes),
+                (
+                    "entries",
+                    "Entries held by the response cache.",
+                    cache.entries,
+                ),
+                (
+                    "max_bytes",
+                    "The response cache's byte bound.",
+                    cache.max_bytes,
+                ),
+            ] {
+                let g = IntGauge::new(format!("oms_http_cache_{name}"), help)?;
+                g.set(i64::try_from(value).unwrap_or(i64::MAX));
+                registry.register(Box::new(g))?;
+            }
         }
         Ok(registry.gather())
     }
@@ -543,6 +607,7 @@ pub async fn serve<B>(
     };
     let snapshot = Snapshot {
         queue: queue_stats(runtime).await,
+        cache: runtime.cache().enabled().then(|| runtime.cache().stats()),
     };
     let mut text = match runtime.metrics().render(&snapshot) {
         Ok(text) => text,
@@ -812,8 +877,17 @@ mod tests {
                 scheduled: 0,
                 dead: 1,
             }]),
+            cache: Some(crate::http_cache::CacheStats {
+                hits: 7,
+                not_modified: 2,
+                bytes: 4096,
+                ..Default::default()
+            }),
         };
         let s = parse(&m.render(&snapshot).unwrap());
+        assert_eq!(value(&s, "oms_http_cache_hits_total", &[]), 7.0);
+        assert_eq!(value(&s, "oms_http_cache_not_modified_total", &[]), 2.0);
+        assert_eq!(value(&s, "oms_http_cache_bytes", &[]), 4096.0);
         let published = |c| value(&s, "oms_queue_published_total", &[("channel", c)]);
         assert_eq!(published("order.validated"), 2.0);
         assert_eq!(published("unsubscribed"), 1.0);

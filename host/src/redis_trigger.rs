@@ -93,7 +93,11 @@ pub async fn run(
 
 async fn deliver(runtime: &Runtime, queue: &dyn QueueBackend, d: Delivery) {
     let outcome = invoke(runtime, &d).await;
-    let count = |outcome| runtime.metrics().delivered(&d.channel, &d.component, outcome);
+    let count = |outcome| {
+        runtime
+            .metrics()
+            .delivered(&d.channel, &d.component, outcome)
+    };
     let result = match outcome {
         Ok(()) => {
             tracing::info!(channel = %d.channel, component = %d.component, id = %d.id, attempt = d.attempts + 1, "message handled");

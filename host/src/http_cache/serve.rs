@@ -284,8 +284,9 @@ fn answer(
     response
 }
 
-/// Fields a 304 carries (RFC 9110 §15.4.5), plus the cache's own and the CDN directive fields.
-const NOT_MODIFIED_FIELDS: [&str; 13] = [
+/// Fields a 304 carries (RFC 9110 §15.4.5), plus the cache's own and the CDN directive and tag
+/// fields (a CDN in front revalidating an entry keeps its tags).
+const NOT_MODIFIED_FIELDS: [&str; 15] = [
     "etag",
     "cache-control",
     "content-location",
@@ -298,6 +299,8 @@ const NOT_MODIFIED_FIELDS: [&str; 13] = [
     "surrogate-control",
     "oms-cache-control",
     "surrogate-key",
+    "cache-tag",
+    "edge-cache-tag",
     "last-modified",
 ];
 
