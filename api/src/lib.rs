@@ -77,6 +77,7 @@ follow Standard Webhooks.";
         problem::Conflict,
         problem::Unprocessable,
         problem::Unavailable,
+        problem::Gone,
         problem::NotModified,
         ),
     ),
