@@ -125,10 +125,16 @@ def store_sample(state):
             size = db.execute("PRAGMA page_size").fetchone()[0]
             live += (pages - free) * size
             if name == "kv.db":
-                for key, n in db.execute(
-                        "SELECT CASE WHEN instr(key, ':') > 0 THEN substr(key, 1, instr(key, ':') - 1)"
-                        " ELSE key END AS p, count(*) FROM kv GROUP BY p"):
-                    prefixes[key] = n
+                # A key's prefix is what precedes its first ':'; keys without one (the
+                # owed-work index: "{order}/{marker}") are counted under their store's name.
+                for store, prefix, n in db.execute(
+                        "SELECT store, CASE WHEN instr(key, ':') > 0"
+                        " THEN substr(key, 1, instr(key, ':') - 1) ELSE '' END AS p, count(*)"
+                        " FROM kv GROUP BY store, p"):
+                    label = prefix or "(%s store)" % store
+                    if store != "default" and prefix:
+                        label = "%s/%s" % (store, prefix)
+                    prefixes[label] = prefixes.get(label, 0) + n
         finally:
             db.close()
         for suffix in ("", "-wal", "-shm"):

@@ -22,6 +22,8 @@
 //! The status is re-read from the stored order on every message (only moving forward, by
 //! its number of events), so out-of-order deliveries converge on the order's real status.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use oms_domain::{
     EventEnvelope, EventType, OrderId, OrderStatus, RefundCause, RefundRecorded, ReturnInspected,
@@ -67,6 +69,12 @@ pub struct OrderEntry {
     /// Operations decided but not yet fully applied (the outbox).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<Op>,
+    /// The posting page the order is on, per term it is posted under (see [`search`]); a
+    /// term missing here (posted before pages, or a crash between posting and recording)
+    /// is removed from the hour's pre-page posting, and a copy left behind is filtered out
+    /// by queries.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub posted: BTreeMap<String, u32>,
 }
 
 /// The routing an order was counted with.
@@ -110,6 +118,7 @@ impl OrderEntry {
             routed: None,
             seen: Vec::new(),
             pending: Vec::new(),
+            posted: BTreeMap::new(),
         }
     }
 }
@@ -348,12 +357,17 @@ pub fn flush<K: Kv>(kv: &K, id: OrderId) -> Result<(), KvError> {
     let Some(entry) = kv.get_json::<OrderEntry>(&key)? else {
         return Ok(());
     };
+    // The pages as they stand after each operation (a later operation may remove what an
+    // earlier one posted).
+    let mut posted = entry.posted.clone();
     for op in &entry.pending {
         for term in &op.unpost {
-            search::unpost(kv, term, entry.created_at, id)?;
+            let page = posted.remove(term);
+            search::unpost(kv, term, entry.created_at, id, page)?;
         }
         for term in &op.post {
-            search::post(kv, term, entry.created_at, id)?;
+            let page = search::post(kv, term, entry.created_at, id)?;
+            posted.insert(term.clone(), page);
         }
         if !op.delta.is_zero() {
             kpi::apply(kv, op.id, &op.delta)?;
@@ -362,6 +376,14 @@ pub fn flush<K: Kv>(kv: &K, id: OrderId) -> Result<(), KvError> {
             Ok::<_, KvError>(match current {
                 Some(mut e) if e.pending.iter().any(|p| p.id == op.id) => {
                     e.pending.retain(|p| p.id != op.id);
+                    for term in &op.unpost {
+                        e.posted.remove(term);
+                    }
+                    for term in &op.post {
+                        if let Some(page) = posted.get(term) {
+                            e.posted.insert(term.clone(), *page);
+                        }
+                    }
                     Change::Write(e, ())
                 }
                 _ => Change::Keep(()),

@@ -1,25 +1,33 @@
-//! The order search index: posting lists per term, bucketed by the hour the order was placed.
+//! The order search index: posting lists per term, bucketed by the hour the order was placed
+//! and split into pages of at most [`PAGE_ITEMS`] orders.
 //!
 //! - **Terms** an order is posted under: `all`, `ch:{channel}`, `em:{hash}` (SHA-256 of the
 //!   lower-cased e-mail, first 32 hex digits: no address appears in a key name),
 //!   `st:{status}` and `cs:{channel}:{status}`. A status change moves the order from the old
 //!   status' two postings to the new one's.
-//! - **Postings** `search:post:{term}:{hour}` (hour = placed-at milliseconds / 3 600 000): the
-//!   orders of that term placed in that hour as `[placed_at_ms, order id]`, newest first. One
-//!   hour of one term is one small key, whatever the store holds in total; each is changed by
-//!   compare-and-swap with idempotent set operations.
+//! - **Pages** `search:post:{term}:{hour}:{page}` (hour = placed-at milliseconds / 3 600 000):
+//!   orders of that term placed in that hour as `[placed_at_ms, order id]`, newest first, at
+//!   most [`PAGE_ITEMS`] per page, so every write rewrites a bounded document however many
+//!   orders an hour holds (one posting per hour grew with the hour's volume: at 10,000 orders
+//!   the busiest were 650 KB, rewritten by every event). The **head**
+//!   `search:head:{term}:{hour}` names the page new postings go to; a writer that finds it full
+//!   moves the head on by compare-and-swap. Each order's entry remembers the page it was
+//!   posted to per term ([`OrderEntry::posted`]), so removing it touches one page.
+//!   `search:post:{term}:{hour}` without a page is the layout before pages: still read, and
+//!   removed from, never added to.
 //! - **Directory** `search:dir:{term}`: the hours that have postings, ascending. An hour is
-//!   removed when its posting empties (remove, then re-read the posting and put the hour back
-//!   if a concurrent writer added to it — writers add to the posting *before* ensuring the
-//!   hour — so an hour with entries is never lost), which keeps status directories to the
-//!   hours holding orders in that status now.
+//!   removed when its last non-empty page empties (remove, then re-read the hour's pages and
+//!   put the hour back if a concurrent writer added to one — a writer that puts the first item
+//!   into a page ensures the hour *after* adding it — so an hour with entries is never lost),
+//!   which keeps status directories to the hours holding orders in that status now.
 //! - **Rows**: `search:order:{id}` ([`OrderEntry`]), read directly for an id search.
 //!
 //! A query picks one driving term (the e-mail's when given, else channel + status, status,
 //! channel, or all), walks its directory newest first from the cursor, reads a few hours'
-//! postings per batch, then the candidates' rows (one batch read), and keeps the rows that
-//! match every filter — so a posting that lags a status change is never shown under the
-//! wrong status. Nothing lists the store's keys.
+//! pages per batch, then the candidates' rows (one batch read), and keeps the rows that
+//! match every filter — so a posting that lags a status change (or one left behind by a crash
+//! between posting and recording its page) is never shown under the wrong status, and an
+//! order posted twice is shown once. Nothing lists the store's keys.
 
 use chrono::{DateTime, Utc};
 use oms_domain::{OrderId, OrderStatus};
@@ -36,6 +44,8 @@ pub const HOUR_MS: i64 = 3_600_000;
 const HOURS_PER_READ: usize = 6;
 /// Candidate rows read per batch.
 const ROWS_PER_READ: usize = 64;
+/// Most orders one posting page holds.
+pub const PAGE_ITEMS: usize = 128;
 
 /// A posting: `(placed_at_ms, order id)`, newest first.
 type Posting = Vec<(i64, Uuid)>;
@@ -66,8 +76,17 @@ pub fn term_channel_status(channel: &str, status: OrderStatus) -> String {
     format!("cs:{channel}:{}", status.as_str())
 }
 
-fn posting_key(term: &str, hour: i64) -> String {
+/// The posting of `term` and `hour` as stored before pages (read and shrunk, never grown).
+fn legacy_key(term: &str, hour: i64) -> String {
     format!("search:post:{term}:{hour}")
+}
+
+fn page_key(term: &str, hour: i64, page: u32) -> String {
+    format!("search:post:{term}:{hour}:{page}")
+}
+
+fn head_key(term: &str, hour: i64) -> String {
+    format!("search:head:{term}:{hour}")
 }
 
 fn dir_key(term: &str) -> String {
@@ -79,33 +98,110 @@ fn slot(at: DateTime<Utc>) -> (i64, i64) {
     (ms, ms.div_euclid(HOUR_MS))
 }
 
-/// Posts order `id` placed `at` under `term` (idempotent).
-///
-/// # Errors
-/// [`KvError`] from the store.
-pub fn post<K: Kv>(kv: &K, term: &str, at: DateTime<Utc>, id: OrderId) -> Result<(), KvError> {
-    let (ms, hour) = slot(at);
-    let item = (ms, id.as_uuid());
-    update_json(kv, &posting_key(term, hour), |current: Option<Posting>| {
-        let mut p = current.unwrap_or_default();
-        if p.contains(&item) {
-            return Ok::<_, KvError>(Change::Keep(()));
-        }
-        let at = p.iter().position(|x| *x < item).unwrap_or(p.len());
-        p.insert(at, item);
-        Ok(Change::Write(p, ()))
-    })?;
-    ensure_hour(kv, term, hour)
+fn decode(key: &str, bytes: &[u8]) -> Result<Posting, KvError> {
+    serde_json::from_slice(bytes).map_err(|e| KvError::Corrupt {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
 }
 
-/// Removes order `id` placed `at` from `term` (idempotent).
+/// Every posting key of the hours given with their heads: the legacy one, then pages
+/// `0..=head`.
+fn hour_keys(term: &str, hours: &[(i64, u32)]) -> Vec<String> {
+    hours
+        .iter()
+        .flat_map(|&(hour, head)| {
+            std::iter::once(legacy_key(term, hour))
+                .chain((0..=head).map(move |p| page_key(term, hour, p)))
+        })
+        .collect()
+}
+
+/// The heads of `hours` (0 where none was written).
+fn heads<K: Kv>(kv: &K, term: &str, hours: &[i64]) -> Result<Vec<(i64, u32)>, KvError> {
+    let keys: Vec<String> = hours.iter().map(|h| head_key(term, *h)).collect();
+    let mut out = Vec::with_capacity(hours.len());
+    for ((hour, key), value) in hours.iter().zip(&keys).zip(kv.get_many(&keys)?) {
+        let head = match value {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| KvError::Corrupt {
+                key: key.clone(),
+                message: e.to_string(),
+            })?,
+            None => 0,
+        };
+        out.push((*hour, head));
+    }
+    Ok(out)
+}
+
+/// Posts order `id` placed `at` under `term` (idempotent per page) and returns the page it
+/// is on: the head page, or the next one when the head is full.
 ///
 /// # Errors
 /// [`KvError`] from the store.
-pub fn unpost<K: Kv>(kv: &K, term: &str, at: DateTime<Utc>, id: OrderId) -> Result<(), KvError> {
+pub fn post<K: Kv>(kv: &K, term: &str, at: DateTime<Utc>, id: OrderId) -> Result<u32, KvError> {
     let (ms, hour) = slot(at);
     let item = (ms, id.as_uuid());
-    let emptied = update_json(kv, &posting_key(term, hour), |current: Option<Posting>| {
+    let head = head_key(term, hour);
+    let mut page: u32 = kv.get_json(&head)?.unwrap_or(0);
+    loop {
+        // (placed, whether the hour must be ensured in the directory)
+        let (placed, ensure) = update_json(
+            kv,
+            &page_key(term, hour, page),
+            |current: Option<Posting>| {
+                let mut p = current.unwrap_or_default();
+                if p.contains(&item) {
+                    // Posted before (a redelivery): the crash may have come before the
+                    // directory was ensured.
+                    return Ok::<_, KvError>(Change::Keep((true, true)));
+                }
+                if p.len() >= PAGE_ITEMS {
+                    return Ok(Change::Keep((false, false)));
+                }
+                let first = p.is_empty();
+                let at = p.iter().position(|x| *x < item).unwrap_or(p.len());
+                p.insert(at, item);
+                Ok(Change::Write(p, (true, first)))
+            },
+        )?;
+        if placed {
+            if ensure {
+                ensure_hour(kv, term, hour)?;
+            }
+            return Ok(page);
+        }
+        let full = page;
+        update_json(kv, &head, |current: Option<u32>| {
+            Ok::<_, KvError>(if current.unwrap_or(0) <= full {
+                Change::Write(full + 1, ())
+            } else {
+                Change::Keep(())
+            })
+        })?;
+        page = full + 1;
+    }
+}
+
+/// Removes order `id` placed `at` from `term` (idempotent): from `page` when known, else
+/// from the hour's posting as stored before pages.
+///
+/// # Errors
+/// [`KvError`] from the store.
+pub fn unpost<K: Kv>(
+    kv: &K,
+    term: &str,
+    at: DateTime<Utc>,
+    id: OrderId,
+    page: Option<u32>,
+) -> Result<(), KvError> {
+    let (ms, hour) = slot(at);
+    let item = (ms, id.as_uuid());
+    let key = match page {
+        Some(p) => page_key(term, hour, p),
+        None => legacy_key(term, hour),
+    };
+    let emptied = update_json(kv, &key, |current: Option<Posting>| {
         Ok::<_, KvError>(match current {
             Some(mut p) if p.contains(&item) => {
                 p.retain(|x| *x != item);
@@ -115,7 +211,7 @@ pub fn unpost<K: Kv>(kv: &K, term: &str, at: DateTime<Utc>, id: OrderId) -> Resu
             _ => Change::Keep(false),
         })
     })?;
-    if emptied {
+    if emptied && hour_is_empty(kv, term, hour)? {
         update_json(kv, &dir_key(term), |current: Option<Vec<i64>>| {
             Ok::<_, KvError>(match current {
                 Some(mut hours) if hours.contains(&hour) => {
@@ -126,12 +222,24 @@ pub fn unpost<K: Kv>(kv: &K, term: &str, at: DateTime<Utc>, id: OrderId) -> Resu
             })
         })?;
         // A writer may have posted to this hour meanwhile: put the hour back if so.
-        let now: Option<Posting> = kv.get_json(&posting_key(term, hour))?;
-        if now.is_some_and(|p| !p.is_empty()) {
+        if !hour_is_empty(kv, term, hour)? {
             ensure_hour(kv, term, hour)?;
         }
     }
     Ok(())
+}
+
+/// Whether no page of `term`'s `hour` (nor its legacy posting) holds an order.
+fn hour_is_empty<K: Kv>(kv: &K, term: &str, hour: i64) -> Result<bool, KvError> {
+    let keys = hour_keys(term, &heads(kv, term, &[hour])?);
+    for (key, value) in keys.iter().zip(kv.get_many(&keys)?) {
+        if let Some(bytes) = value {
+            if !decode(key, &bytes)?.is_empty() {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn ensure_hour<K: Kv>(kv: &K, term: &str, hour: i64) -> Result<(), KvError> {
@@ -293,18 +401,21 @@ pub fn search<K: Kv>(
         .filter(|h| start.is_none_or(|s| *h <= s))
         .collect();
     'hours: for batch in hours.chunks(HOURS_PER_READ) {
-        let keys: Vec<String> = batch.iter().map(|h| posting_key(&term, *h)).collect();
+        let keys = hour_keys(&term, &heads(kv, &term, batch)?);
         let mut items: Vec<(i64, Uuid)> = Vec::new();
-        for (key, value) in keys.iter().zip(kv.get_many(&keys)?) {
-            if let Some(bytes) = value {
-                let p: Posting = serde_json::from_slice(&bytes).map_err(|e| KvError::Corrupt {
-                    key: key.clone(),
-                    message: e.to_string(),
-                })?;
-                items.extend(p.into_iter().filter(|i| cursor.is_none_or(|c| c.after(*i))));
+        for chunk in keys.chunks(ROWS_PER_READ) {
+            for (key, value) in chunk.iter().zip(kv.get_many(chunk)?) {
+                if let Some(bytes) = value {
+                    items.extend(
+                        decode(key, &bytes)?
+                            .into_iter()
+                            .filter(|i| cursor.is_none_or(|c| c.after(*i))),
+                    );
+                }
             }
         }
         items.sort_unstable_by(|a, b| b.cmp(a));
+        items.dedup();
         for chunk in items.chunks(ROWS_PER_READ) {
             let keys: Vec<String> = chunk
                 .iter()

@@ -419,6 +419,146 @@ fn search_walks_postings_newest_first_with_a_cursor_and_follows_status_changes()
 }
 
 #[test]
+fn a_busy_hour_is_split_into_bounded_pages_that_search_walks_whole() {
+    let kv = MemKv::new();
+    // 300 orders placed within one hour under one channel and one e-mail: every term's hour
+    // holds all of them.
+    let n_orders = 300u128;
+    let mut records = Vec::new();
+    for n in 1..=n_orders {
+        let r = accepted(n, "web", "same@example.com", 1, at(n as i64));
+        store(&kv, &r);
+        projection::handle(&kv, &first(&r)).unwrap();
+        records.push(r);
+    }
+    let largest = |kv: &MemKv| {
+        kv.keys()
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.starts_with("search:post:"))
+            .map(|k| {
+                let p: Vec<(i64, Uuid)> = kv.get_json(&k).unwrap().unwrap();
+                p.len()
+            })
+            .max()
+            .unwrap()
+    };
+    assert_eq!(
+        largest(&kv),
+        search::PAGE_ITEMS,
+        "no posting page over the bound"
+    );
+    // Every order once, newest first, through pages of 7.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = search::search(&kv, &Filter::default(), 7, cursor).unwrap();
+        seen.extend(ids(&page));
+        match page.next_cursor {
+            Some(c) => cursor = Some(Cursor::parse(&c).unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=n_orders).rev().map(id).collect::<Vec<_>>());
+    // Half of them move on: each leaves its validated page and joins a reserved one.
+    for r in records.iter_mut().take(150) {
+        let e = step(&kv, r, OrderStatus::Reserved, json!({}), at(4000));
+        projection::handle(&kv, &Message::Event(e)).unwrap();
+    }
+    let by_status = |s: OrderStatus| {
+        let f = Filter {
+            status: Some(s),
+            ..Filter::default()
+        };
+        search::search(&kv, &f, 1000, None).unwrap()
+    };
+    assert_eq!(
+        ids(&by_status(OrderStatus::Reserved)),
+        (1..=150u128).rev().map(id).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ids(&by_status(OrderStatus::Validated)),
+        (151..=n_orders).rev().map(id).collect::<Vec<_>>()
+    );
+    let entry: OrderEntry = kv.get_json(&entry_key(id(1))).unwrap().unwrap();
+    assert!(entry.posted.contains_key("st:reserved") && !entry.posted.contains_key("st:validated"));
+    // The rest too: the validated hour empties page by page and leaves the directory.
+    for r in records.iter_mut().skip(150) {
+        let e = step(&kv, r, OrderStatus::Reserved, json!({}), at(4000));
+        projection::handle(&kv, &Message::Event(e)).unwrap();
+    }
+    assert!(by_status(OrderStatus::Validated).orders.is_empty());
+    let dir: Vec<i64> = kv.get_json("search:dir:st:validated").unwrap().unwrap();
+    assert!(dir.is_empty(), "{dir:?}");
+    assert_eq!(
+        by_status(OrderStatus::Reserved).orders.len(),
+        n_orders as usize
+    );
+    assert!(largest(&kv) <= search::PAGE_ITEMS);
+}
+
+#[test]
+fn postings_stored_before_pages_are_still_found_and_removed() {
+    let kv = MemKv::new();
+    let mut r = accepted(7, "web", "old@example.com", 1, at(0));
+    store(&kv, &r);
+    projection::handle(&kv, &first(&r)).unwrap();
+    // Rewrite the store the way the one-posting-per-hour layout left it: postings under
+    // `search:post:{term}:{hour}`, no pages, no heads, an entry without `posted`.
+    let hour = at(0).timestamp_millis().div_euclid(search::HOUR_MS);
+    for key in kv.keys().unwrap() {
+        if key.starts_with("search:post:") || key.starts_with("search:head:") {
+            let value = kv.get(&key).unwrap().unwrap();
+            kv.delete(&key).unwrap();
+            if let Some(legacy) = key.strip_suffix(":0") {
+                kv.set(legacy, &value).unwrap();
+            }
+        }
+    }
+    let mut entry: OrderEntry = kv.get_json(&entry_key(id(7))).unwrap().unwrap();
+    entry.posted.clear();
+    kv.set_json(&entry_key(id(7)), &entry).unwrap();
+    assert!(kv
+        .get(&format!("search:post:st:validated:{hour}"))
+        .unwrap()
+        .is_some());
+    let validated = Filter {
+        status: Some(OrderStatus::Validated),
+        ..Filter::default()
+    };
+    assert_eq!(
+        ids(&search::search(&kv, &validated, 5, None).unwrap()),
+        [id(7)]
+    );
+    // Its status change removes it from the old posting and posts it to a page.
+    let e = step(&kv, &mut r, OrderStatus::Reserved, json!({}), at(10));
+    projection::handle(&kv, &Message::Event(e)).unwrap();
+    assert!(search::search(&kv, &validated, 5, None)
+        .unwrap()
+        .orders
+        .is_empty());
+    let old: Vec<(i64, Uuid)> = kv
+        .get_json(&format!("search:post:st:validated:{hour}"))
+        .unwrap()
+        .unwrap();
+    assert!(old.is_empty());
+    let dir: Vec<i64> = kv.get_json("search:dir:st:validated").unwrap().unwrap();
+    assert!(dir.is_empty());
+    let reserved = Filter {
+        status: Some(OrderStatus::Reserved),
+        ..Filter::default()
+    };
+    assert_eq!(
+        ids(&search::search(&kv, &reserved, 5, None).unwrap()),
+        [id(7)]
+    );
+    assert_eq!(
+        ids(&search::search(&kv, &Filter::default(), 5, None).unwrap()),
+        [id(7)]
+    );
+}
+
+#[test]
 fn the_metrics_exposition_parses_with_the_counts() {
     let kv = MemKv::new();
     let mut r = accepted(20, "web", "f@example.com", 2, at(0));
