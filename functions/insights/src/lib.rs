@@ -10,8 +10,8 @@
 //!   (Prometheus text 0.0.4, [`metrics`]), `GET /v1/search/orders?q=&email=&status=&channel=&limit=&cursor=`.
 //!
 //! Storage (the `default` store, keys prefixed `kpi:` and `search:`) never needs the store's
-//! key list: counters are [`kpi::SHARDS`] documents; the search index is posting lists per
-//! term and hour with a directory per term, and a row per order read by id. See [`search`]
+//! key list: counters are [`kpi::SHARDS`] documents; the search index is bounded pages of
+//! postings per term and hour with a directory per term, and a row per order read by id. See [`search`]
 //! for the layout and how a query walks it.
 
 // The spin-sdk export macros expand to the FFI glue (export_name, unsafe) of the component
