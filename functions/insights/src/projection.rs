@@ -332,15 +332,15 @@ pub fn handle<K: Kv>(kv: &K, message: &Message) -> Result<Handled, KvError> {
     let Some(record) = kv.get_json::<OrderRecord>(&keys::order(&id.to_string()))? else {
         return Ok(Handled::NoOrder);
     };
-    let applied = update_json(kv, &entry_key(id), |current: Option<OrderEntry>| {
+    let (applied, entry) = update_json(kv, &entry_key(id), |current: Option<OrderEntry>| {
         let mut entry = current.unwrap_or_else(|| OrderEntry::new(&record));
         Ok::<_, KvError>(if project(&mut entry, message, &record) {
-            Change::Write(entry, true)
+            Change::Write(entry.clone(), (true, entry))
         } else {
-            Change::Keep(false)
+            Change::Keep((false, entry))
         })
     })?;
-    flush(kv, id)?;
+    flush(kv, id, &entry)?;
     Ok(if applied {
         Handled::Applied
     } else {
@@ -348,15 +348,13 @@ pub fn handle<K: Kv>(kv: &K, message: &Message) -> Result<Handled, KvError> {
     })
 }
 
-/// Finishes an order's pending operations, oldest first.
+/// Finishes the pending operations of `entry` (order `id`'s entry as just read or written),
+/// oldest first.
 ///
 /// # Errors
 /// [`KvError`] from the store; what is left stays pending.
-pub fn flush<K: Kv>(kv: &K, id: OrderId) -> Result<(), KvError> {
+pub fn flush<K: Kv>(kv: &K, id: OrderId, entry: &OrderEntry) -> Result<(), KvError> {
     let key = entry_key(id);
-    let Some(entry) = kv.get_json::<OrderEntry>(&key)? else {
-        return Ok(());
-    };
     // The pages as they stand after each operation (a later operation may remove what an
     // earlier one posted).
     let mut posted = entry.posted.clone();
