@@ -20,9 +20,10 @@
 //!   touches only its page; a query that walks an hour which is over and finds every page
 //!   empty drops it (remove, then re-read the hour's pages and put the hour back if a writer
 //!   posted meanwhile, so an hour with entries is never lost), which keeps status
-//!   directories to the hours holding orders in that status. (Checking on every removal read
-//!   the hour's every page whenever its open page emptied — several times per order in a busy
-//!   hour: the soak slowed from ~270 to ~30 orders/s by 50,000 orders.)
+//!   directories to the hours holding orders in that status. (Checking on every removal
+//!   read the hour's every page whenever its open page emptied, which in a busy hour is
+//!   several times per order, over a number of pages that grows with the hour's volume: ~400
+//!   per term at 50,000 orders in one hour.)
 //! - **Rows**: `search:order:{id}` ([`OrderEntry`]), read directly for an id search.
 //!
 //! A query picks one driving term (the e-mail's when given, else channel + status, status,
