@@ -15,8 +15,8 @@
 //!   posted to per term ([`OrderEntry::posted`]), so removing it touches one page.
 //!   `search:post:{term}:{hour}` without a page is the layout before pages: still read, and
 //!   removed from, never added to.
-//! - **Directory** `search:dir:{term}`: the hours that have postings, ascending. A writer that
-//!   puts the first order into a page ensures the hour *after* adding it. Removing an order
+//! - **Directory** `search:dir:{term}`: the hours that have postings, ascending. Every post
+//!   ensures its hour *after* adding to the page. Removing an order
 //!   touches only its page; a query that walks an hour which is over and finds every page
 //!   empty drops it (remove, then re-read the hour's pages and put the hour back if a writer
 //!   posted meanwhile, so an hour with entries is never lost), which keeps status
@@ -149,30 +149,27 @@ pub fn post<K: Kv>(kv: &K, term: &str, at: DateTime<Utc>, id: OrderId) -> Result
     let head = head_key(term, hour);
     let mut page: u32 = kv.get_json(&head)?.unwrap_or(0);
     loop {
-        // (placed, whether the hour must be ensured in the directory)
-        let (placed, ensure) = update_json(
+        let placed = update_json(
             kv,
             &page_key(term, hour, page),
             |current: Option<Posting>| {
                 let mut p = current.unwrap_or_default();
                 if p.contains(&item) {
-                    // Posted before (a redelivery): the crash may have come before the
-                    // directory was ensured.
-                    return Ok::<_, KvError>(Change::Keep((true, true)));
+                    return Ok::<_, KvError>(Change::Keep(true));
                 }
                 if p.len() >= PAGE_ITEMS {
-                    return Ok(Change::Keep((false, false)));
+                    return Ok(Change::Keep(false));
                 }
-                let first = p.is_empty();
                 let at = p.iter().position(|x| *x < item).unwrap_or(p.len());
                 p.insert(at, item);
-                Ok(Change::Write(p, (true, first)))
+                Ok(Change::Write(p, true))
             },
         )?;
         if placed {
-            if ensure {
-                ensure_hour(kv, term, hour)?;
-            }
+            // Every post ensures the hour (one read when it is listed), after its page write:
+            // a writer that crashed between the two is covered by the next post to the hour,
+            // not only by its own redelivery.
+            ensure_hour(kv, term, hour)?;
             return Ok(page);
         }
         let full = page;
@@ -218,8 +215,8 @@ pub fn unpost<K: Kv>(
 
 /// Drops `hour` from `term`'s directory when none of its pages holds an order: the hour is
 /// removed, then its pages are read again and the hour put back if a writer posted to one
-/// meanwhile (a writer that puts the first order into a page ensures the hour after adding
-/// it), so an hour with postings is never lost.
+/// meanwhile (every writer ensures the hour after adding to its page), so an hour with
+/// postings is never lost.
 fn drop_hour_if_empty<K: Kv>(kv: &K, term: &str, hour: i64) -> Result<(), KvError> {
     update_json(kv, &dir_key(term), |current: Option<Vec<i64>>| {
         Ok::<_, KvError>(match current {

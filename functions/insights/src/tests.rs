@@ -498,6 +498,63 @@ fn a_busy_hour_is_split_into_bounded_pages_that_search_walks_whole() {
 }
 
 #[test]
+fn a_crash_after_the_first_posting_of_an_hour_hides_no_later_order() {
+    // Order 20 is the hour's first; its handling fails at every store call in turn and is
+    // never redelivered. Five more orders of that hour are then handled: every one of them
+    // (and order 20, wherever its posting landed) is found.
+    let later: Vec<u128> = (21..26).collect();
+    let setup = |env: &MemEnv| {
+        for n in std::iter::once(20).chain(later.iter().copied()) {
+            store(
+                &env.kv,
+                &accepted(n, "web", "x@example.com", 1, at(n as i64)),
+            );
+        }
+    };
+    let message = |env: &MemEnv, n: u128| {
+        let r: OrderRecord = env
+            .kv
+            .get_json(&keys::order(&id(n).to_string()))
+            .unwrap()
+            .unwrap();
+        first(&r)
+    };
+    for_every_fault(
+        setup,
+        |faulty| {
+            let m = message(faulty.inner(), 20);
+            let _ = projection::handle(faulty.kv(), &m);
+        },
+        |env| {
+            for n in &later {
+                projection::handle(&env.kv, &message(env, *n)).unwrap();
+            }
+        },
+        |env, label| {
+            for f in [
+                Filter::default(),
+                Filter {
+                    status: Some(OrderStatus::Validated),
+                    ..Filter::default()
+                },
+                Filter {
+                    email: Some("x@example.com".into()),
+                    ..Filter::default()
+                },
+            ] {
+                let found = ids(&search::search(&env.kv, &f, 10, None).unwrap());
+                for n in &later {
+                    assert!(
+                        found.contains(&id(*n)),
+                        "{label}: order {n} missing from {f:?}"
+                    );
+                }
+            }
+        },
+    );
+}
+
+#[test]
 fn postings_stored_before_pages_are_still_found_and_removed() {
     let kv = MemKv::new();
     let mut r = accepted(7, "web", "old@example.com", 1, at(0));
