@@ -101,12 +101,26 @@ def seed(host, port, token, sink_url):
     assert st < 300, (st, body)
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def purge_tags(host, port, token):
+    """The host's `oms_http_cache_purge_tags` gauge (tags its purge log remembers), or -1."""
+    try:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        st, body = call(conn, "GET", "/metrics", None, {"authorization": "Bearer " + token})
+        conn.close()
+        for line in body.decode().splitlines():
+            if line.startswith("oms_http_cache_purge_tags "):
+                return int(float(line.split()[1]))
+    except (OSError, ValueError):
+        pass
+    return -1
 
 
 def store_sample(state):
@@ -170,11 +184,14 @@ def main():
     def take(label):
         live, files, prefixes = store_sample(a.state)
         s = {"label": label, "placed": placed[0], "routed": sink.routed(), "t": time.time() - start,
-             "rss_kib": rss_kib(a.pid), "live": live, "files": files, "prefixes": prefixes}
+             "rss_kib": rss_kib(a.pid), "anon_kib": rss_kib(a.pid, "RssAnon"),
+             "purge_tags": purge_tags(host, port, a.token),
+             "live": live, "files": files, "prefixes": prefixes}
         samples.append(s)
-        print("sample %s: placed %d routed %d rss %.1f MiB store %.1f MiB keys %s" % (
-            label, s["placed"], s["routed"], s["rss_kib"] / 1024, live / 2**20,
-            json.dumps(prefixes, sort_keys=True)), flush=True)
+        print("sample %s: placed %d routed %d rss %.1f MiB (anonymous %.1f) purge-log tags %d"
+              " store %.1f MiB keys %s" % (
+                  label, s["placed"], s["routed"], s["rss_kib"] / 1024, s["anon_kib"] / 1024,
+                  s["purge_tags"], live / 2**20, json.dumps(prefixes, sort_keys=True)), flush=True)
 
     take("start")
     next_sample = [a.every]
@@ -222,13 +239,14 @@ def main():
     take("settled")
 
     print()
-    print("| orders placed | routed | elapsed s | host RSS MiB | store live MiB | store files MiB | bytes/order (live) | idempotency keys | pruning index docs |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| orders placed | routed | elapsed s | host RSS MiB | of it anonymous MiB | purge-log tags | store live MiB | store files MiB | bytes/order (live) | idempotency keys | pruning index docs |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in samples:
         per = s["live"] / s["placed"] if s["placed"] else 0
-        print("| %s | %d | %.0f | %.1f | %.1f | %.1f | %s | %d | %d |" % (
+        print("| %s | %d | %.0f | %.1f | %.1f | %d | %.1f | %.1f | %s | %d | %d |" % (
             s["label"] if not s["label"].isdigit() else "{:,}".format(s["placed"]),
-            s["routed"], s["t"], s["rss_kib"] / 1024, s["live"] / 2**20, s["files"] / 2**20,
+            s["routed"], s["t"], s["rss_kib"] / 1024, s["anon_kib"] / 1024, s["purge_tags"],
+            s["live"] / 2**20, s["files"] / 2**20,
             ("%.0f" % per) if per else "-", s["prefixes"].get("idem", 0),
             s["prefixes"].get("prune", 0)))
     print()

@@ -404,6 +404,11 @@ impl Snapshot {
                     "The response cache's byte bound.",
                     cache.max_bytes,
                 ),
+                (
+                    "purge_tags",
+                    "Purged tags this host's purge log remembers (bounded; 0 with Redis).",
+                    cache.purge_tags,
+                ),
             ] {
                 let g = IntGauge::new(format!("oms_http_cache_{name}"), help)?;
                 g.set(i64::try_from(value).unwrap_or(i64::MAX));
@@ -881,6 +886,7 @@ mod tests {
                 hits: 7,
                 not_modified: 2,
                 bytes: 4096,
+                purge_tags: 3,
                 ..Default::default()
             }),
         };
@@ -888,6 +894,7 @@ mod tests {
         assert_eq!(value(&s, "oms_http_cache_hits_total", &[]), 7.0);
         assert_eq!(value(&s, "oms_http_cache_not_modified_total", &[]), 2.0);
         assert_eq!(value(&s, "oms_http_cache_bytes", &[]), 4096.0);
+        assert_eq!(value(&s, "oms_http_cache_purge_tags", &[]), 3.0);
         let published = |c| value(&s, "oms_queue_published_total", &[("channel", c)]);
         assert_eq!(published("order.validated"), 2.0);
         assert_eq!(published("unsubscribed"), 1.0);

@@ -95,6 +95,8 @@ pub struct CacheStats {
     pub entries: u64,
     /// The byte bound (gauge; 0 when the cache is off).
     pub max_bytes: u64,
+    /// Tags this host's purge log remembers (gauge; bounded, 0 when purges live in Redis).
+    pub purge_tags: u64,
 }
 
 #[derive(Default)]
@@ -466,6 +468,7 @@ impl HttpCache {
             bytes,
             entries,
             max_bytes: self.config.max_bytes as u64,
+            purge_tags: self.log.remembered_tags(),
         }
     }
 

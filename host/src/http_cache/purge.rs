@@ -65,6 +65,10 @@ pub trait PurgeLog: Send + Sync {
     async fn purge(&self, tags: &[String]) -> Result<u64, PurgeError>;
     /// Whether none of `tags` was purged after `seq`.
     async fn unchanged_since(&self, tags: &[String], seq: u64) -> Result<bool, PurgeError>;
+    /// How many tags this process holds in memory (0 when they live elsewhere).
+    fn remembered_tags(&self) -> u64 {
+        0
+    }
 }
 
 /// The purge log of one host, in memory.
@@ -98,6 +102,10 @@ impl LocalPurgeLog {
 impl PurgeLog for LocalPurgeLog {
     fn describe(&self) -> String {
         "local (this host)".into()
+    }
+
+    fn remembered_tags(&self) -> u64 {
+        self.lock().tags.len() as u64
     }
 
     async fn current(&self) -> Result<u64, PurgeError> {
@@ -287,6 +295,7 @@ mod tests {
         for i in 0..LOCAL_TAGS + 10 {
             log.purge(&[format!("t{i}")]).await.unwrap();
         }
+        assert_eq!(log.remembered_tags(), LOCAL_TAGS as u64, "bounded");
         // "t0" is forgotten; an entry from before it must still be refused.
         assert!(!log.unchanged_since(&tags(&["t0"]), start).await.unwrap());
         let now = log.current().await.unwrap();
