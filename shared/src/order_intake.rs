@@ -22,7 +22,8 @@ use crate::order::{
 use crate::quantity::{Quantity, QuantityError};
 use crate::violation::{escape_token, Violation, ViolationCode, Violations};
 
-const REQUEST_FIELDS: &[&str] = &[
+/// The fields an order request may carry (an order view carries them too).
+pub(crate) const REQUEST_FIELDS: &[&str] = &[
     "channel",
     "customer",
     "currency",
@@ -36,7 +37,7 @@ const REQUEST_FIELDS: &[&str] = &[
     "metadata",
 ];
 /// A stored order also carries what the system assigned at intake.
-const ASSIGNED_FIELDS: &[&str] = &["id", "placed_at"];
+pub(crate) const ASSIGNED_FIELDS: &[&str] = &["id", "placed_at"];
 const MAX_METADATA_ENTRIES: usize = 50;
 const MAX_METADATA_KEY: usize = 40;
 const MAX_METADATA_VALUE: usize = 500;

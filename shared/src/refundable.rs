@@ -63,23 +63,6 @@ pub struct RefundableShipping {
     pub refunded: bool,
 }
 
-/// The order fields of an order view (the rest is what happened to it).
-const ORDER_FIELDS: &[&str] = &[
-    "id",
-    "placed_at",
-    "channel",
-    "customer",
-    "currency",
-    "lines",
-    "shipping",
-    "discounts",
-    "tax",
-    "taxes_included",
-    "totals",
-    "payment",
-    "metadata",
-];
-
 fn problem(field: &str, code: ViolationCode, detail: impl Into<String>) -> ProblemDocument {
     ProblemDocument::invalid(
         "the order is invalid",
@@ -90,8 +73,11 @@ fn problem(field: &str, code: ViolationCode, detail: impl Into<String>) -> Probl
 /// The order inside a view. A view carries `totals.tax` but not `tax` or `taxes_included`:
 /// tax is taken from the totals, and taxes count as included when the totals only add up so.
 fn order_of(view: &Map<String, Value>) -> Result<Order, ProblemDocument> {
-    let mut doc: Map<String, Value> = ORDER_FIELDS
+    // The order fields of the view (the rest is what happened to it): what the order was
+    // placed with, plus what intake assigned.
+    let mut doc: Map<String, Value> = crate::order_intake::ASSIGNED_FIELDS
         .iter()
+        .chain(crate::order_intake::REQUEST_FIELDS)
         .filter_map(|k| view.get(*k).map(|v| ((*k).to_string(), v.clone())))
         .collect();
     if !doc.contains_key("tax") {
