@@ -250,14 +250,8 @@ pub fn apply<K: Kv>(kv: &K, id: Uuid, delta: &Counters) -> Result<bool, KvError>
 pub fn totals<K: Kv>(kv: &K) -> Result<Counters, KvError> {
     let keys: Vec<String> = (0..SHARDS).map(shard_key).collect();
     let mut sum = Counters::default();
-    for (key, value) in keys.iter().zip(kv.get_many(&keys)?) {
-        if let Some(bytes) = value {
-            let shard: Shard = serde_json::from_slice(&bytes).map_err(|e| KvError::Corrupt {
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
-            sum.add(&shard.counters);
-        }
+    for shard in kv.get_many_json::<Shard>(&keys)?.into_iter().flatten() {
+        sum.add(&shard.counters);
     }
     Ok(sum)
 }

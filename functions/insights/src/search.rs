@@ -102,40 +102,31 @@ fn slot(at: DateTime<Utc>) -> (i64, i64) {
     (ms, ms.div_euclid(HOUR_MS))
 }
 
-fn decode(key: &str, bytes: &[u8]) -> Result<Posting, KvError> {
-    serde_json::from_slice(bytes).map_err(|e| KvError::Corrupt {
-        key: key.to_string(),
-        message: e.to_string(),
-    })
-}
-
-/// Every posting key of the hours given with their heads: the legacy one, then pages
-/// `0..=head`.
-fn hour_keys(term: &str, hours: &[(i64, u32)]) -> Vec<String> {
-    hours
-        .iter()
-        .flat_map(|&(hour, head)| {
-            std::iter::once(legacy_key(term, hour))
-                .chain((0..=head).map(move |p| page_key(term, hour, p)))
-        })
-        .collect()
-}
-
 /// The heads of `hours` (0 where none was written).
 fn heads<K: Kv>(kv: &K, term: &str, hours: &[i64]) -> Result<Vec<(i64, u32)>, KvError> {
     let keys: Vec<String> = hours.iter().map(|h| head_key(term, *h)).collect();
-    let mut out = Vec::with_capacity(hours.len());
-    for ((hour, key), value) in hours.iter().zip(&keys).zip(kv.get_many(&keys)?) {
-        let head = match value {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| KvError::Corrupt {
-                key: key.clone(),
-                message: e.to_string(),
-            })?,
-            None => 0,
-        };
-        out.push((*hour, head));
+    let heads = kv.get_many_json::<u32>(&keys)?;
+    Ok(hours
+        .iter()
+        .zip(heads)
+        .map(|(hour, head)| (*hour, head.unwrap_or(0)))
+        .collect())
+}
+
+/// Every order posted under `term` in `hour` (whose head is `head`): its pre-page posting's
+/// and every page's, read in batches.
+fn hour_postings<K: Kv>(kv: &K, term: &str, hour: i64, head: u32) -> Result<Posting, KvError> {
+    // The pre-page posting, then pages `0..=head`.
+    let keys: Vec<String> = std::iter::once(legacy_key(term, hour))
+        .chain((0..=head).map(|p| page_key(term, hour, p)))
+        .collect();
+    let mut items = Posting::new();
+    for chunk in keys.chunks(ROWS_PER_READ) {
+        for posting in kv.get_many_json::<Posting>(chunk)?.into_iter().flatten() {
+            items.extend(posting);
+        }
     }
-    Ok(out)
+    Ok(items)
 }
 
 /// Posts order `id` placed `at` under `term` (idempotent per page) and returns the page it
@@ -235,15 +226,10 @@ fn drop_hour_if_empty<K: Kv>(kv: &K, term: &str, hour: i64) -> Result<(), KvErro
 
 /// Whether no page of `term`'s `hour` (nor its legacy posting) holds an order.
 fn hour_is_empty<K: Kv>(kv: &K, term: &str, hour: i64) -> Result<bool, KvError> {
-    let keys = hour_keys(term, &heads(kv, term, &[hour])?);
-    for (key, value) in keys.iter().zip(kv.get_many(&keys)?) {
-        if let Some(bytes) = value {
-            if !decode(key, &bytes)?.is_empty() {
-                return Ok(false);
-            }
-        }
-    }
-    Ok(true)
+    let head = heads(kv, term, &[hour])?
+        .first()
+        .map_or(0, |(_, head)| *head);
+    Ok(hour_postings(kv, term, hour, head)?.is_empty())
 }
 
 /// The hour of the wall clock (a query only tidies hours before it).
@@ -416,21 +402,13 @@ pub fn search<K: Kv>(
         let mut items: Vec<(i64, Uuid)> = Vec::new();
         let now = current_hour();
         for (hour, head) in heads(kv, &term, batch)? {
-            let keys = hour_keys(&term, &[(hour, head)]);
-            let mut empty = true;
-            for chunk in keys.chunks(ROWS_PER_READ) {
-                for (key, value) in chunk.iter().zip(kv.get_many(chunk)?) {
-                    if let Some(bytes) = value {
-                        let posting = decode(key, &bytes)?;
-                        empty &= posting.is_empty();
-                        items.extend(
-                            posting
-                                .into_iter()
-                                .filter(|i| cursor.is_none_or(|c| c.after(*i))),
-                        );
-                    }
-                }
-            }
+            let posted = hour_postings(kv, &term, hour, head)?;
+            let empty = posted.is_empty();
+            items.extend(
+                posted
+                    .into_iter()
+                    .filter(|i| cursor.is_none_or(|c| c.after(*i))),
+            );
             // Postings leave pages as orders change status, but an hour leaves the directory
             // here, not on every removal (that would read the hour's every page each time its
             // open page empties, several times per order in a busy hour): an hour that is

@@ -359,18 +359,7 @@ pub fn recent<K: Kv>(kv: &K, subscription: &str) -> Result<Vec<DeliveryRecord>, 
         .rev()
         .map(|id| record_key(subscription, *id))
         .collect();
-    let values = kv.get_many(&keys)?;
-    let mut records = Vec::with_capacity(values.len());
-    for (key, value) in keys.iter().zip(values) {
-        if let Some(bytes) = value {
-            let record = serde_json::from_slice(&bytes).map_err(|e| KvError::Corrupt {
-                key: key.clone(),
-                message: e.to_string(),
-            })?;
-            records.push(record);
-        }
-    }
-    Ok(records)
+    Ok(kv.get_many_json(&keys)?.into_iter().flatten().collect())
 }
 
 /// Deletes every delivery record of a subscriber and its index.

@@ -77,6 +77,20 @@ pub trait Kv {
         self.get(key)?.map(|b| decode(key, &b)).transpose()
     }
 
+    /// Reads and decodes JSON under each of `keys` in one batch read, in order.
+    ///
+    /// # Errors
+    /// [`KvError::Store`] or [`KvError::Corrupt`] (naming the key).
+    fn get_many_json<T: DeserializeOwned>(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<T>>, KvError> {
+        keys.iter()
+            .zip(self.get_many(keys)?)
+            .map(|(key, value)| value.map(|b| decode(key, &b)).transpose())
+            .collect()
+    }
+
     /// Encodes and writes JSON.
     ///
     /// # Errors
