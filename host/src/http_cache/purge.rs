@@ -14,7 +14,9 @@
 //! [`CHANNEL`] so other hosts evict eagerly), one `GET` per forwarded request and one `MGET` per
 //! hit or store.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
@@ -34,6 +36,9 @@ const TAG_PREFIX: &str = "oms:cache:{purge}:tag:";
 const TAG_TTL: Duration = Duration::from_secs(3 * 24 * 3600);
 /// Tags remembered by the local log; beyond, the oldest are forgotten and their sequence
 /// becomes the floor every unknown tag is assumed to have been purged at (conservative).
+/// A tag is remembered by a 64-bit hash, so the log holds at most ~12 MB at this bound
+/// (a map entry and a queue mark of 16 bytes each, with the tables' slack) however long the
+/// tags are.
 const LOCAL_TAGS: usize = 200_000;
 
 /// A purge log failure (Redis unreachable): the caller treats the entry as unusable.
@@ -77,14 +82,24 @@ pub struct LocalPurgeLog {
     inner: Mutex<LocalInner>,
 }
 
+/// Tags are held by their hash under this process's random key: two tags sharing a hash only
+/// make an entry of one count as purged with the other (a needless miss, never a stale hit).
 #[derive(Default)]
 struct LocalInner {
     seq: u64,
     /// The sequence every tag no longer remembered counts as purged at.
     floor: u64,
-    tags: HashMap<String, u64>,
-    /// Tags in the order of their last purge (with that purge's number), oldest first.
-    order: VecDeque<(u64, String)>,
+    key: RandomState,
+    /// A tag's hash → the sequence of its last purge.
+    tags: HashMap<u64, u64>,
+    /// Tags' hashes in the order of their last purge (with that purge's number), oldest first.
+    order: VecDeque<(u64, u64)>,
+}
+
+impl LocalInner {
+    fn hash(&self, tag: &str) -> u64 {
+        self.key.hash_one(tag)
+    }
 }
 
 impl LocalPurgeLog {
@@ -117,8 +132,9 @@ impl PurgeLog for LocalPurgeLog {
         g.seq += 1;
         let seq = g.seq;
         for tag in tags {
-            g.tags.insert(tag.clone(), seq);
-            g.order.push_back((seq, tag.clone()));
+            let h = g.hash(tag);
+            g.tags.insert(h, seq);
+            g.order.push_back((seq, h));
         }
         while g.tags.len() > LOCAL_TAGS {
             let Some((at, tag)) = g.order.pop_front() else {
@@ -145,7 +161,7 @@ impl PurgeLog for LocalPurgeLog {
         }
         Ok(tags
             .iter()
-            .all(|t| g.tags.get(t).is_none_or(|&at| at <= seq)))
+            .all(|t| g.tags.get(&g.hash(t)).is_none_or(|&at| at <= seq)))
     }
 }
 
