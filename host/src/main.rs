@@ -132,6 +132,11 @@ struct UpArgs {
     /// hosts sharing the Redis store).
     #[arg(long)]
     no_cache: bool,
+    /// Purged tags this host remembers when it keeps the purge log itself (no Redis store):
+    /// an answer read before a purge of a forgotten tag is refused, not served, so fewer only
+    /// means more misses. 30-70 bytes each (hash tables included).
+    #[arg(long, default_value_t = 200_000)]
+    cache_purge_tags: usize,
     /// Read-only SQLite connections per key-value file beside the writer (reads never wait
     /// for writes); 0: every call shares one connection.
     #[arg(long, default_value_t = 2)]
@@ -201,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 queue_visibility: Duration::from_millis(a.queue_visibility_ms),
                 components: a.component_id,
                 cache_bytes: if a.no_cache { 0 } else { a.cache_mib << 20 },
+                cache_purge_tags: a.cache_purge_tags.max(1),
                 kv_tuning: KvTuning {
                     sqlite_readers: a.kv_readers,
                 },

@@ -47,6 +47,8 @@ pub struct UpOptions {
     pub components: Vec<String>,
     /// Bytes of the HTTP response cache (`--cache-mib`); 0: off (`--no-cache`).
     pub cache_bytes: usize,
+    /// Tags the local purge log remembers (`--cache-purge-tags`).
+    pub cache_purge_tags: usize,
     /// How the key-value backends are driven.
     pub kv_tuning: KvTuning,
     /// How the embedded queue batches its writes.
@@ -193,6 +195,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<()> {
     runtime.set_cache(crate::http_cache::open(
         &rc,
         opts.cache_bytes,
+        opts.cache_purge_tags,
         &opts.limits,
     )?);
     let runtime = Arc::new(runtime);

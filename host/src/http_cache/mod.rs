@@ -698,6 +698,7 @@ impl HttpCache {
 pub fn open(
     config: &crate::runtime_config::RuntimeConfig,
     max_bytes: usize,
+    purge_tags: usize,
     limits: &crate::runtime::Limits,
 ) -> Result<Arc<HttpCache>, crate::Error> {
     let cache_config = CacheConfig {
@@ -713,7 +714,7 @@ pub fn open(
     };
     let log: Arc<dyn PurgeLog> = match &redis {
         Some(r) => r.clone(),
-        None => Arc::new(LocalPurgeLog::new()),
+        None => Arc::new(LocalPurgeLog::with_bound(purge_tags)),
     };
     let cache = Arc::new(HttpCache::new(cache_config, log));
     if let Some(r) = &redis {

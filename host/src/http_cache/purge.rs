@@ -34,11 +34,11 @@ const TAG_PREFIX: &str = "oms:cache:{purge}:tag:";
 /// How long a tag's purge mark lives in Redis. Entries never outlive
 /// [`super::MAX_LIFETIME`], which is shorter, so an expired mark can no longer matter.
 const TAG_TTL: Duration = Duration::from_secs(3 * 24 * 3600);
-/// Tags remembered by the local log; beyond, the oldest are forgotten and their sequence
-/// becomes the floor every unknown tag is assumed to have been purged at (conservative).
-/// A tag is remembered by a 64-bit hash, so the log holds at most ~12 MB at this bound
-/// (a map entry and a queue mark of 16 bytes each, with the tables' slack) however long the
-/// tags are.
+/// Tags remembered by the local log by default (`oms up --cache-purge-tags`); beyond, the
+/// oldest are forgotten and their sequence becomes the floor every unknown tag is assumed to
+/// have been purged at (conservative). A tag is remembered by a 64-bit hash, so the log holds
+/// at most ~13 MB at this bound (a map entry and a queue mark of 16 bytes each, with the
+/// tables' slack) however long the tags are.
 const LOCAL_TAGS: usize = 200_000;
 
 /// A purge log failure (Redis unreachable): the caller treats the entry as unusable.
@@ -77,9 +77,16 @@ pub trait PurgeLog: Send + Sync {
 }
 
 /// The purge log of one host, in memory.
-#[derive(Default)]
 pub struct LocalPurgeLog {
     inner: Mutex<LocalInner>,
+    /// Most tags remembered.
+    bound: usize,
+}
+
+impl Default for LocalPurgeLog {
+    fn default() -> Self {
+        LocalPurgeLog::with_bound(LOCAL_TAGS)
+    }
 }
 
 /// Tags are held by their hash under this process's random key: two tags sharing a hash only
@@ -106,6 +113,14 @@ impl LocalPurgeLog {
     /// An empty log.
     pub fn new() -> LocalPurgeLog {
         LocalPurgeLog::default()
+    }
+
+    /// An empty log remembering at most `bound` tags (at least one).
+    pub fn with_bound(bound: usize) -> LocalPurgeLog {
+        LocalPurgeLog {
+            inner: Mutex::default(),
+            bound: bound.max(1),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LocalInner> {
@@ -136,7 +151,7 @@ impl PurgeLog for LocalPurgeLog {
             g.tags.insert(h, seq);
             g.order.push_back((seq, h));
         }
-        while g.tags.len() > LOCAL_TAGS {
+        while g.tags.len() > self.bound {
             let Some((at, tag)) = g.order.pop_front() else {
                 break;
             };
@@ -147,7 +162,7 @@ impl PurgeLog for LocalPurgeLog {
             }
         }
         // Stale marks of re-purged tags would otherwise pile up in `order`.
-        if g.order.len() > 2 * LOCAL_TAGS.max(g.tags.len()) {
+        if g.order.len() > 2 * self.bound.max(g.tags.len()) {
             let LocalInner { tags, order, .. } = &mut *g;
             order.retain(|(at, tag)| tags.get(tag) == Some(at));
         }
@@ -306,16 +321,25 @@ mod tests {
 
     #[tokio::test]
     async fn forgotten_tags_count_as_purged_at_the_floor() {
-        let log = LocalPurgeLog::new();
+        const BOUND: usize = 1_000;
+        let log = LocalPurgeLog::with_bound(BOUND);
         let start = log.current().await.unwrap();
-        for i in 0..LOCAL_TAGS + 10 {
+        for i in 0..BOUND + 10 {
             log.purge(&[format!("t{i}")]).await.unwrap();
         }
-        assert_eq!(log.remembered_tags(), LOCAL_TAGS as u64, "bounded");
+        assert_eq!(log.remembered_tags(), BOUND as u64, "bounded");
         // "t0" is forgotten; an entry from before it must still be refused.
         assert!(!log.unchanged_since(&tags(&["t0"]), start).await.unwrap());
         let now = log.current().await.unwrap();
         assert!(log.unchanged_since(&tags(&["t0"]), now).await.unwrap());
-        assert!(log.lock().tags.len() <= LOCAL_TAGS);
+        assert!(log.lock().tags.len() <= BOUND);
+        // Re-purging remembered tags keeps the queue of marks bounded too.
+        for _ in 0..5 {
+            for i in 0..BOUND {
+                log.purge(&[format!("r{i}")]).await.unwrap();
+            }
+        }
+        assert_eq!(log.remembered_tags(), BOUND as u64);
+        assert!(log.lock().order.len() <= 2 * BOUND + 1);
     }
 }
