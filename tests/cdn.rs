@@ -370,3 +370,52 @@ fn a_read_after_a_write_shows_the_write() {
         after.body
     );
 }
+
+/// The purge log's size as `/metrics` reports it.
+fn remembered_purge_tags(oms: &Oms) -> u64 {
+    let staff = staff_auth();
+    let m = fetch(oms, "GET", "/metrics", &[("authorization", staff.as_str())]);
+    assert_eq!(m.status, 200, "{}", m.body);
+    m.body
+        .lines()
+        .find_map(|l| l.strip_prefix("oms_http_cache_purge_tags "))
+        .unwrap_or_else(|| panic!("no purge-tag gauge in {}", m.body))
+        .trim()
+        .parse::<f64>()
+        .unwrap() as u64
+}
+
+#[test]
+fn a_host_whose_purge_log_forgets_still_serves_no_stale_read() {
+    // Two tags remembered: every other write makes the host forget older purges.
+    let oms = Oms::start_with(&["--cache-purge-tags", "2"], &[]);
+    oms.seed();
+    oms.stock("SKU-1", "wh-east", 10);
+    let avail = "/v1/availability/SKU-1";
+
+    assert_eq!(at(&cached(&oms, avail, None), "wh-east")["on_hand"], 10);
+    // Writes to other SKUs push the log past its bound; the entry for SKU-1 was stored before
+    // purges the host no longer remembers, so it is refused (a miss), not served.
+    for (i, sku) in ["SKU-2", "SKU-3", "SKU-4", "SKU-5"].into_iter().enumerate() {
+        oms.stock(sku, "wh-east", 3 + i as u32);
+    }
+    assert!(remembered_purge_tags(&oms) <= 2, "the log is bounded");
+    let after = fetch(&oms, "GET", avail, &[]);
+    assert_eq!(after.status, 200, "{}", after.body);
+    let status = after.header("cache-status").unwrap_or_default().to_string();
+    assert!(
+        status.contains("fwd="),
+        "forgotten purges make a miss: {status}"
+    );
+    assert_eq!(at(&after.json(), "wh-east")["on_hand"], 10);
+
+    // Cached again, then SKU-1's own write: the next read shows it.
+    assert_eq!(at(&cached(&oms, avail, None), "wh-east")["on_hand"], 10);
+    oms.stock("SKU-1", "wh-east", 7);
+    assert_eq!(
+        at(&now(&oms, avail, None), "wh-east")["on_hand"],
+        7,
+        "read-your-writes with a two-tag log"
+    );
+    assert!(remembered_purge_tags(&oms) <= 2);
+}
