@@ -376,13 +376,17 @@ fn remembered_purge_tags(oms: &Oms) -> u64 {
     let staff = staff_auth();
     let m = fetch(oms, "GET", "/metrics", &[("authorization", staff.as_str())]);
     assert_eq!(m.status, 200, "{}", m.body);
-    m.body
-        .lines()
-        .find_map(|l| l.strip_prefix("oms_http_cache_purge_tags "))
-        .unwrap_or_else(|| panic!("no purge-tag gauge in {}", m.body))
-        .trim()
-        .parse::<f64>()
-        .unwrap() as u64
+    let scrape = prometheus_parse::Scrape::parse(m.body.lines().map(|l| Ok(l.to_string())))
+        .expect("a valid exposition");
+    match scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "oms_http_cache_purge_tags")
+        .map(|s| &s.value)
+    {
+        Some(prometheus_parse::Value::Gauge(v)) => *v as u64,
+        other => panic!("no purge-tag gauge ({other:?}) in {}", m.body),
+    }
 }
 
 #[test]

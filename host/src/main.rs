@@ -206,7 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 queue_visibility: Duration::from_millis(a.queue_visibility_ms),
                 components: a.component_id,
                 cache_bytes: if a.no_cache { 0 } else { a.cache_mib << 20 },
-                cache_purge_tags: a.cache_purge_tags.max(1),
+                cache_purge_tags: a.cache_purge_tags,
                 kv_tuning: KvTuning {
                     sqlite_readers: a.kv_readers,
                 },
